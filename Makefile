@@ -1,0 +1,97 @@
+# egressd — build, run and test.  See README.md.
+#
+#   make            build build/egressd
+#   make run        build, then run on conf/egressd.conf
+#   make test       build, then unit and integration tests
+#   make SANITIZE=address,undefined test   the same under ASan+UBSan
+#                                          (objects in build-san/)
+
+CC       ?= cc
+PKGS     := libevent libcares libconfig openssl
+SANITIZE ?=
+
+ifeq ($(SANITIZE),)
+BUILD    ?= build
+SANFLAGS :=
+else
+BUILD    ?= build-san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wimplicit-fallthrough
+HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(SANFLAGS) \
+            -DEGRESSD_VERSION='"$(VERSION)"' -MMD -MP
+LDFLAGS  += -pie -Wl,-z,relro,-z,now $(SANFLAGS)
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_openssl
+
+# The I/O-free core: unit-tested without sockets.
+CORE     := host netset http policy config reason
+# Everything that touches sockets, files or signals.
+DAEMON   := main conn tunnel resolve log
+UNITS    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+
+CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)
+DAEMON_OBJ := $(DAEMON:%=$(BUILD)/proxy/%.o)
+
+.PHONY: all deps test-deps run test unit integration k8s-test check-config \
+        clean format
+
+all: deps $(BUILD)/egressd
+
+deps:
+	@sh scripts/deps.sh build
+
+test-deps:
+	@sh scripts/deps.sh test
+
+$(BUILD)/proxy/%.o: proxy/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iproxy -c -o $@ $<
+
+$(BUILD)/libcore.a: $(CORE_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/egressd: $(DAEMON_OBJ) $(BUILD)/libcore.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libcore.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+
+run: all
+	./$(BUILD)/egressd -c conf/egressd.conf
+
+unit: deps test-deps $(UNITS:%=$(BUILD)/tests/unit/%)
+	@set -e; for t in $(UNITS); do \
+		echo "== unit: $$t"; \
+		CMOCKA_MESSAGE_OUTPUT=stdout ./$(BUILD)/tests/unit/$$t; \
+	done
+
+integration: all test-deps
+	EGRESSD=$(abspath $(BUILD)/egressd) sh tests/integration/run.sh
+
+k8s-test: all test-deps
+	EGRESSD=$(abspath $(BUILD)/egressd) sh tests/k8s/run.sh
+
+test: unit integration k8s-test
+
+check-config: all
+	./$(BUILD)/egressd -t -c conf/egressd.conf
+
+format:
+	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c
+
+clean:
+	rm -rf build build-san
+
+-include $(wildcard $(BUILD)/proxy/*.d $(BUILD)/tests/unit/*.d)

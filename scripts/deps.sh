@@ -1,0 +1,54 @@
+#!/bin/sh
+# Install what egressd needs on Debian 12 when it is missing.
+#   deps.sh build   compiler, pkg-config and the four libraries
+#   deps.sh test    what `make test` needs on top: cmocka, dnsmasq, pytest, ...
+set -eu
+
+missing=""
+need_pkg() { # need_pkg PKGCONFIG-NAME DEBIAN-PACKAGE
+	pkg-config --exists "$1" 2>/dev/null || missing="$missing $2"
+}
+need_cmd() { # need_cmd COMMAND DEBIAN-PACKAGE
+	command -v "$1" >/dev/null 2>&1 || missing="$missing $2"
+}
+need_py() { # need_py MODULE DEBIAN-PACKAGE (for Debian's /usr/bin/python3)
+	/usr/bin/python3 -c "import $1" >/dev/null 2>&1 || missing="$missing $2"
+}
+
+need_cmd cc gcc
+need_cmd make make
+need_cmd pkg-config pkg-config
+case "${1:-build}" in
+build)
+	need_pkg libevent libevent-dev
+	need_pkg libcares libc-ares-dev
+	need_pkg libconfig libconfig-dev
+	need_pkg openssl libssl-dev
+	;;
+test)
+	need_pkg cmocka libcmocka-dev
+	need_cmd dnsmasq dnsmasq-base
+	need_cmd ip iproute2
+	need_cmd curl curl
+	need_cmd openssl openssl
+	need_cmd nft nftables
+	need_cmd jq jq
+	need_cmd git git
+	[ -x /usr/bin/python3 ] || missing="$missing python3"
+	need_py pytest python3-pytest
+	need_py requests python3-requests
+	need_py httpx python3-httpx
+	;;
+esac
+
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing:$missing (run as root, or: apt-get install$missing)" >&2
+	exit 1
+fi
+echo "deps: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y --no-install-recommends $missing >&2; then
+	apt-get update >&2
+	apt-get install -y --no-install-recommends $missing >&2
+fi
