@@ -1,0 +1,191 @@
+"""Fixtures of the egressd integration suite.
+
+Run through tests/integration/run.sh, which creates a network namespace and
+runs pytest inside it; this file refuses to run anywhere else, since it puts
+addresses on lo and binds port 53 and 443.
+
+The world (session-wide):
+  dnsmasq on 127.0.0.53:53 answering the test names (harness.DNS_RECORDS);
+  TLS upstreams "api" on 198.51.100.10:443 and "git" on 10.20.0.7:443;
+  plain TCP servers on 203.0.113.20: echo :443, reply-after-EOF :444, bulk :445;
+  canaries that must never see a connection: 10.0.0.5:443,
+  169.254.169.254:443, 127.0.0.1:443, 127.0.0.1:LOOP (loopback.test's port),
+  [::1]:443, 198.51.100.10:8443.
+"""
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+
+import pytest
+
+import harness as H
+
+TEST_TIMEOUT_S = 60
+
+
+def pytest_configure(config):
+    ok, why = H.in_expected_netns()
+    if not ok:
+        pytest.exit("egressd integration tests: %s" % why, returncode=4)
+    if not H.EGRESSD:
+        pytest.exit("egressd integration tests: set EGRESSD=/abs/path/to/egressd", returncode=4)
+
+
+@pytest.fixture(autouse=True)
+def _bounded_test():
+    """No test runs longer than TEST_TIMEOUT_S, whatever it waits for."""
+    def on_alarm(signum, frame):
+        raise TimeoutError("test exceeded %ds" % TEST_TIMEOUT_S)
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, TEST_TIMEOUT_S)
+    yield
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, old)
+
+
+class World:
+    pass
+
+
+def main_policy(loop_port):
+    return """  { name = "agent";
+    mode = "enforce";
+    rules = (
+      { name = "api";
+        hosts = [ "api.allowed.test", "nx.allowed.test", "noaddr.allowed.test",
+                  "refused.allowed.test" ];
+        ports = [ 443 ];
+        networks = [ "198.51.100.0/24" ]; },
+      { name = "unpinned";
+        hosts = [ "unpinned.test", "metadata.test", "private.test", "loopback.test",
+                  "v6loop.test", "mapped.test" ];
+        ports = [ 443, %d ]; },
+      { name = "git";
+        hosts = [ "git.corp.test" ];
+        ports = [ 443 ];
+        networks = [ "10.20.0.0/16" ]; },
+      { name = "ip-range";
+        networks = [ "203.0.113.0/24" ];
+        ports = [ 443, 444, 445 ]; }
+    );
+  }""" % loop_port
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    w = World()
+    w.tmp = str(tmp_path_factory.mktemp("egressd-it"))
+    started = []
+    try:
+        r = H.run(["ip", "link", "set", "lo", "up"])
+        assert r.returncode == 0, r.stderr
+        for a in H.LO_ADDRS:
+            r = H.run(["ip", "addr", "replace", a + "/32", "dev", "lo"])
+            assert r.returncode == 0, "ip addr add %s: %s" % (a, r.stderr)
+
+        certs = os.path.join(w.tmp, "certs")
+        r = H.run(["sh", os.path.join(H.ROOT, "certs", "make-test-ca.sh"), certs] + H.CERT_NAMES)
+        assert r.returncode == 0, "make-test-ca.sh: %s%s" % (r.stdout, r.stderr)
+        w.ca = os.path.join(certs, "ca.crt")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(certs, "server.crt"), os.path.join(certs, "server.key"))
+
+        w.dns = H.Dnsmasq(w.tmp).start()
+        started.append(w.dns)
+
+        w.loop_port = H.free_port()
+        S = H.Server
+        w.api = S("upstream-api", H.ADDR_API, 443, H.make_tls_handler(ctx, "api (198.51.100.10)"))
+        w.git = S("upstream-git", H.ADDR_GIT, 443, H.make_tls_handler(ctx, "git (10.20.0.7)"))
+        w.echo = S("echo", H.ADDR_ECHO, H.PORT_ECHO, H.echo_handler)
+        w.eof_reply = S("eof-reply", H.ADDR_ECHO, H.PORT_EOF_REPLY, H.eof_reply_handler)
+        w.bulk = S("bulk", H.ADDR_ECHO, H.PORT_BULK, H.bulk_handler)
+        w.canaries = [
+            S("canary-private", H.ADDR_PRIVATE, 443, H.canary_handler),
+            S("canary-metadata", H.ADDR_METADATA, 443, H.canary_handler),
+            S("canary-loopback-443", "127.0.0.1", 443, H.canary_handler),
+            S("canary-loopback", "127.0.0.1", w.loop_port, H.canary_handler),
+            S("canary-ipv6-loopback", "::1", 443, H.canary_handler, family=socket.AF_INET6),
+            S("canary-api-8443", H.ADDR_API, 8443, H.canary_handler),
+        ]
+        w.canary = {c.name: c for c in w.canaries}
+        w.upstreams = [w.api, w.git, w.echo, w.eof_reply, w.bulk]
+        for s in w.upstreams + w.canaries:
+            s.start()
+            started.append(s)
+        w.policy = main_policy(w.loop_port)
+        yield w
+    finally:
+        for s in reversed(started):
+            s.stop()
+
+
+class Watch:
+    """Snapshot of every server's connection count: assert nothing new."""
+
+    def __init__(self, world, servers=None):
+        self.servers = servers if servers is not None else world.canaries + world.upstreams
+        self.before = {s.name: (s.count(), len(s.received())) for s in self.servers}
+
+    def new(self):
+        out = {}
+        for s in self.servers:
+            n, b = s.count(), len(s.received())
+            if (n, b) != self.before[s.name]:
+                out[s.name] = (n - self.before[s.name][0], b - self.before[s.name][1])
+        return out
+
+    def assert_nothing(self, settle=0.2):
+        # a connection the proxy wrongly opened would be accepted at once on lo;
+        # give the accept threads a moment to record it.
+        H.time.sleep(settle)
+        new = self.new()
+        assert not new, "server(s) saw new connections/bytes (name: (conns, bytes)): %r" % new
+
+
+@pytest.fixture
+def watch(world):
+    return lambda servers=None: Watch(world, servers)
+
+
+def _start_main(world):
+    return H.Egressd(world.tmp, "main-%d" % H.free_port(),
+                     lambda port, log: H.render_config(port, log, world.policy)).start()
+
+
+@pytest.fixture(scope="session")
+def _main_holder(world):
+    holder = {"e": None}
+    yield holder
+    if holder["e"] is not None:
+        holder["e"].stop()
+
+
+@pytest.fixture
+def proxy(world, _main_holder):
+    """The shared egressd running the main policy ("agent"). Restarted if a
+    previous test killed it; each test fails if egressd dies during it."""
+    e = _main_holder["e"]
+    if e is None or not e.alive():
+        _main_holder["e"] = e = _start_main(world)
+    yield e
+    assert e.alive(), "egressd died during this test (exit %s); stderr:\n%s" % (
+        e.proc.returncode, e.stderr())
+
+
+@pytest.fixture
+def egressd_factory(world):
+    """Start extra egressd instances: factory(name, config_fn) where
+    config_fn(port, log_path) -> config text. Stopped at teardown."""
+    made = []
+
+    def factory(name, config_fn, start=True):
+        e = H.Egressd(world.tmp, "%s-%d" % (name, H.free_port()), config_fn)
+        made.append(e)
+        return e.start() if start else e
+    yield factory
+    for e in made:
+        e.stop()

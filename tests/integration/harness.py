@@ -1,0 +1,789 @@
+"""Pieces of the egressd integration harness.
+
+Everything here runs inside the network namespace that run.sh creates: the
+servers bind addresses put on that namespace's lo, the proxy listens on its
+127.0.0.1, and no socket is ever aimed at an address outside it.
+Every wait is bounded by a deadline; every socket has a timeout.
+"""
+
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+EGRESSD = os.environ.get("EGRESSD", "")
+
+# Addresses the fixtures put on lo (127.0.0.1 and ::1 are there already).
+ADDR_API = "198.51.100.10"  # TLS upstream "api"   (documentation range)
+ADDR_ECHO = "203.0.113.20"  # plain TCP test servers (documentation range)
+ADDR_DEAD = "203.0.113.21"  # nothing listens: connect is refused
+ADDR_PRIVATE = "10.0.0.5"  # canary (private)
+ADDR_GIT = "10.20.0.7"  # TLS upstream "git" (private, pinned by a rule)
+ADDR_METADATA = "169.254.169.254"  # canary (link-local, cloud metadata)
+LO_ADDRS = [ADDR_API, ADDR_ECHO, ADDR_DEAD, ADDR_PRIVATE, ADDR_GIT, ADDR_METADATA]
+
+DNS_ADDR = "127.0.0.53"
+DNS_PORT = 53
+
+# Ports of the plain TCP servers on ADDR_ECHO.
+PORT_ECHO = 443
+PORT_EOF_REPLY = 444
+PORT_BULK = 445
+
+# DNS records dnsmasq serves: name -> address, or None for NXDOMAIN, or
+# "nodata" for a name that exists without A/AAAA records.
+DNS_RECORDS = {
+    "api.allowed.test": ADDR_API,
+    "denied.test": ADDR_API,
+    "unpinned.test": ADDR_API,
+    "metadata.test": ADDR_METADATA,
+    "private.test": ADDR_PRIVATE,
+    "loopback.test": "127.0.0.1",
+    "git.corp.test": ADDR_GIT,
+    "v6loop.test": "::1",
+    "mapped.test": "::ffff:10.0.0.5",
+    "nx.allowed.test": None,
+    "noaddr.allowed.test": "nodata",
+    # refused.allowed.test: not configured at all -> dnsmasq answers REFUSED
+}
+
+CERT_NAMES = ["api.allowed.test", "denied.test", "unpinned.test",
+              "git.corp.test", "ip:" + ADDR_API, "ip:" + ADDR_ECHO]
+
+BULK_BLOCK = random.Random(4242).randbytes(1 << 20)  # 1 MiB, deterministic
+BULK_BLOCKS = 64  # 64 MiB in all
+
+REASON_PHRASES = {
+    200: "Connection established",
+    400: "Bad Request",
+    403: "Forbidden",
+    408: "Request Timeout",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+}
+
+
+class Deadline:
+    def __init__(self, seconds):
+        self.end = time.monotonic() + seconds
+
+    def left(self):
+        return max(0.0, self.end - time.monotonic())
+
+    def expired(self):
+        return time.monotonic() >= self.end
+
+
+def wait_until(pred, timeout=5.0, interval=0.05, what="condition"):
+    """Poll pred() until it returns a truthy value; bounded in time."""
+    d = Deadline(timeout)
+    while True:
+        v = pred()
+        if v:
+            return v
+        if d.expired():
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def run(cmd, timeout=20, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def free_port(host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def listening(port, host_hex="0100007F"):
+    """True when a TCP socket listens on 127.0.0.1:port in this namespace."""
+    want = "%s:%04X" % (host_hex, port)
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if len(parts) > 3 and parts[1] == want and parts[3] == "0A":
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def in_expected_netns():
+    """The harness refuses to touch a network it did not create."""
+    ns = os.environ.get("EGRESSD_IT_NETNS", "")
+    if not ns.startswith("egressd-it-"):
+        return False, "EGRESSD_IT_NETNS is not set: run tests/integration/run.sh"
+    try:
+        out = run(["ip", "netns", "identify", str(os.getpid())], timeout=5).stdout.split()
+    except Exception as e:  # noqa: BLE001
+        return False, "ip netns identify failed: %s" % e
+    if ns not in out:
+        return False, "not inside network namespace %s (ip netns identify: %r)" % (ns, out)
+    return True, ns
+
+
+# ---------------------------------------------------------------- servers
+
+
+class ConnRecord:
+    def __init__(self, peer):
+        self.peer = peer
+        self.t = time.time()
+        self.data = bytearray()
+        self.lock = threading.Lock()
+
+    def add(self, b):
+        with self.lock:
+            self.data += b
+
+
+class Server:
+    """A threaded TCP server on one address; records every accepted
+    connection and (for canaries) every byte."""
+
+    def __init__(self, name, host, port, handler, family=socket.AF_INET):
+        self.name, self.host, self.port = name, host, port
+        self.handler = handler
+        self.family = family
+        self.conns = []
+        self.lock = threading.Lock()
+        self.stop_ev = threading.Event()
+        self.sock = None
+        self.thread = None
+
+    def start(self):
+        s = socket.socket(self.family, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((self.host, self.port))
+        s.listen(128)
+        s.settimeout(0.1)
+        self.sock = s
+        self.port = s.getsockname()[1]
+        self.thread = threading.Thread(target=self._loop, name="srv-" + self.name, daemon=True)
+        self.thread.start()
+        return self
+
+    def _loop(self):
+        while not self.stop_ev.is_set():
+            try:
+                c, peer = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            rec = ConnRecord(peer)
+            with self.lock:
+                self.conns.append(rec)
+            threading.Thread(target=self._serve, args=(c, rec), daemon=True).start()
+
+    def _serve(self, c, rec):
+        try:
+            c.settimeout(30)
+            self.handler(c, rec)
+        except Exception:  # noqa: BLE001 - peers misbehave on purpose
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def count(self):
+        with self.lock:
+            return len(self.conns)
+
+    def received(self):
+        with self.lock:
+            return b"".join(bytes(r.data) for r in self.conns)
+
+    def stop(self):
+        self.stop_ev.set()
+        if self.sock:
+            self.sock.close()
+        if self.thread:
+            self.thread.join(2)
+
+    def __repr__(self):
+        return "<%s %s:%d conns=%d>" % (self.name, self.host, self.port, self.count())
+
+
+def canary_handler(c, rec):
+    """Record every byte, answer nothing."""
+    c.settimeout(5)
+    while True:
+        try:
+            b = c.recv(65536)
+        except (socket.timeout, OSError):
+            return
+        if not b:
+            return
+        rec.add(b)
+
+
+def make_tls_handler(ctx, label):
+    body = ("hello from egressd-it upstream %s\n" % label).encode()
+
+    def handler(c, rec):
+        c.settimeout(10)
+        t = ctx.wrap_socket(c, server_side=True)
+        buf = b""
+        while b"\r\n\r\n" not in buf and len(buf) < 65536:
+            b = t.recv(4096)
+            if not b:
+                return
+            buf += b
+        rec.add(buf)
+        resp = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                b"Connection: close\r\n\r\n" % len(body)) + body
+        t.sendall(resp)
+        try:
+            t.unwrap()
+        except (ssl.SSLError, OSError):
+            pass
+    return handler
+
+
+def echo_handler(c, rec):
+    """Echo every chunk back; close when the client has finished."""
+    c.settimeout(30)
+    while True:
+        b = c.recv(65536)
+        if not b:
+            return
+        rec.add(b)
+        c.sendall(b)
+
+
+EOF_REPLY_PAYLOAD = random.Random(7).randbytes(300 * 1024)
+
+
+def eof_reply_handler(c, rec):
+    """Read to EOF, then reply: one line naming what was read, then 300 KiB."""
+    c.settimeout(15)
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        rec.add(b)
+    got = bytes(rec.data)
+    c.sendall(b"got %d bytes sha256 %s\n" % (len(got), hashlib.sha256(got).hexdigest().encode())
+              + EOF_REPLY_PAYLOAD)
+    c.shutdown(socket.SHUT_WR)
+
+
+def bulk_handler(c, rec):
+    """Send 64 MiB as fast as the path takes it, then close."""
+    c.settimeout(60)
+    for _ in range(BULK_BLOCKS):
+        c.sendall(BULK_BLOCK)
+    c.shutdown(socket.SHUT_WR)
+
+
+def bulk_digest():
+    h = hashlib.sha256()
+    for _ in range(BULK_BLOCKS):
+        h.update(BULK_BLOCK)
+    return h.hexdigest(), len(BULK_BLOCK) * BULK_BLOCKS
+
+
+class UdpBlackhole:
+    """Reads DNS queries and answers none: the resolver times out."""
+
+    def __init__(self, host="127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.host = host
+        self.count = 0
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while not self.stop_ev.is_set():
+            try:
+                self.sock.recvfrom(4096)
+                self.count += 1
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+# ---------------------------------------------------------------- DNS
+
+
+def dns_query(name, qtype=1, server=(DNS_ADDR, DNS_PORT), timeout=2.0):
+    """One UDP DNS query; returns (rcode, [addresses])."""
+    qid = random.randrange(65536)
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\0" + struct.pack(">HH", qtype, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(q, server)
+        data, _ = s.recvfrom(4096)
+    finally:
+        s.close()
+    flags, qd, an = struct.unpack(">HHH", data[2:8])
+    i = 12
+    for _ in range(qd):  # skip questions
+        while data[i]:
+            i += data[i] + 1
+        i += 5
+    addrs = []
+    for _ in range(an):
+        while data[i] and data[i] < 0xC0:
+            i += data[i] + 1
+        i += 2 if data[i] >= 0xC0 else 1
+        rtype, _cls, _ttl, rdlen = struct.unpack(">HHIH", data[i:i + 10])
+        i += 10
+        rd = data[i:i + rdlen]
+        i += rdlen
+        if rtype == 1:
+            addrs.append(socket.inet_ntop(socket.AF_INET, rd))
+        elif rtype == 28:
+            addrs.append(socket.inet_ntop(socket.AF_INET6, rd))
+    return flags & 0xF, addrs
+
+
+class Dnsmasq:
+    QUERY_RE = re.compile(r"query\[(\w+)\] (\S+) from ")
+
+    def __init__(self, tmp):
+        self.log_path = os.path.join(tmp, "dnsmasq.log")
+        self.err_path = os.path.join(tmp, "dnsmasq.stderr")
+        self.proc = None
+        self.sentinels = 0
+
+    def start(self):
+        args = ["/usr/sbin/dnsmasq", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                "--no-daemon", "--pid-file=", "--port=%d" % DNS_PORT,
+                "--listen-address=" + DNS_ADDR, "--bind-interfaces", "--log-queries",
+                "--log-facility=" + self.log_path, "--local-ttl=0", "--cache-size=0"]
+        for name, addr in DNS_RECORDS.items():
+            if addr is None:
+                args.append("--address=/%s/" % name)  # NXDOMAIN
+                continue
+            if addr == "nodata":
+                args.append('--txt-record=%s,"no address here"' % name)
+            else:
+                args.append("--address=/%s/%s" % (name, addr))
+            # answer other types with NODATA here rather than "forward" (REFUSED)
+            args.append("--local=/%s/" % name)
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=open(self.err_path, "w"), stderr=subprocess.STDOUT)
+        d = Deadline(10)
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("dnsmasq exited %s: %s" % (self.proc.returncode,
+                                                              open(self.err_path).read()))
+            try:
+                if dns_query("api.allowed.test", timeout=0.2)[1] == [ADDR_API]:
+                    break
+            except OSError:
+                pass
+            if d.expired():
+                raise RuntimeError("dnsmasq did not answer in time")
+            time.sleep(0.05)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def queries(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return []
+        return [m.group(2).lower() for m in self.QUERY_RE.finditer(text)]
+
+    def mark(self):
+        return len(self.queries())
+
+    def queries_since(self, mark):
+        """Names queried since mark, up to a sentinel query sent now: every
+        query sent before this call is then known to be in the log."""
+        self.sentinels += 1
+        sentinel = "sentinel-%d-%d.invalid-test" % (os.getpid(), self.sentinels)
+        try:
+            dns_query(sentinel, timeout=1)
+        except OSError:
+            pass
+        qs = wait_until(lambda: (lambda q: q if sentinel in q else None)(self.queries()),
+                        timeout=5, what="dnsmasq to log the sentinel query")
+        qs = qs[mark:qs.index(sentinel)]
+        return [q for q in qs if not q.startswith("sentinel-")]
+
+
+# ---------------------------------------------------------------- egressd
+
+
+class JsonLog:
+    def __init__(self, path):
+        self.path = path
+
+    def raw_lines(self):
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        lines = data.split(b"\n")
+        return lines[:-1]  # the last piece is empty or a line still being written
+
+    def lines(self):
+        out = []
+        for raw in self.raw_lines():
+            out.append(json.loads(raw.decode("utf-8")))
+        return out
+
+    def mark(self):
+        return len(self.raw_lines())
+
+    def since(self, mark=0):
+        return self.lines()[mark:]
+
+    def find(self, since=0, **want):
+        return [l for l in self.since(since) if all(l.get(k) == v for k, v in want.items())]
+
+    def wait(self, since=0, timeout=5.0, pred=None, **want):
+        def look():
+            for l in self.since(since):
+                if all(l.get(k) == v for k, v in want.items()) and (pred is None or pred(l)):
+                    return l
+            return None
+        try:
+            return wait_until(look, timeout=timeout, what="log line %r" % (want,))
+        except AssertionError:
+            raise AssertionError("no log line with %r in %s since line %d; lines:\n%s" % (
+                want, self.path, since, "\n".join(
+                    l.decode("utf-8", "replace") for l in self.raw_lines()[since:][-30:])))
+
+
+def render_config(port, log_path, policies, resolver='servers = [ "127.0.0.53:53" ];',
+                  limits="", listen=None):
+    """A config file as text. policies is the text inside `policies = ( ... );`."""
+    if listen is None:
+        listen = '{ address = "127.0.0.1"; port = %d; }' % port
+    text = ("# egressd integration test configuration\n"
+            "listen = ( %s );\n"
+            "resolver = { %s };\n"
+            'log = { path = "%s"; };\n'
+            "limits = { drain_timeout_ms = 2000; %s };\n"
+            "policies = (\n%s\n);\n") % (listen, resolver, log_path, limits, policies)
+    return text
+
+
+class Egressd:
+    def __init__(self, tmp, name, config_fn):
+        """config_fn(port, log_path) -> config text."""
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "egressd.conf")
+        self.log_path = os.path.join(self.dir, "decisions.log")
+        self.out_path = os.path.join(self.dir, "stdout")
+        self.err_path = os.path.join(self.dir, "stderr")
+        self.config_fn = config_fn
+        self.port = free_port()
+        self.proc = None
+        self.log = JsonLog(self.log_path)
+        self.write_config(config_fn(self.port, self.log_path))
+
+    def write_config(self, text):
+        tmp = self.conf + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.conf)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def start(self, timeout=10):
+        if not EGRESSD or not os.access(EGRESSD, os.X_OK):
+            raise RuntimeError("EGRESSD=%r is not an executable" % EGRESSD)
+        self.proc = subprocess.Popen([EGRESSD, "-c", self.conf], stdin=subprocess.DEVNULL,
+                                     stdout=open(self.out_path, "ab"),
+                                     stderr=open(self.err_path, "ab"))
+        d = Deadline(timeout)
+        while not listening(self.port):
+            if self.proc.poll() is not None:
+                raise RuntimeError("egressd exited %s at start-up; stderr:\n%s" % (
+                    self.proc.returncode, self.stderr()))
+            if d.expired():
+                self.stop()
+                raise RuntimeError("egressd did not listen on 127.0.0.1:%d within %ss" % (
+                    self.port, timeout))
+            time.sleep(0.02)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stderr(self):
+        try:
+            return open(self.err_path, errors="replace").read()[-4000:]
+        except OSError:
+            return ""
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def reload(self, text):
+        self.write_config(text)
+        self.signal(signal.SIGHUP)
+
+    def stop(self, timeout=10):
+        """SIGTERM, wait; SIGKILL if it does not go. Returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                return "killed (did not stop within %ss of SIGTERM)" % timeout
+        return self.proc.returncode
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS for pid %d" % self.pid)
+
+
+# ---------------------------------------------------------------- clients
+
+
+class Response:
+    def __init__(self, raw_head, body=b"", eof=False, reset=False):
+        self.raw_head = raw_head
+        self.body = body
+        self.eof = eof
+        self.reset = reset
+        lines = raw_head.decode("latin-1").split("\r\n")
+        m = re.match(r"^(HTTP/\d\.\d) (\d{3}) ?(.*)$", lines[0])
+        if not m:
+            raise AssertionError("bad status line %r" % lines[0])
+        self.version, self.status, self.reason = m.group(1), int(m.group(2)), m.group(3)
+        self.headers = []
+        for l in lines[1:]:
+            if not l:
+                continue
+            k, _, v = l.partition(":")
+            self.headers.append((k.strip(), v.strip()))
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return "<Response %d %r headers=%r body=%r>" % (self.status, self.reason, self.headers,
+                                                        self.body[:300])
+
+
+def recv_some(s, n=65536):
+    """recv that maps a reset to EOF (returns (bytes, reset))."""
+    try:
+        return s.recv(n), False
+    except ConnectionResetError:
+        return b"", True
+
+
+class Client:
+    """A raw TCP client of the proxy."""
+
+    def __init__(self, port, timeout=5.0, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.response = None
+
+    @property
+    def local(self):
+        h, p = self.sock.getsockname()[:2]
+        return "%s:%d" % (h, p)
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def read_head(self, timeout=5.0):
+        d = Deadline(timeout)
+        reset = False
+        while b"\r\n\r\n" not in self.buf:
+            if d.expired():
+                raise AssertionError("no response head within %ss (got %r)" % (timeout, self.buf))
+            self.sock.settimeout(max(0.01, d.left()))
+            try:
+                b, reset = recv_some(self.sock)
+            except socket.timeout:
+                continue
+            if not b:
+                raise AssertionError("connection closed%s before a response head (got %r)" % (
+                    " by reset" if reset else "", self.buf))
+            self.buf += b
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        return head
+
+    def read_response(self, timeout=5.0):
+        """A final (non-tunnel) response: head, body by Content-Length, then
+        wait for the proxy to close the connection."""
+        head = self.read_head(timeout)
+        r = Response(head)
+        if r.status == 200:
+            self.response = r
+            return r
+        d = Deadline(timeout)
+        eof = reset = False
+        while True:
+            if d.expired():
+                break
+            self.sock.settimeout(max(0.01, d.left()))
+            try:
+                b, reset = recv_some(self.sock)
+            except socket.timeout:
+                break
+            if not b:
+                eof = True
+                break
+            self.buf += b
+        cl = r.header("Content-Length")
+        r.body = self.buf if cl is None else self.buf[:int(cl)]
+        r.trailing = self.buf if cl is None else self.buf[int(cl):]
+        r.eof, r.reset = eof, reset
+        self.buf = b""
+        self.response = r
+        return r
+
+    def recv_exact(self, n, timeout=5.0):
+        d = Deadline(timeout)
+        while len(self.buf) < n:
+            if d.expired():
+                raise AssertionError("got %d of %d bytes within %ss" % (len(self.buf), n, timeout))
+            self.sock.settimeout(max(0.01, d.left()))
+            try:
+                b = self.sock.recv(max(65536, n - len(self.buf)))
+            except socket.timeout:
+                continue
+            if not b:
+                raise AssertionError("EOF after %d of %d bytes" % (len(self.buf), n))
+            self.buf += b
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv_to_eof(self, timeout=10.0, limit=1 << 30):
+        d = Deadline(timeout)
+        out = bytearray(self.buf)
+        self.buf = b""
+        while len(out) <= limit:
+            if d.expired():
+                raise AssertionError("no EOF within %ss (%d bytes so far)" % (timeout, len(out)))
+            self.sock.settimeout(max(0.01, d.left()))
+            try:
+                b, _reset = recv_some(self.sock, 1 << 20)
+            except socket.timeout:
+                continue
+            if not b:
+                return bytes(out)
+            out += b
+        raise AssertionError("more than %d bytes" % limit)
+
+    def echo(self, payload, timeout=5.0):
+        self.send(payload)
+        return self.recv_exact(len(payload), timeout)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def connect_req(target, extra_headers=b""):
+    return (b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (target.encode(), target.encode(),
+                                                            extra_headers))
+
+
+def tunnel(port, target, timeout=5.0):
+    """CONNECT target through the proxy; returns (client, response)."""
+    c = Client(port, timeout)
+    c.send(connect_req(target))
+    r = c.read_response(timeout)
+    return c, r
+
+
+def request(port, data, timeout=5.0):
+    """Send raw bytes, return the proxy's final response and the client's address."""
+    with Client(port, timeout) as c:
+        local = c.local
+        try:
+            c.send(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        r = c.read_response(timeout)
+        r.client = local
+        return r
+
+
+def curl(proxy_port, url, cacert=None, extra=(), timeout=15):
+    """Real curl through the proxy. Returns (returncode, body, http_connect, stderr)."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    cmd = ["curl", "-sS", "--max-time", "10", "--proxy", "http://127.0.0.1:%d" % proxy_port,
+           "--noproxy", "", "-w", "\nEGRESSD-IT http_connect=%{http_connect}\n"]
+    if cacert:
+        cmd += ["--cacert", cacert]
+    cmd += list(extra) + [url]
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env)
+    out = p.stdout.decode("utf-8", "replace")
+    body, _, tail = out.rpartition("\nEGRESSD-IT http_connect=")
+    return p.returncode, body, int(tail.strip() or 0), p.stderr.decode("utf-8", "replace")

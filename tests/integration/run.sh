@@ -1,0 +1,58 @@
+#!/bin/sh
+# egressd integration tests: the real binary against real peers (dnsmasq, TLS
+# servers, canaries, curl) inside a network namespace created here and deleted
+# on exit. Nothing is sent outside that namespace.
+#
+#   EGRESSD=/abs/path/build/egressd sh tests/integration/run.sh [PYTEST-ARGS...]
+#
+# Needs root (ip netns). Exit status: pytest's.
+set -u
+
+if [ "$(id -u)" != 0 ]; then
+	echo "integration: must run as root (it creates a network namespace with ip netns)" >&2
+	exit 2
+fi
+if [ -z "${EGRESSD:-}" ] || [ ! -x "$EGRESSD" ]; then
+	echo "integration: set EGRESSD to the absolute path of the egressd binary (got '${EGRESSD:-}')" >&2
+	exit 2
+fi
+case "$EGRESSD" in
+/*) ;;
+*) echo "integration: EGRESSD must be an absolute path" >&2; exit 2 ;;
+esac
+
+here=$(cd "$(dirname "$0")" && pwd)
+ns="egressd-it-$$"
+
+cleanup() {
+	# Processes still in the namespace were started by this run: end them by PID.
+	for pid in $(ip netns pids "$ns" 2>/dev/null); do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	i=0
+	while [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] && [ $i -lt 20 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	for pid in $(ip netns pids "$ns" 2>/dev/null); do
+		kill -KILL "$pid" 2>/dev/null
+	done
+	ip netns del "$ns" 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ip netns add "$ns" || { echo "integration: ip netns add $ns failed" >&2; exit 2; }
+ip -n "$ns" link set lo up || exit 2
+
+[ $# -gt 0 ] || set -- "$here"
+
+# pytest runs inside the namespace, so every process it starts does too.
+# timeout(1) bounds the whole run; pytest's own summary line is printed as is.
+EGRESSD_IT_NETNS="$ns" PYTHONDONTWRITEBYTECODE=1 \
+	timeout -k 10 270 ip netns exec "$ns" \
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider --rootdir="$here" "$@"
+rc=$?
+[ $rc = 124 ] && echo "integration: timed out after 270s" >&2
+exit $rc
