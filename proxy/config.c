@@ -1,0 +1,776 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+/* The state of one load: where errors go. */
+struct load {
+	const char *path;
+	char *err;
+	size_t errlen;
+};
+
+static int load_fail(struct load *ld, const config_setting_t *s,
+		     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Write "FILE:LINE: problem" and return -1. */
+static int
+load_fail(struct load *ld, const config_setting_t *s, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	int line = s ? config_setting_source_line(s) : 0;
+	const char *file = s ? config_setting_source_file(s) : NULL;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!file)
+		file = ld->path;
+	if (line > 0)
+		snprintf(ld->err, ld->errlen, "%s:%d: %s", file, line, msg);
+	else
+		snprintf(ld->err, ld->errlen, "%s: %s", file, msg);
+	return -1;
+}
+
+static char *
+xstrdup(struct load *ld, const config_setting_t *s, const char *str)
+{
+	char *p = strdup(str);
+
+	if (!p)
+		load_fail(ld, s, "out of memory");
+	return p;
+}
+
+/* Every key of a group must be one of the allowed ones: a misspelt key is a
+ * policy the operator thinks they have and don't. */
+static int
+check_keys(struct load *ld, const config_setting_t *group, const char *what,
+	   const char *const *allowed)
+{
+	int n = config_setting_length(group);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(group, i);
+		const char *name = config_setting_name(s);
+		const char *const *a;
+
+		for (a = allowed; *a; a++)
+			if (name && strcmp(name, *a) == 0)
+				break;
+		if (!*a)
+			return load_fail(ld, s, "unknown key \"%s\" in %s",
+					 name ? name : "?", what);
+	}
+	return 0;
+}
+
+static int
+is_group(const config_setting_t *s)
+{
+	return config_setting_type(s) == CONFIG_TYPE_GROUP;
+}
+
+static int
+is_sequence(const config_setting_t *s)
+{
+	return config_setting_type(s) == CONFIG_TYPE_ARRAY ||
+	       config_setting_type(s) == CONFIG_TYPE_LIST;
+}
+
+static int
+is_int(const config_setting_t *s)
+{
+	return config_setting_type(s) == CONFIG_TYPE_INT ||
+	       config_setting_type(s) == CONFIG_TYPE_INT64;
+}
+
+/* An optional integer member in [min, max]; *out keeps its default when the
+ * key is absent. */
+static int
+get_int(struct load *ld, const config_setting_t *group, const char *key,
+	long long min, long long max, long long *out)
+{
+	const config_setting_t *s = config_setting_get_member(group, key);
+	long long v;
+
+	if (!s)
+		return 0;
+	if (!is_int(s))
+		return load_fail(ld, s, "%s: expected an integer", key);
+	v = config_setting_get_int64(s);
+	if (v < min || v > max)
+		return load_fail(ld, s, "%s: %lld is out of range %lld..%lld",
+				 key, v, min, max);
+	*out = v;
+	return 0;
+}
+
+static int
+get_int_into(struct load *ld, const config_setting_t *group, const char *key,
+	     long long min, long long max, int *out)
+{
+	long long v = *out;
+
+	if (get_int(ld, group, key, min, max, &v) < 0)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+static int
+get_size_into(struct load *ld, const config_setting_t *group, const char *key,
+	      long long min, long long max, size_t *out)
+{
+	long long v = (long long)*out;
+
+	if (get_int(ld, group, key, min, max, &v) < 0)
+		return -1;
+	*out = (size_t)v;
+	return 0;
+}
+
+/* An optional string member; *out is NULL when the key is absent. */
+static int
+get_string(struct load *ld, const config_setting_t *group, const char *key,
+	   const char **out)
+{
+	const config_setting_t *s = config_setting_get_member(group, key);
+
+	*out = NULL;
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return load_fail(ld, s, "%s: expected a string", key);
+	*out = config_setting_get_string(s);
+	return 0;
+}
+
+static int
+valid_name(const char *s)
+{
+	if (!*s || strlen(s) > 64)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' ||
+		      *s == '.'))
+			return 0;
+	return 1;
+}
+
+/* "IP", "IP:PORT" or "[IPv6]:PORT", the forms c-ares takes. */
+static int
+valid_server(const char *s)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	struct in6_addr a6;
+	struct in_addr a4;
+	const char *port = NULL;
+	char *end;
+
+	if (strlen(s) >= sizeof(buf))
+		return 0;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close)
+			return 0;
+		memcpy(buf, s + 1, (size_t)(close - s - 1));
+		buf[close - s - 1] = '\0';
+		if (inet_pton(AF_INET6, buf, &a6) != 1)
+			return 0;
+		if (close[1] == '\0')
+			return 1;
+		if (close[1] != ':')
+			return 0;
+		port = close + 2;
+	} else {
+		const char *colon = strchr(s, ':');
+
+		if (colon && strchr(colon + 1, ':'))
+			return inet_pton(AF_INET6, s, &a6) == 1;
+		strcpy(buf, s);
+		if (colon) {
+			buf[colon - s] = '\0';
+			port = colon + 1;
+		}
+		if (inet_pton(AF_INET, buf, &a4) != 1)
+			return 0;
+		if (!port)
+			return 1;
+	}
+	if (*port < '1' || *port > '9')
+		return 0;
+	long v = strtol(port, &end, 10);
+	return *end == '\0' && v >= 1 && v <= 65535;
+}
+
+static int
+valid_method(const char *s)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+
+	if (!*s || strlen(s) > 32)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= '0' && *s <= '9') || strchr(tchar, *s)))
+			return 0;
+	return 1;
+}
+
+/* A member that must be a list of strings; *out is NULL when absent. */
+static int
+get_sequence(struct load *ld, const config_setting_t *group, const char *key,
+	     int want_type, const config_setting_t **out)
+{
+	const config_setting_t *s = config_setting_get_member(group, key);
+
+	*out = NULL;
+	if (!s)
+		return 0;
+	if (!is_sequence(s))
+		return load_fail(ld, s, "%s: expected a list [ ... ]", key);
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+
+		if (want_type == CONFIG_TYPE_INT ? !is_int(e)
+						 : config_setting_type(e) !=
+							   want_type)
+			return load_fail(ld, e, "%s: expected a list of %s",
+					 key,
+					 want_type == CONFIG_TYPE_INT
+						 ? "integers"
+						 : "strings");
+	}
+	*out = s;
+	return 0;
+}
+
+static int
+load_rule_hosts(struct load *ld, const config_setting_t *rs, struct rule *r)
+{
+	const config_setting_t *s;
+	int n;
+
+	if (get_sequence(ld, rs, "hosts", CONFIG_TYPE_STRING, &s) < 0)
+		return -1;
+	if (!s)
+		return 0;
+	n = config_setting_length(s);
+	if (n == 0)
+		return load_fail(ld, s, "hosts: empty list (leave it out for a "
+					"networks-only rule)");
+	r->hosts = calloc((size_t)n, sizeof(*r->hosts));
+	if (!r->hosts)
+		return load_fail(ld, s, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const char *text = config_setting_get_string(e);
+		char norm[HOST_NAME_MAX_LEN + 3];
+		const char *why = "invalid";
+
+		if (host_pattern_parse(text, norm, &why) < 0)
+			return load_fail(ld, e, "hosts: \"%s\": %s", text, why);
+		if (!(r->hosts[r->nhosts++] = xstrdup(ld, e, norm)))
+			return -1;
+	}
+	return 0;
+}
+
+static int
+load_rule_ports(struct load *ld, const config_setting_t *rs, struct rule *r)
+{
+	const config_setting_t *s;
+	int n;
+
+	if (get_sequence(ld, rs, "ports", CONFIG_TYPE_INT, &s) < 0)
+		return -1;
+	if (!s || (n = config_setting_length(s)) == 0)
+		return load_fail(ld, s ? s : rs,
+				 "ports: required, a list such as [ 443 ]");
+	r->ports = calloc((size_t)n, sizeof(*r->ports));
+	if (!r->ports)
+		return load_fail(ld, s, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		long long v = config_setting_get_int64(e);
+
+		if (v < 1 || v > 65535)
+			return load_fail(ld, e,
+					 "ports: %lld is not a port (1..65535)",
+					 v);
+		r->ports[r->nports++] = (uint16_t)v;
+	}
+	return 0;
+}
+
+static int
+load_rule_methods(struct load *ld, const config_setting_t *rs, struct rule *r)
+{
+	const config_setting_t *s;
+	int n;
+
+	if (get_sequence(ld, rs, "methods", CONFIG_TYPE_STRING, &s) < 0)
+		return -1;
+	if (!s)
+		return 0;
+	if ((n = config_setting_length(s)) == 0)
+		return load_fail(ld, s, "methods: empty list (leave it out to "
+					"allow any method)");
+	r->methods = calloc((size_t)n, sizeof(*r->methods));
+	if (!r->methods)
+		return load_fail(ld, s, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const char *m = config_setting_get_string(e);
+
+		if (!valid_method(m))
+			return load_fail(ld, e, "methods: \"%s\" is not a "
+						"method name", m);
+		if (!(r->methods[r->nmethods++] = xstrdup(ld, e, m)))
+			return -1;
+	}
+	return 0;
+}
+
+static int
+load_rule_networks(struct load *ld, const config_setting_t *rs,
+		   struct rule *r)
+{
+	const config_setting_t *s;
+	int n;
+
+	if (get_sequence(ld, rs, "networks", CONFIG_TYPE_STRING, &s) < 0)
+		return -1;
+	if (!s)
+		return 0;
+	if ((n = config_setting_length(s)) == 0)
+		return load_fail(ld, s, "networks: empty list");
+	r->network_unlocks = calloc((size_t)n, 1);
+	if (!r->network_unlocks)
+		return load_fail(ld, s, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const char *text = config_setting_get_string(e);
+		const char *why = "invalid";
+		struct cidr c;
+
+		if (cidr_parse(text, &c, &why) < 0)
+			return load_fail(ld, e, "networks: \"%s\": %s", text,
+					 why);
+		if (netset_add(&r->networks, &c) < 0)
+			return load_fail(ld, e, "out of memory");
+		r->network_unlocks[i] = (unsigned char)netset_cidr_is_special(&c);
+	}
+	return 0;
+}
+
+static int
+load_rule(struct load *ld, const config_setting_t *rs, size_t index,
+	  struct rule *r)
+{
+	static const char *const keys[] = {"name",  "hosts",    "ports",
+					   "methods", "networks", NULL};
+	const char *name;
+	char defname[32];
+
+	r->line = config_setting_source_line(rs);
+	if (!is_group(rs))
+		return load_fail(ld, rs, "rules: each rule is a group { ... }");
+	if (check_keys(ld, rs, "rule", keys) < 0 ||
+	    get_string(ld, rs, "name", &name) < 0)
+		return -1;
+	if (name && !valid_name(name))
+		return load_fail(ld, config_setting_get_member(rs, "name"),
+				 "name: \"%s\": use letters, digits, '-', '_' "
+				 "and '.'", name);
+	if (!name) {
+		snprintf(defname, sizeof(defname), "rule-%zu", index + 1);
+		name = defname;
+	}
+	if (!(r->name = xstrdup(ld, rs, name)))
+		return -1;
+	if (load_rule_hosts(ld, rs, r) < 0 || load_rule_ports(ld, rs, r) < 0 ||
+	    load_rule_methods(ld, rs, r) < 0 ||
+	    load_rule_networks(ld, rs, r) < 0)
+		return -1;
+	if (r->nhosts == 0 && r->networks.n == 0)
+		return load_fail(ld, rs, "rule \"%s\": needs hosts, networks "
+					 "or both", r->name);
+	return 0;
+}
+
+static int
+load_policy(struct load *ld, const config_setting_t *ps, struct policy *p)
+{
+	static const char *const keys[] = {"name", "mode", "rules", NULL};
+	const config_setting_t *rules;
+	const char *name, *mode;
+	int n;
+
+	if (!is_group(ps))
+		return load_fail(ld, ps, "policies: each policy is a group");
+	if (check_keys(ld, ps, "policy", keys) < 0 ||
+	    get_string(ld, ps, "name", &name) < 0 ||
+	    get_string(ld, ps, "mode", &mode) < 0)
+		return -1;
+	if (!name)
+		return load_fail(ld, ps, "policy: name is required");
+	if (!valid_name(name))
+		return load_fail(ld, config_setting_get_member(ps, "name"),
+				 "name: \"%s\": use letters, digits, '-', '_' "
+				 "and '.'", name);
+	if (!(p->name = xstrdup(ld, ps, name)))
+		return -1;
+	if (!mode || strcmp(mode, "enforce") == 0)
+		p->mode = POLICY_ENFORCE;
+	else if (strcmp(mode, "report") == 0)
+		p->mode = POLICY_REPORT;
+	else
+		return load_fail(ld, config_setting_get_member(ps, "mode"),
+				 "mode: \"%s\": expected \"enforce\" or "
+				 "\"report\"", mode);
+	rules = config_setting_get_member(ps, "rules");
+	if (!rules)
+		return load_fail(ld, ps, "policy \"%s\": rules is required "
+					 "(rules = ( ); denies everything)",
+				 name);
+	if (config_setting_type(rules) != CONFIG_TYPE_LIST)
+		return load_fail(ld, rules, "rules: expected a list ( { ... } )");
+	n = config_setting_length(rules);
+	p->rules = calloc((size_t)n + 1, sizeof(*p->rules));
+	if (!p->rules)
+		return load_fail(ld, rules, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *rs = config_setting_get_elem(rules, i);
+
+		if (load_rule(ld, rs, (size_t)i, &p->rules[p->nrules++]) < 0)
+			return -1;
+		for (int j = 0; j < i; j++)
+			if (strcmp(p->rules[j].name, p->rules[i].name) == 0)
+				return load_fail(ld, rs, "rule name \"%s\" is "
+							 "used twice",
+						 p->rules[i].name);
+	}
+	return 0;
+}
+
+static int
+load_policies(struct load *ld, const config_setting_t *root, struct config *c)
+{
+	const config_setting_t *ps = config_setting_get_member(root, "policies");
+	int n;
+
+	if (!ps)
+		return load_fail(ld, NULL, "policies: required");
+	if (config_setting_type(ps) != CONFIG_TYPE_LIST)
+		return load_fail(ld, ps, "policies: expected a list ( { ... } )");
+	n = config_setting_length(ps);
+	if (n == 0)
+		return load_fail(ld, ps, "policies: at least one policy");
+	c->policies = calloc((size_t)n, sizeof(*c->policies));
+	if (!c->policies)
+		return load_fail(ld, ps, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(ps, i);
+
+		if (load_policy(ld, e, &c->policies[c->npolicies++]) < 0)
+			return -1;
+		for (int j = 0; j < i; j++)
+			if (strcmp(c->policies[j].name,
+				   c->policies[i].name) == 0)
+				return load_fail(ld, e, "policy name \"%s\" is "
+							"used twice",
+						 c->policies[i].name);
+	}
+	return 0;
+}
+
+static int
+load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = {"address", "port", "policy", NULL};
+	const config_setting_t *ls = config_setting_get_member(root, "listen");
+	int n;
+
+	if (!ls)
+		return load_fail(ld, NULL, "listen: required");
+	if (config_setting_type(ls) != CONFIG_TYPE_LIST ||
+	    (n = config_setting_length(ls)) == 0)
+		return load_fail(ld, ls, "listen: expected a list ( { address "
+					 "= \"127.0.0.1\"; port = 3128; } )");
+	c->listeners = calloc((size_t)n, sizeof(*c->listeners));
+	if (!c->listeners)
+		return load_fail(ld, ls, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(ls, i);
+		struct config_listener *l = &c->listeners[c->nlisteners++];
+		const char *address, *policy;
+		long long port = 0;
+		unsigned char buf[sizeof(struct in6_addr)];
+
+		if (!is_group(e))
+			return load_fail(ld, e, "listen: each listener is a "
+						"group");
+		if (check_keys(ld, e, "listener", keys) < 0 ||
+		    get_string(ld, e, "address", &address) < 0 ||
+		    get_string(ld, e, "policy", &policy) < 0 ||
+		    get_int(ld, e, "port", 1, 65535, &port) < 0)
+			return -1;
+		if (!address || port == 0)
+			return load_fail(ld, e, "listener: address and port "
+						"are required");
+		if (inet_pton(AF_INET, address, buf) != 1 &&
+		    inet_pton(AF_INET6, address, buf) != 1)
+			return load_fail(ld,
+					 config_setting_get_member(e, "address"),
+					 "address: \"%s\" is not an IP address",
+					 address);
+		if (!(l->address = xstrdup(ld, e, address)))
+			return -1;
+		l->port = (uint16_t)port;
+		if (policy) {
+			l->policy = config_policy(c, policy);
+			if (!l->policy)
+				return load_fail(
+					ld, config_setting_get_member(e, "policy"),
+					"policy: no policy is named \"%s\"",
+					policy);
+		} else if (c->npolicies == 1) {
+			l->policy = &c->policies[0];
+		} else {
+			return load_fail(ld, e, "listener: policy is required "
+						"when there are several "
+						"policies");
+		}
+	}
+	return 0;
+}
+
+static int
+load_resolver(struct load *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = {"servers",       "timeout_ms",
+					   "tries",         "cache_entries",
+					   "max_ttl_s",     NULL};
+	const config_setting_t *rs = config_setting_get_member(root, "resolver");
+	const config_setting_t *s;
+	struct config_resolver *r = &c->resolver;
+
+	r->timeout_ms = 2000;
+	r->tries = 2;
+	r->cache_entries = 4096;
+	r->max_ttl_s = 300;
+	if (!rs)
+		return 0;
+	if (!is_group(rs))
+		return load_fail(ld, rs, "resolver: expected a group { ... }");
+	if (check_keys(ld, rs, "resolver", keys) < 0 ||
+	    get_int_into(ld, rs, "timeout_ms", 10, 60000, &r->timeout_ms) < 0 ||
+	    get_int_into(ld, rs, "tries", 1, 10, &r->tries) < 0 ||
+	    get_int_into(ld, rs, "cache_entries", 0, 1000000,
+			 &r->cache_entries) < 0 ||
+	    get_int_into(ld, rs, "max_ttl_s", 0, 86400, &r->max_ttl_s) < 0 ||
+	    get_sequence(ld, rs, "servers", CONFIG_TYPE_STRING, &s) < 0)
+		return -1;
+	if (!s)
+		return 0;
+	r->servers = calloc((size_t)config_setting_length(s) + 1,
+			    sizeof(*r->servers));
+	if (!r->servers)
+		return load_fail(ld, s, "out of memory");
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const char *text = config_setting_get_string(e);
+
+		if (!valid_server(text))
+			return load_fail(ld, e, "servers: \"%s\": expected "
+						"\"IP\", \"IP:PORT\" or "
+						"\"[IPv6]:PORT\"", text);
+		if (!(r->servers[r->nservers++] = xstrdup(ld, e, text)))
+			return -1;
+	}
+	return 0;
+}
+
+static int
+load_limits(struct load *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = {
+		"header_timeout_ms", "connect_timeout_ms", "idle_timeout_ms",
+		"drain_timeout_ms",  "max_request_line",   "max_header_bytes",
+		"max_header_fields", "buffer_bytes",       NULL};
+	const config_setting_t *ls = config_setting_get_member(root, "limits");
+	struct config_limits *l = &c->limits;
+	const long long day_ms = 86400000LL;
+
+	*l = (struct config_limits){
+		.header_timeout_ms = 10000,
+		.connect_timeout_ms = 5000,
+		.idle_timeout_ms = 600000,
+		.drain_timeout_ms = 30000,
+		.max_request_line = 8192,
+		.max_header_bytes = 32768,
+		.max_header_fields = 64,
+		.buffer_bytes = 262144,
+	};
+	if (!ls)
+		return 0;
+	if (!is_group(ls))
+		return load_fail(ld, ls, "limits: expected a group { ... }");
+	if (check_keys(ld, ls, "limits", keys) < 0 ||
+	    get_int_into(ld, ls, "header_timeout_ms", 1, day_ms,
+			 &l->header_timeout_ms) < 0 ||
+	    get_int_into(ld, ls, "connect_timeout_ms", 1, day_ms,
+			 &l->connect_timeout_ms) < 0 ||
+	    get_int_into(ld, ls, "idle_timeout_ms", 1, day_ms,
+			 &l->idle_timeout_ms) < 0 ||
+	    get_int_into(ld, ls, "drain_timeout_ms", 0, day_ms,
+			 &l->drain_timeout_ms) < 0 ||
+	    get_size_into(ld, ls, "max_request_line", 64, 65536,
+			  &l->max_request_line) < 0 ||
+	    get_size_into(ld, ls, "max_header_bytes", 256, 1 << 20,
+			  &l->max_header_bytes) < 0 ||
+	    get_size_into(ld, ls, "max_header_fields", 1, HTTP_MAX_FIELDS,
+			  &l->max_header_fields) < 0 ||
+	    get_size_into(ld, ls, "buffer_bytes", 4096, 64 << 20,
+			  &l->buffer_bytes) < 0)
+		return -1;
+	if (l->max_header_bytes < l->max_request_line)
+		return load_fail(ld, ls, "limits: max_header_bytes must be at "
+					 "least max_request_line");
+	return 0;
+}
+
+static int
+load_log(struct load *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = {"path", NULL};
+	const config_setting_t *ls = config_setting_get_member(root, "log");
+	const char *path = NULL;
+
+	if (ls) {
+		if (!is_group(ls))
+			return load_fail(ld, ls, "log: expected a group");
+		if (check_keys(ld, ls, "log", keys) < 0 ||
+		    get_string(ld, ls, "path", &path) < 0)
+			return -1;
+		if (path && !*path)
+			return load_fail(ld, ls, "log: path is empty (\"-\" "
+						 "is stdout)");
+	}
+	c->log_path = xstrdup(ld, ls, path ? path : "-");
+	return c->log_path ? 0 : -1;
+}
+
+static void
+config_free(struct config *c)
+{
+	for (size_t i = 0; i < c->nlisteners; i++)
+		free(c->listeners[i].address);
+	free(c->listeners);
+	for (size_t i = 0; i < c->resolver.nservers; i++)
+		free(c->resolver.servers[i]);
+	free(c->resolver.servers);
+	for (size_t i = 0; i < c->npolicies; i++)
+		policy_free(&c->policies[i]);
+	free(c->policies);
+	free(c->log_path);
+	free(c->path);
+	free(c);
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	static const char *const keys[] = {"listen", "resolver", "log",
+					   "limits", "policies", NULL};
+	struct load ld = {path, err, errlen};
+	struct config *c;
+	config_t cf;
+	int rc = -1;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	atomic_init(&c->refs, 1);
+	config_init(&cf);
+	if (!config_read_file(&cf, path)) {
+		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
+			snprintf(err, errlen, "%s: cannot read the file", path);
+		else
+			snprintf(err, errlen, "%s:%d: %s",
+				 config_error_file(&cf) ? config_error_file(&cf)
+							: path,
+				 config_error_line(&cf), config_error_text(&cf));
+		goto out;
+	}
+	const config_setting_t *root = config_root_setting(&cf);
+	/* Policies first: listeners refer to them. */
+	if (check_keys(&ld, root, "the file", keys) < 0 ||
+	    load_policies(&ld, root, c) < 0 ||
+	    load_listeners(&ld, root, c) < 0 ||
+	    load_resolver(&ld, root, c) < 0 || load_limits(&ld, root, c) < 0 ||
+	    load_log(&ld, root, c) < 0)
+		goto out;
+	if (!(c->path = strdup(path))) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	config_destroy(&cf);
+	if (rc < 0) {
+		config_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct config *
+config_ref(struct config *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+void
+config_unref(struct config *c)
+{
+	if (c && atomic_fetch_sub_explicit(&c->refs, 1,
+					   memory_order_acq_rel) == 1)
+		config_free(c);
+}
+
+const struct policy *
+config_policy(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->npolicies; i++)
+		if (strcmp(c->policies[i].name, name) == 0)
+			return &c->policies[i];
+	return NULL;
+}
+
+int
+config_same_listeners(const struct config *a, const struct config *b)
+{
+	if (a->nlisteners != b->nlisteners)
+		return 0;
+	for (size_t i = 0; i < a->nlisteners; i++)
+		if (a->listeners[i].port != b->listeners[i].port ||
+		    strcmp(a->listeners[i].address, b->listeners[i].address))
+			return 0;
+	return 1;
+}

@@ -1,0 +1,77 @@
+/*
+ * config: a libconfig file turned into an immutable, validated snapshot.
+ *
+ * A snapshot is reference-counted: each connection holds the one it started
+ * with, so a reload can build a new snapshot beside the old one and swap it
+ * in for new connections without touching connections in flight.  Errors
+ * name the file and line.
+ */
+#ifndef EGRESSD_CONFIG_H
+#define EGRESSD_CONFIG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+
+struct config_listener {
+	char *address;
+	uint16_t port;
+	const struct policy *policy; /* points into the same snapshot */
+};
+
+struct config_resolver {
+	char **servers; /* "IP", "IP:PORT", "[IPv6]:PORT"; none: resolv.conf */
+	size_t nservers;
+	int timeout_ms;
+	int tries;
+	int cache_entries;
+	int max_ttl_s;
+};
+
+struct config_limits {
+	int header_timeout_ms;
+	int connect_timeout_ms;
+	int idle_timeout_ms;
+	int drain_timeout_ms;
+	size_t max_request_line;
+	size_t max_header_bytes;
+	size_t max_header_fields;
+	size_t buffer_bytes;
+};
+
+struct config {
+	atomic_int refs;
+	char *path;
+	struct config_listener *listeners;
+	size_t nlisteners;
+	struct config_resolver resolver;
+	char *log_path; /* "-" for stdout */
+	struct config_limits limits;
+	struct policy *policies;
+	size_t npolicies;
+};
+
+/*
+ * Read and validate a file.  Returns a snapshot with one reference, or NULL
+ * with "FILE:LINE: problem" (or "FILE: problem") written to err.
+ */
+struct config *config_load(const char *path, char *err, size_t errlen);
+
+/* Take another reference; returns c. */
+struct config *config_ref(struct config *c);
+
+/* Drop a reference; the last one frees the snapshot.  NULL is ignored. */
+void config_unref(struct config *c);
+
+/* The policy of this name, or NULL. */
+const struct policy *config_policy(const struct config *c, const char *name);
+
+/*
+ * Do two snapshots bind the same listeners (address, port, in order)?
+ * A reload may change policies, not sockets.  1 or 0.
+ */
+int config_same_listeners(const struct config *a, const struct config *b);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * reason: the one table of outcomes.  Each way a request can end has one
+ * entry: HTTP status, RFC 9209 Proxy-Status error type, log reason and the
+ * sentence a person (or an agent) reads in the refusal body.  Code refers to
+ * the entry; status numbers and reason strings live nowhere else.
+ */
+#ifndef EGRESSD_REASON_H
+#define EGRESSD_REASON_H
+
+enum reason {
+	REASON_ALLOWED,
+	/* Policy refusals: 403. */
+	REASON_HOST_NOT_ALLOWED,
+	REASON_PORT_NOT_ALLOWED,
+	REASON_METHOD_NOT_ALLOWED,
+	REASON_IP_LITERAL_NOT_ALLOWED,
+	REASON_ADDRESS_PROHIBITED,
+	REASON_ADDRESS_NOT_IN_NETWORKS,
+	/* Bad requests. */
+	REASON_MALFORMED_REQUEST,
+	REASON_MALFORMED_HOST,
+	REASON_URI_TOO_LONG,
+	REASON_HEADER_TOO_LARGE,
+	REASON_BAD_VERSION,
+	REASON_HEADER_TIMEOUT,
+	REASON_METHOD_NOT_SUPPORTED,
+	/* Upstream failures. */
+	REASON_DNS_NXDOMAIN,
+	REASON_DNS_ERROR,
+	REASON_DNS_NO_ADDRESS,
+	REASON_DNS_TIMEOUT,
+	REASON_CONNECT_REFUSED,
+	REASON_CONNECT_TIMEOUT,
+	REASON_CONNECT_ERROR,
+	REASON_INTERNAL_ERROR,
+	/* How an established connection ended. */
+	REASON_CLIENT_CLOSED,
+	REASON_UPSTREAM_CLOSED,
+	REASON_IDLE_TIMEOUT,
+	REASON_SHUTDOWN,
+	REASON_COUNT
+};
+
+struct reason_info {
+	int status;               /* HTTP status; 0 for close-only reasons */
+	const char *phrase;       /* HTTP reason phrase */
+	const char *proxy_status; /* RFC 9209 error type, or NULL */
+	const char *name;         /* log "reason" */
+	const char *text;         /* one sentence for the refusal body */
+};
+
+/* The table entry for r; never NULL. */
+const struct reason_info *reason_get(enum reason r);
+
+/* Is r a policy refusal (a "deny" rather than an "error")?  1 or 0. */
+int reason_is_denial(enum reason r);
+
+#endif
