@@ -27,7 +27,9 @@ struct host {
 	/* Normalised name, or the canonical text of the IP literal (IPv6
 	 * without brackets).  Always NUL-terminated. */
 	char name[HOST_NAME_MAX_LEN + 1];
-	struct netaddr addr; /* valid when kind is HOST_IPV4 or HOST_IPV6 */
+	/* Valid when kind is HOST_IPV4 or HOST_IPV6.  An IPv4-mapped IPv6
+	 * literal ("[::ffff:10.0.0.1]") is HOST_IPV4, named "10.0.0.1". */
+	struct netaddr addr;
 };
 
 /*

@@ -48,8 +48,9 @@ const char *netaddr_str(const struct netaddr *a, char *buf);
 
 /*
  * Parse "a.b.c.d", "a.b.c.d/n", "x:y::z" or "x:y::z/n" (strict: dotted quad
- * only, no zone, host bits must be zero).  Returns 0, or -1 with a static
- * description in *why.
+ * only, no zone, host bits must be zero).  Returns 0, or -1 with a
+ * description in *why: a static string, or for "host bits set (did you mean
+ * 10.0.0.0/8?)" a per-thread buffer that the next call overwrites.
  */
 int cidr_parse(const char *s, struct cidr *out, const char **why);
 
