@@ -497,17 +497,29 @@ class JsonLog:
 
 
 def render_config(port, log_path, policies, resolver='servers = [ "127.0.0.53:53" ];',
-                  limits="", listen=None):
-    """A config file as text. policies is the text inside `policies = ( ... );`."""
+                  limits=None, listen=None):
+    """A config file as text. policies is the text inside `policies = ( ... );`,
+    limits a dict of limits settings (drain_timeout_ms defaults to 2000 here)."""
     if listen is None:
         listen = '{ address = "127.0.0.1"; port = %d; }' % port
+    lim = {"drain_timeout_ms": 2000}
+    lim.update(limits or {})
     text = ("# egressd integration test configuration\n"
             "listen = ( %s );\n"
             "resolver = { %s };\n"
             'log = { path = "%s"; };\n'
-            "limits = { drain_timeout_ms = 2000; %s };\n"
-            "policies = (\n%s\n);\n") % (listen, resolver, log_path, limits, policies)
+            "limits = { %s };\n"
+            "policies = (\n%s\n);\n") % (
+                listen, resolver, log_path,
+                " ".join("%s = %d;" % kv for kv in lim.items()), policies)
     return text
+
+
+def line_of(text, needle):
+    """1-based number of the only line of text that contains needle."""
+    hits = [i + 1 for i, l in enumerate(text.split("\n")) if needle in l]
+    assert len(hits) == 1, "%r on lines %r" % (needle, hits)
+    return hits[0]
 
 
 class Egressd:
@@ -787,3 +799,101 @@ def curl(proxy_port, url, cacert=None, extra=(), timeout=15):
     out = p.stdout.decode("utf-8", "replace")
     body, _, tail = out.rpartition("\nEGRESSD-IT http_connect=")
     return p.returncode, body, int(tail.strip() or 0), p.stderr.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- assertions
+
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+FAKE_CLIENT_HELLO = (b"\x16\x03\x01\x00\x45\x01\x00\x00\x41\x03\x03" + bytes(range(32))
+                     + b"\x00\x00\x02\x13\x01\x01\x00\x00\x16\x00\x00\x00\x12\x00\x10"
+                     + b"\x00\x00\x0dapi.canary.xx")
+
+
+def proxy_status_params(value):
+    """'egressd; error=x; details="a; b"' -> ('egressd', {'error': 'x', 'details': 'a; b'})"""
+    m = re.match(r'^\s*([^;\s]+)\s*(.*)$', value)
+    assert m, value
+    params = {}
+    for pm in re.finditer(r';\s*([A-Za-z0-9_*.-]+)=("(?:[^"\\]|\\.)*"|[^;\s]*)', m.group(2)):
+        v = pm.group(2)
+        if v.startswith('"'):
+            v = re.sub(r"\\(.)", r"\1", v[1:-1])
+        params[pm.group(1)] = v
+    return m.group(1), params
+
+
+def assert_error_response(r, status, ptype, reason, dest=None):
+    """A non-tunnel answer of egressd: status line, Proxy-Status, closed."""
+    assert r.status == status, "expected %d, got %r" % (status, r)
+    assert r.version == "HTTP/1.1", r
+    assert r.reason == REASON_PHRASES[status], r
+    ps = r.header("Proxy-Status")
+    assert ps is not None, "no Proxy-Status header: %r" % r
+    name, params = proxy_status_params(ps)
+    assert name == "egressd", ps
+    assert params.get("error") == ptype, ps
+    details = params.get("details", "")
+    assert details.startswith(reason), "details should name the reason %r: %s" % (reason, ps)
+    if dest is not None:
+        assert details == "%s: %s" % (reason, dest), ps
+    conn = r.header("Connection")
+    assert conn is not None and conn.lower() == "close", r
+    cl = r.header("Content-Length")
+    assert cl is not None and int(cl) == len(r.body), "Content-Length vs body: %r" % r
+    assert r.eof or r.reset, "egressd did not close the connection after %d" % status
+    return params
+
+
+def assert_refusal(r, ptype, reason, dest, policy):
+    """The 403 refusal: headers, and a body that tells an agent what was
+    refused, by which policy, why, and that it is deliberate."""
+    assert_error_response(r, 403, ptype, reason, dest)
+    assert r.header("Content-Type") == "text/plain; charset=utf-8", r
+    body = r.text()
+    assert dest in body, body
+    assert policy in body, body
+    assert reason in body, body
+    assert "deliberate" in body, body
+    assert r.trailing == b"", "bytes after the refusal: %r" % r.trailing
+
+
+def assert_log_line(line):
+    assert isinstance(line.get("ts"), str) and TS_RE.match(line["ts"]), line
+    assert line.get("event") in ("allow", "deny", "error", "close", "reload", "start", "stop"), line
+    if line["event"] in ("allow", "deny", "close") or (
+            line["event"] == "error" and line.get("reason") != "reload_failed"
+            and "client" in line):
+        assert isinstance(line.get("conn"), int) and not isinstance(line["conn"], bool), line
+
+
+DENY_FIELDS = ("client", "policy", "mode", "method", "host", "port", "reason", "status")
+
+
+def assert_deny_line(line, reason, host, port, policy="agent", mode="enforce", method="CONNECT"):
+    for k in DENY_FIELDS + ("ts", "conn"):
+        assert k in line, "deny line without %r: %r" % (k, line)
+    assert line["event"] == "deny", line
+    assert line["reason"] == reason, line
+    assert line["host"] == host and line["port"] == port, line
+    assert line["policy"] == policy and line["mode"] == mode and line["method"] == method, line
+    assert line["status"] == 403, line
+    assert re.match(r"^127\.0\.0\.1:\d+$", line["client"]), line
+
+
+# Broken variants of a config rendered from conftest.main_policy:
+# (id, old text, new text, text that is on the offending line afterwards)
+BAD_CONFIGS = [
+    ("syntax-error", 'mode = "enforce";', 'mode = = "enforce";', 'mode = = "enforce";'),
+    ("unknown-key", 'name = "git";', 'name = "git"; colour = "blue";', 'colour = "blue";'),
+    ("bad-cidr", '"10.20.0.0/16"', '"10.0.0.1/8"', '"10.0.0.1/8"'),
+    ("regex-like-host", '"git.corp.test"', '"api.*.com"', '"api.*.com"'),
+    ("port-out-of-range", "ports = [ 443, 444, 445 ];", "ports = [ 443, 70000 ];",
+     "ports = [ 443, 70000 ];"),
+]
+
+
+def break_config(text, old, new, marker):
+    assert text.count(old) == 1, (old, text)
+    text = text.replace(old, new)
+    return text, line_of(text, marker)

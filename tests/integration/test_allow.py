@@ -1,0 +1,79 @@
+"""What the policy allows gets through, end to end."""
+
+import os
+
+import harness as H
+
+
+def test_allowed_connect_curl_end_to_end(world, proxy):
+    mark = proxy.log.mark()
+    rc, body, code, err = H.curl(proxy.port, "https://api.allowed.test/", cacert=world.ca)
+    assert rc == 0, err
+    assert code == 200
+    assert body == "hello from egressd-it upstream api (198.51.100.10)\n"
+
+    allow = proxy.log.wait(since=mark, event="allow", host="api.allowed.test")
+    assert allow["rule"] == "api", allow
+    assert allow["addr"] == H.ADDR_API, allow
+    assert allow["status"] == 200 and allow["port"] == 443, allow
+    assert allow["policy"] == "agent" and allow["mode"] == "enforce", allow
+    assert allow["method"] == "CONNECT", allow
+    assert allow.get("reason", "allowed") == "allowed", allow
+
+    close = proxy.log.wait(since=mark, event="close", conn=allow["conn"])
+    assert close["bytes_up"] > 0 and close["bytes_down"] > 0, close
+    # the TLS exchange carried the response body: more came down than the body
+    assert close["bytes_down"] > len(body), close
+    assert isinstance(close["duration_ms"], int) and close["duration_ms"] >= 0, close
+    assert close["status"] == 200, close
+    assert close["reason"] in ("client_closed", "upstream_closed"), close
+    assert close.get("client") == allow.get("client"), (allow, close)
+
+
+def test_success_response_is_exact(world, proxy):
+    """`HTTP/1.1 200 Connection established` and an empty head, then the tunnel."""
+    c = H.Client(proxy.port)
+    with c:
+        c.send(H.connect_req("%s:%d" % (H.ADDR_ECHO, H.PORT_ECHO)))
+        head = c.read_head()
+        assert head == b"HTTP/1.1 200 Connection established", head
+        assert c.echo(b"x") == b"x"
+
+
+def test_pinned_rule_reaches_its_private_address(world, proxy, watch):
+    w = watch(world.canaries)
+    mark = proxy.log.mark()
+    rc, body, code, err = H.curl(proxy.port, "https://git.corp.test/", cacert=world.ca)
+    assert rc == 0, err
+    assert body == "hello from egressd-it upstream git (10.20.0.7)\n"
+    allow = proxy.log.wait(since=mark, event="allow", host="git.corp.test")
+    assert allow["rule"] == "git" and allow["addr"] == H.ADDR_GIT, allow
+    w.assert_nothing()
+
+
+def test_ip_literal_allowed_by_networks_rule(world, proxy):
+    mark = proxy.log.mark()
+    target = "%s:%d" % (H.ADDR_ECHO, H.PORT_ECHO)
+    c, r = H.tunnel(proxy.port, target)
+    sent = 0
+    with c:
+        assert r.status == 200, r
+        for payload in (b"hello through the tunnel\n", os.urandom(100 * 1024), b"bye\n"):
+            assert c.echo(payload) == payload
+            sent += len(payload)
+    allow = proxy.log.wait(since=mark, event="allow", host=H.ADDR_ECHO)
+    assert allow["rule"] == "ip-range" and allow["addr"] == H.ADDR_ECHO, allow
+    assert allow["port"] == H.PORT_ECHO, allow
+    close = proxy.log.wait(since=mark, event="close", conn=allow["conn"])
+    assert close["bytes_up"] == sent and close["bytes_down"] == sent, (sent, close)
+
+
+def test_host_is_normalised_before_matching(world, proxy):
+    """Case and one trailing dot do not matter; the log shows the normal form."""
+    mark = proxy.log.mark()
+    c, r = H.tunnel(proxy.port, "API.Allowed.TEST.:443")
+    c.close()
+    assert r.status == 200, r
+    allow = proxy.log.wait(since=mark, event="allow", rule="api")
+    assert allow["host"] == "api.allowed.test", allow
+

@@ -1,0 +1,58 @@
+"""The byte relay: half-close and backpressure."""
+
+import hashlib
+import os
+import socket
+
+import harness as H
+
+
+def test_half_close_reply_after_eof(world, proxy):
+    c, r = H.tunnel(proxy.port, "%s:%d" % (H.ADDR_ECHO, H.PORT_EOF_REPLY))
+    with c:
+        assert r.status == 200, r
+        request = os.urandom(50 * 1024)
+        c.send(request)
+        c.sock.shutdown(socket.SHUT_WR)
+        reply = c.recv_to_eof(timeout=10)
+    want = b"got %d bytes sha256 %s\n" % (len(request),
+                                           hashlib.sha256(request).hexdigest().encode())
+    assert reply[:len(want)] == want, reply[:200]
+    assert reply[len(want):] == H.EOF_REPLY_PAYLOAD, "reply cut: %d bytes" % len(reply)
+
+
+def test_backpressure_bounded_memory(world, egressd_factory):
+    e = egressd_factory("bulk", lambda port, log: H.render_config(port, log, world.policy))
+    c = H.Client(e.port, timeout=10)
+    with c:
+        # a small receive buffer, so that most of the 64 MiB must wait somewhere
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        base = e.rss_kib()
+        c.send(H.connect_req("%s:%d" % (H.ADDR_ECHO, H.PORT_BULK)))
+        head = c.read_head()
+        assert head == b"HTTP/1.1 200 Connection established", head
+        peak = base
+        d = H.Deadline(2.0)
+        while not d.expired():  # read nothing for 2 s
+            peak = max(peak, e.rss_kib())
+            H.time.sleep(0.1)
+        grew = (peak - base) / 1024
+        assert grew <= 16, "RSS grew by %.1f MiB while the client read nothing" % grew
+
+        digest, size = H.bulk_digest()
+        h = hashlib.sha256()
+        h.update(c.buf)
+        n = len(c.buf)
+        c.buf = b""
+        d = H.Deadline(30)
+        while True:
+            assert not d.expired(), "only %d of %d bytes in 30s" % (n, size)
+            c.sock.settimeout(max(0.01, d.left()))
+            b = c.sock.recv(1 << 20)
+            if not b:
+                break
+            h.update(b)
+            n += len(b)
+        assert n == size and h.hexdigest() == digest, (n, size)
+    close = e.log.wait(event="close", host=H.ADDR_ECHO)
+    assert close["bytes_down"] == size, close
