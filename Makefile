@@ -65,7 +65,9 @@ $(BUILD)/libcore.a: $(CORE_OBJ)
 $(BUILD)/egressd: $(DAEMON_OBJ) $(BUILD)/libcore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libcore.a
+# Unit tests link the core, plus log (its escaping is tested directly).
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libcore.a \
+		$(BUILD)/proxy/log.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 run: all

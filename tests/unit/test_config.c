@@ -1,0 +1,279 @@
+/* Unit tests for config: loading, defaults, and file:line errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static char path[64];
+
+static void
+write_file(const char *text)
+{
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/tmp/egressd-test-config-%d.conf",
+		 (int)getpid());
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static struct config *
+load_ok(const char *text)
+{
+	char err[512] = "";
+	struct config *c;
+
+	write_file(text);
+	c = config_load(path, err, sizeof(err));
+	if (!c)
+		fail_msg("unexpected error: %s", err);
+	return c;
+}
+
+/* The load must fail, and the message must be "PATH:LINE: ..." containing
+ * `needle`. */
+static void
+load_fails(const char *text, int line, const char *needle)
+{
+	char err[512] = "", want[128];
+	struct config *c;
+
+	write_file(text);
+	c = config_load(path, err, sizeof(err));
+	if (c) {
+		config_unref(c);
+		fail_msg("loaded, but should fail with %s", needle);
+	}
+	if (line > 0)
+		snprintf(want, sizeof(want), "%s:%d: ", path, line);
+	else
+		snprintf(want, sizeof(want), "%s: ", path);
+	if (strncmp(err, want, strlen(want)) != 0)
+		fail_msg("error \"%s\" does not start with \"%s\"", err, want);
+	if (!strstr(err, needle))
+		fail_msg("error \"%s\" does not mention \"%s\"", err, needle);
+}
+
+#define MINIMAL                                                          \
+	"listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"      \
+	"policies = ( { name = \"p\"; rules = (\n"                       \
+	"  { hosts = [ \"api.example.com\" ]; ports = [ 443 ]; }\n"      \
+	"); } );\n"
+
+static void
+test_minimal_defaults(void **state)
+{
+	struct config *c = load_ok(MINIMAL);
+
+	(void)state;
+	assert_int_equal(c->nlisteners, 1);
+	assert_string_equal(c->listeners[0].address, "127.0.0.1");
+	assert_int_equal(c->listeners[0].port, 3128);
+	assert_ptr_equal(c->listeners[0].policy, &c->policies[0]);
+	assert_string_equal(c->log_path, "-");
+	assert_int_equal(c->resolver.nservers, 0);
+	assert_int_equal(c->resolver.timeout_ms, 2000);
+	assert_int_equal(c->resolver.tries, 2);
+	assert_int_equal(c->limits.header_timeout_ms, 10000);
+	assert_int_equal(c->limits.connect_timeout_ms, 5000);
+	assert_int_equal(c->limits.idle_timeout_ms, 600000);
+	assert_int_equal(c->limits.drain_timeout_ms, 30000);
+	assert_int_equal(c->limits.max_header_bytes, 32768);
+	assert_int_equal(c->policies[0].mode, POLICY_ENFORCE);
+	assert_int_equal(c->policies[0].nrules, 1);
+	assert_string_equal(c->policies[0].rules[0].name, "rule-1");
+	assert_int_equal(c->policies[0].rules[0].nmethods, 0);
+	config_unref(c);
+}
+
+static void
+test_full_file(void **state)
+{
+	struct config *c = load_ok(
+		"listen = ( { address = \"::1\"; port = 3129; policy = \"b\"; },\n"
+		"           { address = \"127.0.0.1\"; port = 3128; policy = \"a\"; } );\n"
+		"resolver = { servers = [ \"127.0.0.53:53\", \"[::1]:5353\", \"10.0.0.1\" ];\n"
+		"             timeout_ms = 500; tries = 3; cache_entries = 10; max_ttl_s = 60; };\n"
+		"log = { path = \"/tmp/x.log\"; };\n"
+		"limits = { idle_timeout_ms = 1000; buffer_bytes = 8192; };\n"
+		"policies = (\n"
+		"  { name = \"a\"; mode = \"report\"; rules = (\n"
+		"    { name = \"git\"; hosts = [ \"Git.Corp.Example.\", \"*.example.com\" ];\n"
+		"      ports = [ 443, 8443 ]; methods = [ \"CONNECT\" ];\n"
+		"      networks = [ \"10.20.0.0/16\", \"8.8.8.0/24\" ]; },\n"
+		"    { networks = [ \"203.0.113.0/24\" ]; ports = [ 443 ]; } ); },\n"
+		"  { name = \"b\"; rules = ( ); }\n"
+		");\n");
+	const struct rule *r;
+
+	(void)state;
+	assert_ptr_equal(c->listeners[0].policy, config_policy(c, "b"));
+	assert_ptr_equal(c->listeners[1].policy, config_policy(c, "a"));
+	assert_null(config_policy(c, "zzz"));
+	assert_int_equal(c->resolver.nservers, 3);
+	assert_int_equal(c->resolver.timeout_ms, 500);
+	assert_string_equal(c->log_path, "/tmp/x.log");
+	assert_int_equal(c->limits.buffer_bytes, 8192);
+	assert_int_equal(c->policies[0].mode, POLICY_REPORT);
+	r = &c->policies[0].rules[0];
+	assert_string_equal(r->name, "git");
+	assert_int_equal(r->nhosts, 2);
+	assert_string_equal(r->hosts[0], "git.corp.example");
+	assert_string_equal(r->hosts[1], "*.example.com");
+	assert_int_equal(r->nports, 2);
+	assert_int_equal(r->ports[1], 8443);
+	assert_int_equal(r->networks.n, 2);
+	/* 10.20.0.0/16 is private space and unlocks it; 8.8.8.0/24 is not. */
+	assert_int_equal(r->network_unlocks[0], 1);
+	assert_int_equal(r->network_unlocks[1], 0);
+	assert_string_equal(c->policies[0].rules[1].name, "rule-2");
+	assert_int_equal(c->policies[1].nrules, 0);
+	config_unref(c);
+}
+
+static void
+test_refcount(void **state)
+{
+	struct config *c = load_ok(MINIMAL);
+
+	(void)state;
+	assert_ptr_equal(config_ref(c), c);
+	config_unref(c);
+	/* Still alive: one reference left. */
+	assert_int_equal(c->nlisteners, 1);
+	config_unref(c);
+	config_unref(NULL);
+}
+
+static void
+test_same_listeners(void **state)
+{
+	struct config *a = load_ok(MINIMAL), *b = load_ok(MINIMAL), *c;
+
+	(void)state;
+	assert_true(config_same_listeners(a, b));
+	c = load_ok("listen = ( { address = \"127.0.0.1\"; port = 3129; } );\n"
+		    "policies = ( { name = \"p\"; rules = ( ); } );\n");
+	assert_false(config_same_listeners(a, c));
+	config_unref(a);
+	config_unref(b);
+	config_unref(c);
+}
+
+static void
+test_errors_name_file_and_line(void **state)
+{
+	(void)state;
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } )\n"
+		   "policies = ( { name = \"p\"; rules = ( ); } );\n"
+		   "oops = ;\n",
+		   3, "syntax error");
+	load_fails(MINIMAL "colour = \"blue\";\n", 5, "unknown key \"colour\"");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 70000; } );\n"
+		   "policies = ( { name = \"p\"; rules = ( ); } );\n",
+		   1, "out of range");
+	load_fails("listen = ( { address = \"localhost\"; port = 3128; } );\n"
+		   "policies = ( { name = \"p\"; rules = ( ); } );\n",
+		   1, "not an IP address");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+		   "policies = ( { name = \"p\"; rules = (\n"
+		   "  { hosts = [ \"ok.example\",\n"
+		   "              \"api.*.com\" ]; ports = [ 443 ]; }\n"
+		   "); } );\n",
+		   4, "api.*.com");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+		   "policies = ( { name = \"p\"; rules = (\n"
+		   "  { networks = [ \"10.0.0.1/8\" ]; ports = [ 443 ]; }\n"
+		   "); } );\n",
+		   3, "10.0.0.1/8");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+		   "policies = ( { name = \"p\"; rules = (\n"
+		   "  { hosts = [ \"a.example\" ]; ports = [ 0 ]; }\n"
+		   "); } );\n",
+		   3, "not a port");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+		   "policies = ( { name = \"p\"; rules = (\n"
+		   "  { hosts = [ \"a.example\" ]; }\n"
+		   "); } );\n",
+		   3, "ports: required");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+		   "policies = ( { name = \"p\"; rules = (\n"
+		   "  { ports = [ 443 ]; }\n"
+		   "); } );\n",
+		   3, "needs hosts, networks or both");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+		   "policies = ( { name = \"p\"; mode = \"audit\"; rules = ( ); } );\n",
+		   2, "expected \"enforce\" or \"report\"");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+		   "policies = ( { name = \"p\"; rules = ( ); },\n"
+		   "             { name = \"p\"; rules = ( ); } );\n",
+		   3, "used twice");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+		   "policies = ( { name = \"p\"; rules = ( ); },\n"
+		   "             { name = \"q\"; rules = ( ); } );\n",
+		   1, "policy is required");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128;\n"
+		   "             policy = \"nope\"; } );\n"
+		   "policies = ( { name = \"p\"; rules = ( ); } );\n",
+		   2, "no policy is named \"nope\"");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+		   "resolver = { servers = [ \"dns.example:53\" ]; };\n"
+		   "policies = ( { name = \"p\"; rules = ( ); } );\n",
+		   2, "dns.example:53");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+		   "limits = { idle_timeout_ms = \"10s\"; };\n"
+		   "policies = ( { name = \"p\"; rules = ( ); } );\n",
+		   2, "expected an integer");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+		   "policies = ( { name = \"p\"; rules = (\n"
+		   "  { hosts = [ \"a.example\" ]; ports = [ 443 ];\n"
+		   "    methods = [ \"GET POST\" ]; }\n"
+		   "); } );\n",
+		   4, "not a method");
+	load_fails("policies = ( { name = \"p\"; rules = ( ); } );\n", 0,
+		   "listen: required");
+}
+
+static void
+test_missing_file(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_null(config_load("/nonexistent/egressd.conf", err, sizeof(err)));
+	assert_string_equal(err,
+			    "/nonexistent/egressd.conf: cannot read the file");
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	unlink(path);
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_minimal_defaults),
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_refcount),
+		cmocka_unit_test(test_same_listeners),
+		cmocka_unit_test(test_errors_name_file_and_line),
+		cmocka_unit_test(test_missing_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, teardown);
+}
