@@ -17,7 +17,8 @@ struct load {
 };
 
 static int load_fail(struct load *ld, const config_setting_t *s,
-		     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+                     const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Write "FILE:LINE: problem" and return -1. */
 static int
@@ -54,7 +55,7 @@ xstrdup(struct load *ld, const config_setting_t *s, const char *str)
  * policy the operator thinks they have and don't. */
 static int
 check_keys(struct load *ld, const config_setting_t *group, const char *what,
-	   const char *const *allowed)
+           const char *const *allowed)
 {
 	int n = config_setting_length(group);
 
@@ -68,7 +69,7 @@ check_keys(struct load *ld, const config_setting_t *group, const char *what,
 				break;
 		if (!*a)
 			return load_fail(ld, s, "unknown key \"%s\" in %s",
-					 name ? name : "?", what);
+			                 name ? name : "?", what);
 	}
 	return 0;
 }
@@ -97,7 +98,7 @@ is_int(const config_setting_t *s)
  * key is absent. */
 static int
 get_int(struct load *ld, const config_setting_t *group, const char *key,
-	long long min, long long max, long long *out)
+        long long min, long long max, long long *out)
 {
 	const config_setting_t *s = config_setting_get_member(group, key);
 	long long v;
@@ -109,14 +110,14 @@ get_int(struct load *ld, const config_setting_t *group, const char *key,
 	v = config_setting_get_int64(s);
 	if (v < min || v > max)
 		return load_fail(ld, s, "%s: %lld is out of range %lld..%lld",
-				 key, v, min, max);
+		                 key, v, min, max);
 	*out = v;
 	return 0;
 }
 
 static int
 get_int_into(struct load *ld, const config_setting_t *group, const char *key,
-	     long long min, long long max, int *out)
+             long long min, long long max, int *out)
 {
 	long long v = *out;
 
@@ -128,7 +129,7 @@ get_int_into(struct load *ld, const config_setting_t *group, const char *key,
 
 static int
 get_size_into(struct load *ld, const config_setting_t *group, const char *key,
-	      long long min, long long max, size_t *out)
+              long long min, long long max, size_t *out)
 {
 	long long v = (long long)*out;
 
@@ -141,7 +142,7 @@ get_size_into(struct load *ld, const config_setting_t *group, const char *key,
 /* An optional string member; *out is NULL when the key is absent. */
 static int
 get_string(struct load *ld, const config_setting_t *group, const char *key,
-	   const char **out)
+           const char **out)
 {
 	const config_setting_t *s = config_setting_get_member(group, key);
 
@@ -231,7 +232,7 @@ valid_method(const char *s)
 /* A member that must be a list of strings; *out is NULL when absent. */
 static int
 get_sequence(struct load *ld, const config_setting_t *group, const char *key,
-	     int want_type, const config_setting_t **out)
+             int want_type, const config_setting_t **out)
 {
 	const config_setting_t *s = config_setting_get_member(group, key);
 
@@ -243,14 +244,13 @@ get_sequence(struct load *ld, const config_setting_t *group, const char *key,
 	for (int i = 0; i < config_setting_length(s); i++) {
 		const config_setting_t *e = config_setting_get_elem(s, i);
 
-		if (want_type == CONFIG_TYPE_INT ? !is_int(e)
-						 : config_setting_type(e) !=
-							   want_type)
-			return load_fail(ld, e, "%s: expected a list of %s",
-					 key,
-					 want_type == CONFIG_TYPE_INT
-						 ? "integers"
-						 : "strings");
+		if (want_type == CONFIG_TYPE_INT
+		        ? !is_int(e)
+		        : config_setting_type(e) != want_type)
+			return load_fail(
+			    ld, e, "%s: expected a list of %s", key,
+			    want_type == CONFIG_TYPE_INT ? "integers"
+			                                 : "strings");
 	}
 	*out = s;
 	return 0;
@@ -268,8 +268,9 @@ load_rule_hosts(struct load *ld, const config_setting_t *rs, struct rule *r)
 		return 0;
 	n = config_setting_length(s);
 	if (n == 0)
-		return load_fail(ld, s, "hosts: empty list (leave it out for a "
-					"networks-only rule)");
+		return load_fail(ld, s,
+		                 "hosts: empty list (leave it out for a "
+		                 "networks-only rule)");
 	r->hosts = calloc((size_t)n, sizeof(*r->hosts));
 	if (!r->hosts)
 		return load_fail(ld, s, "out of memory");
@@ -297,7 +298,7 @@ load_rule_ports(struct load *ld, const config_setting_t *rs, struct rule *r)
 		return -1;
 	if (!s || (n = config_setting_length(s)) == 0)
 		return load_fail(ld, s ? s : rs,
-				 "ports: required, a list such as [ 443 ]");
+		                 "ports: required, a list such as [ 443 ]");
 	r->ports = calloc((size_t)n, sizeof(*r->ports));
 	if (!r->ports)
 		return load_fail(ld, s, "out of memory");
@@ -306,9 +307,8 @@ load_rule_ports(struct load *ld, const config_setting_t *rs, struct rule *r)
 		long long v = config_setting_get_int64(e);
 
 		if (v < 1 || v > 65535)
-			return load_fail(ld, e,
-					 "ports: %lld is not a port (1..65535)",
-					 v);
+			return load_fail(
+			    ld, e, "ports: %lld is not a port (1..65535)", v);
 		r->ports[r->nports++] = (uint16_t)v;
 	}
 	return 0;
@@ -325,8 +325,9 @@ load_rule_methods(struct load *ld, const config_setting_t *rs, struct rule *r)
 	if (!s)
 		return 0;
 	if ((n = config_setting_length(s)) == 0)
-		return load_fail(ld, s, "methods: empty list (leave it out to "
-					"allow any method)");
+		return load_fail(ld, s,
+		                 "methods: empty list (leave it out to "
+		                 "allow any method)");
 	r->methods = calloc((size_t)n, sizeof(*r->methods));
 	if (!r->methods)
 		return load_fail(ld, s, "out of memory");
@@ -335,8 +336,10 @@ load_rule_methods(struct load *ld, const config_setting_t *rs, struct rule *r)
 		const char *m = config_setting_get_string(e);
 
 		if (!valid_method(m))
-			return load_fail(ld, e, "methods: \"%s\" is not a "
-						"method name", m);
+			return load_fail(ld, e,
+			                 "methods: \"%s\" is not a "
+			                 "method name",
+			                 m);
 		if (!(r->methods[r->nmethods++] = xstrdup(ld, e, m)))
 			return -1;
 	}
@@ -344,8 +347,7 @@ load_rule_methods(struct load *ld, const config_setting_t *rs, struct rule *r)
 }
 
 static int
-load_rule_networks(struct load *ld, const config_setting_t *rs,
-		   struct rule *r)
+load_rule_networks(struct load *ld, const config_setting_t *rs, struct rule *r)
 {
 	const config_setting_t *s;
 	int n;
@@ -367,20 +369,21 @@ load_rule_networks(struct load *ld, const config_setting_t *rs,
 
 		if (cidr_parse(text, &c, &why) < 0)
 			return load_fail(ld, e, "networks: \"%s\": %s", text,
-					 why);
+			                 why);
 		if (netset_add(&r->networks, &c) < 0)
 			return load_fail(ld, e, "out of memory");
-		r->network_unlocks[i] = (unsigned char)netset_cidr_is_special(&c);
+		r->network_unlocks[i] =
+		    (unsigned char)netset_cidr_is_special(&c);
 	}
 	return 0;
 }
 
 static int
 load_rule(struct load *ld, const config_setting_t *rs, size_t index,
-	  struct rule *r)
+          struct rule *r)
 {
-	static const char *const keys[] = {"name",  "hosts",    "ports",
-					   "methods", "networks", NULL};
+	static const char *const keys[] = {"name",    "hosts",    "ports",
+	                                   "methods", "networks", NULL};
 	const char *name;
 	char defname[32];
 
@@ -392,8 +395,9 @@ load_rule(struct load *ld, const config_setting_t *rs, size_t index,
 		return -1;
 	if (name && !valid_name(name))
 		return load_fail(ld, config_setting_get_member(rs, "name"),
-				 "name: \"%s\": use letters, digits, '-', '_' "
-				 "and '.'", name);
+		                 "name: \"%s\": use letters, digits, '-', '_' "
+		                 "and '.'",
+		                 name);
 	if (!name) {
 		snprintf(defname, sizeof(defname), "rule-%zu", index + 1);
 		name = defname;
@@ -405,8 +409,10 @@ load_rule(struct load *ld, const config_setting_t *rs, size_t index,
 	    load_rule_networks(ld, rs, r) < 0)
 		return -1;
 	if (r->nhosts == 0 && r->networks.n == 0)
-		return load_fail(ld, rs, "rule \"%s\": needs hosts, networks "
-					 "or both", r->name);
+		return load_fail(ld, rs,
+		                 "rule \"%s\": needs hosts, networks "
+		                 "or both",
+		                 r->name);
 	return 0;
 }
 
@@ -428,8 +434,9 @@ load_policy(struct load *ld, const config_setting_t *ps, struct policy *p)
 		return load_fail(ld, ps, "policy: name is required");
 	if (!valid_name(name))
 		return load_fail(ld, config_setting_get_member(ps, "name"),
-				 "name: \"%s\": use letters, digits, '-', '_' "
-				 "and '.'", name);
+		                 "name: \"%s\": use letters, digits, '-', '_' "
+		                 "and '.'",
+		                 name);
 	if (!(p->name = xstrdup(ld, ps, name)))
 		return -1;
 	if (!mode || strcmp(mode, "enforce") == 0)
@@ -438,15 +445,18 @@ load_policy(struct load *ld, const config_setting_t *ps, struct policy *p)
 		p->mode = POLICY_REPORT;
 	else
 		return load_fail(ld, config_setting_get_member(ps, "mode"),
-				 "mode: \"%s\": expected \"enforce\" or "
-				 "\"report\"", mode);
+		                 "mode: \"%s\": expected \"enforce\" or "
+		                 "\"report\"",
+		                 mode);
 	rules = config_setting_get_member(ps, "rules");
 	if (!rules)
-		return load_fail(ld, ps, "policy \"%s\": rules is required "
-					 "(rules = ( ); denies everything)",
-				 name);
+		return load_fail(ld, ps,
+		                 "policy \"%s\": rules is required "
+		                 "(rules = ( ); denies everything)",
+		                 name);
 	if (config_setting_type(rules) != CONFIG_TYPE_LIST)
-		return load_fail(ld, rules, "rules: expected a list ( { ... } )");
+		return load_fail(ld, rules,
+		                 "rules: expected a list ( { ... } )");
 	n = config_setting_length(rules);
 	p->rules = calloc((size_t)n + 1, sizeof(*p->rules));
 	if (!p->rules)
@@ -458,9 +468,10 @@ load_policy(struct load *ld, const config_setting_t *ps, struct policy *p)
 			return -1;
 		for (int j = 0; j < i; j++)
 			if (strcmp(p->rules[j].name, p->rules[i].name) == 0)
-				return load_fail(ld, rs, "rule name \"%s\" is "
-							 "used twice",
-						 p->rules[i].name);
+				return load_fail(ld, rs,
+				                 "rule name \"%s\" is "
+				                 "used twice",
+				                 p->rules[i].name);
 	}
 	return 0;
 }
@@ -468,13 +479,15 @@ load_policy(struct load *ld, const config_setting_t *ps, struct policy *p)
 static int
 load_policies(struct load *ld, const config_setting_t *root, struct config *c)
 {
-	const config_setting_t *ps = config_setting_get_member(root, "policies");
+	const config_setting_t *ps =
+	    config_setting_get_member(root, "policies");
 	int n;
 
 	if (!ps)
 		return load_fail(ld, NULL, "policies: required");
 	if (config_setting_type(ps) != CONFIG_TYPE_LIST)
-		return load_fail(ld, ps, "policies: expected a list ( { ... } )");
+		return load_fail(ld, ps,
+		                 "policies: expected a list ( { ... } )");
 	n = config_setting_length(ps);
 	if (n == 0)
 		return load_fail(ld, ps, "policies: at least one policy");
@@ -487,11 +500,12 @@ load_policies(struct load *ld, const config_setting_t *root, struct config *c)
 		if (load_policy(ld, e, &c->policies[c->npolicies++]) < 0)
 			return -1;
 		for (int j = 0; j < i; j++)
-			if (strcmp(c->policies[j].name,
-				   c->policies[i].name) == 0)
-				return load_fail(ld, e, "policy name \"%s\" is "
-							"used twice",
-						 c->policies[i].name);
+			if (strcmp(c->policies[j].name, c->policies[i].name) ==
+			    0)
+				return load_fail(ld, e,
+				                 "policy name \"%s\" is "
+				                 "used twice",
+				                 c->policies[i].name);
 	}
 	return 0;
 }
@@ -507,8 +521,9 @@ load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 		return load_fail(ld, NULL, "listen: required");
 	if (config_setting_type(ls) != CONFIG_TYPE_LIST ||
 	    (n = config_setting_length(ls)) == 0)
-		return load_fail(ld, ls, "listen: expected a list ( { address "
-					 "= \"127.0.0.1\"; port = 3128; } )");
+		return load_fail(ld, ls,
+		                 "listen: expected a list ( { address "
+		                 "= \"127.0.0.1\"; port = 3128; } )");
 	c->listeners = calloc((size_t)n, sizeof(*c->listeners));
 	if (!c->listeners)
 		return load_fail(ld, ls, "out of memory");
@@ -520,22 +535,23 @@ load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 		unsigned char buf[sizeof(struct in6_addr)];
 
 		if (!is_group(e))
-			return load_fail(ld, e, "listen: each listener is a "
-						"group");
+			return load_fail(ld, e,
+			                 "listen: each listener is a "
+			                 "group");
 		if (check_keys(ld, e, "listener", keys) < 0 ||
 		    get_string(ld, e, "address", &address) < 0 ||
 		    get_string(ld, e, "policy", &policy) < 0 ||
 		    get_int(ld, e, "port", 1, 65535, &port) < 0)
 			return -1;
 		if (!address || port == 0)
-			return load_fail(ld, e, "listener: address and port "
-						"are required");
+			return load_fail(ld, e,
+			                 "listener: address and port "
+			                 "are required");
 		if (inet_pton(AF_INET, address, buf) != 1 &&
 		    inet_pton(AF_INET6, address, buf) != 1)
-			return load_fail(ld,
-					 config_setting_get_member(e, "address"),
-					 "address: \"%s\" is not an IP address",
-					 address);
+			return load_fail(
+			    ld, config_setting_get_member(e, "address"),
+			    "address: \"%s\" is not an IP address", address);
 		if (!(l->address = xstrdup(ld, e, address)))
 			return -1;
 		l->port = (uint16_t)port;
@@ -543,15 +559,16 @@ load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 			l->policy = config_policy(c, policy);
 			if (!l->policy)
 				return load_fail(
-					ld, config_setting_get_member(e, "policy"),
-					"policy: no policy is named \"%s\"",
-					policy);
+				    ld, config_setting_get_member(e, "policy"),
+				    "policy: no policy is named \"%s\"",
+				    policy);
 		} else if (c->npolicies == 1) {
 			l->policy = &c->policies[0];
 		} else {
-			return load_fail(ld, e, "listener: policy is required "
-						"when there are several "
-						"policies");
+			return load_fail(ld, e,
+			                 "listener: policy is required "
+			                 "when there are several "
+			                 "policies");
 		}
 	}
 	return 0;
@@ -560,10 +577,11 @@ load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 static int
 load_resolver(struct load *ld, const config_setting_t *root, struct config *c)
 {
-	static const char *const keys[] = {"servers",       "timeout_ms",
-					   "tries",         "cache_entries",
-					   "max_ttl_s",     NULL};
-	const config_setting_t *rs = config_setting_get_member(root, "resolver");
+	static const char *const keys[] = {"servers",   "timeout_ms",
+	                                   "tries",     "cache_entries",
+	                                   "max_ttl_s", NULL};
+	const config_setting_t *rs =
+	    config_setting_get_member(root, "resolver");
 	const config_setting_t *s;
 	struct config_resolver *r = &c->resolver;
 
@@ -579,14 +597,14 @@ load_resolver(struct load *ld, const config_setting_t *root, struct config *c)
 	    get_int_into(ld, rs, "timeout_ms", 10, 60000, &r->timeout_ms) < 0 ||
 	    get_int_into(ld, rs, "tries", 1, 10, &r->tries) < 0 ||
 	    get_int_into(ld, rs, "cache_entries", 0, 1000000,
-			 &r->cache_entries) < 0 ||
+	                 &r->cache_entries) < 0 ||
 	    get_int_into(ld, rs, "max_ttl_s", 0, 86400, &r->max_ttl_s) < 0 ||
 	    get_sequence(ld, rs, "servers", CONFIG_TYPE_STRING, &s) < 0)
 		return -1;
 	if (!s)
 		return 0;
-	r->servers = calloc((size_t)config_setting_length(s) + 1,
-			    sizeof(*r->servers));
+	r->servers =
+	    calloc((size_t)config_setting_length(s) + 1, sizeof(*r->servers));
 	if (!r->servers)
 		return load_fail(ld, s, "out of memory");
 	for (int i = 0; i < config_setting_length(s); i++) {
@@ -594,9 +612,11 @@ load_resolver(struct load *ld, const config_setting_t *root, struct config *c)
 		const char *text = config_setting_get_string(e);
 
 		if (!valid_server(text))
-			return load_fail(ld, e, "servers: \"%s\": expected "
-						"\"IP\", \"IP:PORT\" or "
-						"\"[IPv6]:PORT\"", text);
+			return load_fail(ld, e,
+			                 "servers: \"%s\": expected "
+			                 "\"IP\", \"IP:PORT\" or "
+			                 "\"[IPv6]:PORT\"",
+			                 text);
 		if (!(r->servers[r->nservers++] = xstrdup(ld, e, text)))
 			return -1;
 	}
@@ -607,22 +627,22 @@ static int
 load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = {
-		"header_timeout_ms", "connect_timeout_ms", "idle_timeout_ms",
-		"drain_timeout_ms",  "max_request_line",   "max_header_bytes",
-		"max_header_fields", "buffer_bytes",       NULL};
+	    "header_timeout_ms", "connect_timeout_ms", "idle_timeout_ms",
+	    "drain_timeout_ms",  "max_request_line",   "max_header_bytes",
+	    "max_header_fields", "buffer_bytes",       NULL};
 	const config_setting_t *ls = config_setting_get_member(root, "limits");
 	struct config_limits *l = &c->limits;
 	const long long day_ms = 86400000LL;
 
 	*l = (struct config_limits){
-		.header_timeout_ms = 10000,
-		.connect_timeout_ms = 5000,
-		.idle_timeout_ms = 600000,
-		.drain_timeout_ms = 30000,
-		.max_request_line = 8192,
-		.max_header_bytes = 32768,
-		.max_header_fields = 64,
-		.buffer_bytes = 262144,
+	    .header_timeout_ms = 10000,
+	    .connect_timeout_ms = 5000,
+	    .idle_timeout_ms = 600000,
+	    .drain_timeout_ms = 30000,
+	    .max_request_line = 8192,
+	    .max_header_bytes = 32768,
+	    .max_header_fields = 64,
+	    .buffer_bytes = 262144,
 	};
 	if (!ls)
 		return 0;
@@ -630,25 +650,26 @@ load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 		return load_fail(ld, ls, "limits: expected a group { ... }");
 	if (check_keys(ld, ls, "limits", keys) < 0 ||
 	    get_int_into(ld, ls, "header_timeout_ms", 1, day_ms,
-			 &l->header_timeout_ms) < 0 ||
+	                 &l->header_timeout_ms) < 0 ||
 	    get_int_into(ld, ls, "connect_timeout_ms", 1, day_ms,
-			 &l->connect_timeout_ms) < 0 ||
+	                 &l->connect_timeout_ms) < 0 ||
 	    get_int_into(ld, ls, "idle_timeout_ms", 1, day_ms,
-			 &l->idle_timeout_ms) < 0 ||
+	                 &l->idle_timeout_ms) < 0 ||
 	    get_int_into(ld, ls, "drain_timeout_ms", 0, day_ms,
-			 &l->drain_timeout_ms) < 0 ||
+	                 &l->drain_timeout_ms) < 0 ||
 	    get_size_into(ld, ls, "max_request_line", 64, 65536,
-			  &l->max_request_line) < 0 ||
+	                  &l->max_request_line) < 0 ||
 	    get_size_into(ld, ls, "max_header_bytes", 256, 1 << 20,
-			  &l->max_header_bytes) < 0 ||
+	                  &l->max_header_bytes) < 0 ||
 	    get_size_into(ld, ls, "max_header_fields", 1, HTTP_MAX_FIELDS,
-			  &l->max_header_fields) < 0 ||
+	                  &l->max_header_fields) < 0 ||
 	    get_size_into(ld, ls, "buffer_bytes", 4096, 64 << 20,
-			  &l->buffer_bytes) < 0)
+	                  &l->buffer_bytes) < 0)
 		return -1;
 	if (l->max_header_bytes < l->max_request_line)
-		return load_fail(ld, ls, "limits: max_header_bytes must be at "
-					 "least max_request_line");
+		return load_fail(ld, ls,
+		                 "limits: max_header_bytes must be at "
+		                 "least max_request_line");
 	return 0;
 }
 
@@ -666,8 +687,9 @@ load_log(struct load *ld, const config_setting_t *root, struct config *c)
 		    get_string(ld, ls, "path", &path) < 0)
 			return -1;
 		if (path && !*path)
-			return load_fail(ld, ls, "log: path is empty (\"-\" "
-						 "is stdout)");
+			return load_fail(ld, ls,
+			                 "log: path is empty (\"-\" "
+			                 "is stdout)");
 	}
 	c->log_path = xstrdup(ld, ls, path ? path : "-");
 	return c->log_path ? 0 : -1;
@@ -694,7 +716,7 @@ struct config *
 config_load(const char *path, char *err, size_t errlen)
 {
 	static const char *const keys[] = {"listen", "resolver", "log",
-					   "limits", "policies", NULL};
+	                                   "limits", "policies", NULL};
 	struct load ld = {path, err, errlen};
 	struct config *c;
 	config_t cf;
@@ -712,9 +734,10 @@ config_load(const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "%s: cannot read the file", path);
 		else
 			snprintf(err, errlen, "%s:%d: %s",
-				 config_error_file(&cf) ? config_error_file(&cf)
-							: path,
-				 config_error_line(&cf), config_error_text(&cf));
+			         config_error_file(&cf) ? config_error_file(&cf)
+			                                : path,
+			         config_error_line(&cf),
+			         config_error_text(&cf));
 		goto out;
 	}
 	const config_setting_t *root = config_root_setting(&cf);
@@ -749,8 +772,8 @@ config_ref(struct config *c)
 void
 config_unref(struct config *c)
 {
-	if (c && atomic_fetch_sub_explicit(&c->refs, 1,
-					   memory_order_acq_rel) == 1)
+	if (c &&
+	    atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
 		config_free(c);
 }
 

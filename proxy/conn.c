@@ -18,7 +18,7 @@
 
 /* After an error answer: how long to wait for it to drain and for the
  * client to close, and how much of what it still sends to discard. */
-#define LINGER_MS 2000
+#define LINGER_MS        2000
 #define LINGER_MAX_BYTES (256 * 1024)
 
 enum conn_state {
@@ -86,8 +86,8 @@ set_timer(struct conn *c, event_callback_fn cb, int ms)
 	event_assign(c->timer, c->env->base, -1, 0, cb, c);
 	evtimer_add(c->timer, &tv);
 }
-static void conn_fail(struct conn *c, enum reason why,
-		      const struct verdict *v, const struct netaddr *addr);
+static void conn_fail(struct conn *c, enum reason why, const struct verdict *v,
+                      const struct netaddr *addr);
 
 /* --- logging ------------------------------------------------------------ */
 
@@ -101,7 +101,7 @@ log_conn(struct log_line *l, const struct conn *c, const char *event)
 	log_str(l, "identity", NULL);
 	log_str(l, "policy", c->policy->name);
 	log_str(l, "mode",
-		c->policy->mode == POLICY_REPORT ? "report" : "enforce");
+	        c->policy->mode == POLICY_REPORT ? "report" : "enforce");
 	if (c->method[0])
 		log_str(l, "method", c->method);
 	if (c->have_dest) {
@@ -123,14 +123,15 @@ log_addr(struct log_line *l, const char *key, const struct netaddr *a)
 /* The decision line: allow, deny (possibly in report mode) or error. */
 static void
 log_decision(const struct conn *c, enum reason why, const struct verdict *v,
-	     const struct netaddr *addr, int report)
+             const struct netaddr *addr, int report)
 {
 	const struct reason_info *ri = reason_get(why);
 	struct log_line l;
 
-	log_conn(&l, c, why == REASON_ALLOWED ? "allow"
-			: reason_is_denial(why) ? "deny"
-						: "error");
+	log_conn(&l, c,
+	         why == REASON_ALLOWED   ? "allow"
+	         : reason_is_denial(why) ? "deny"
+	                                 : "error");
 	if (addr)
 		log_addr(&l, "addr", addr);
 	if (v && v->range)
@@ -183,7 +184,7 @@ log_close(const struct conn *c)
 /* Write the error answer for `why` to the client. */
 static void
 write_answer(struct conn *c, enum reason why, const struct verdict *v,
-	     const struct netaddr *addr)
+             const struct netaddr *addr)
 {
 	const struct reason_info *ri = reason_get(why);
 	struct evbuffer *out = bufferevent_get_output(c->client_bev);
@@ -193,51 +194,51 @@ write_answer(struct conn *c, enum reason why, const struct verdict *v,
 
 	if (c->have_dest)
 		snprintf(dest, sizeof(dest), "%s%s%s:%u",
-			 c->host.kind == HOST_IPV6 ? "[" : "", c->host.name,
-			 c->host.kind == HOST_IPV6 ? "]" : "", c->port);
+		         c->host.kind == HOST_IPV6 ? "[" : "", c->host.name,
+		         c->host.kind == HOST_IPV6 ? "]" : "", c->port);
 	if (reason_is_denial(why)) {
 		n = snprintf(
-			body, sizeof(body),
-			"egressd refused this request.\n\n"
-			"  destination: %s (%s)\n"
-			"  policy:      %s\n"
-			"  reason:      %s: %s\n"
-			"%s%s%s%s%s"
-			"\nThis block is deliberate: this environment may only "
-			"reach the destinations\nits operator allowed. Do not "
-			"try to work around it (other hosts, IP addresses,\n"
-			"ports or tools). If the task needs this destination, "
-			"ask the operator to\nadd it to the egress policy.\n",
-			dest, c->method, c->policy->name, ri->name, ri->text,
-			addr ? "  address:     " : "",
-			addr ? netaddr_str(addr, abuf) : "",
-			addr && v && v->range ? " (" : "",
-			addr && v && v->range ? v->range : "",
-			addr ? (v && v->range ? ")\n" : "\n") : "");
+		    body, sizeof(body),
+		    "egressd refused this request.\n\n"
+		    "  destination: %s (%s)\n"
+		    "  policy:      %s\n"
+		    "  reason:      %s: %s\n"
+		    "%s%s%s%s%s"
+		    "\nThis block is deliberate: this environment may only "
+		    "reach the destinations\nits operator allowed. Do not "
+		    "try to work around it (other hosts, IP addresses,\n"
+		    "ports or tools). If the task needs this destination, "
+		    "ask the operator to\nadd it to the egress policy.\n",
+		    dest, c->method, c->policy->name, ri->name, ri->text,
+		    addr ? "  address:     " : "",
+		    addr ? netaddr_str(addr, abuf) : "",
+		    addr && v && v->range ? " (" : "",
+		    addr && v && v->range ? v->range : "",
+		    addr ? (v && v->range ? ")\n" : "\n") : "");
 	} else {
 		n = snprintf(body, sizeof(body),
-			     "egressd could not complete this request.\n\n"
-			     "  destination: %s\n"
-			     "  reason:      %s: %s\n",
-			     dest, ri->name, ri->text);
+		             "egressd could not complete this request.\n\n"
+		             "  destination: %s\n"
+		             "  reason:      %s: %s\n",
+		             dest, ri->name, ri->text);
 	}
 	if (n < 0 || (size_t)n >= sizeof(body))
 		n = (int)strlen(body);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", ri->status, ri->phrase);
 	/* RFC 9209 §2: the proxy names itself, then the error type. */
 	evbuffer_add_printf(out, "Proxy-Status: egressd; error=%s",
-			    ri->proxy_status);
+	                    ri->proxy_status);
 	if (why == REASON_DNS_NXDOMAIN)
 		evbuffer_add_printf(out, "; rcode=\"NXDOMAIN\"");
 	if (c->have_dest)
 		evbuffer_add_printf(out, "; details=\"%s: %s\"", ri->name,
-				    dest);
+		                    dest);
 	else
 		evbuffer_add_printf(out, "; details=\"%s\"", ri->name);
 	evbuffer_add_printf(out,
-			    "\r\nContent-Type: text/plain; charset=utf-8\r\n"
-			    "Content-Length: %d\r\nConnection: close\r\n\r\n",
-			    n);
+	                    "\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	                    "Content-Length: %d\r\nConnection: close\r\n\r\n",
+	                    n);
 	evbuffer_add(out, body, (size_t)n);
 }
 
@@ -283,7 +284,7 @@ linger_event_cb(struct bufferevent *bev, short what, void *arg)
 /* Log the decision, answer, and close once the answer has drained. */
 static void
 conn_fail(struct conn *c, enum reason why, const struct verdict *v,
-	  const struct netaddr *addr)
+          const struct netaddr *addr)
 {
 	log_decision(c, why, v, addr, 0);
 	c->status = reason_get(why)->status;
@@ -301,7 +302,7 @@ conn_fail(struct conn *c, enum reason why, const struct verdict *v,
 	c->state = CONN_REPLYING;
 	write_answer(c, why, v, addr);
 	bufferevent_setcb(c->client_bev, linger_read_cb, linger_write_cb,
-			  linger_event_cb, c);
+	                  linger_event_cb, c);
 	bufferevent_setwatermark(c->client_bev, EV_READ, 0, 0);
 	bufferevent_setwatermark(c->client_bev, EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(c->client_bev, NULL, NULL);
@@ -336,7 +337,7 @@ start_tunnel(struct conn *c)
 	log_decision(c, REASON_ALLOWED, NULL, &c->upstream, 0);
 	bufferevent_write(c->client_bev, ok, sizeof(ok) - 1);
 	c->tunnel = tunnel_new(c->client_bev, c->up_bev, lim->buffer_bytes,
-			       lim->idle_timeout_ms, tunnel_done, c);
+	                       lim->idle_timeout_ms, tunnel_done, c);
 	if (!c->tunnel) {
 		c->reason = REASON_INTERNAL_ERROR;
 		conn_close(c);
@@ -404,32 +405,33 @@ connect_next(struct conn *c)
 		socklen_t len = netaddr_to_sockaddr(a, c->port, &ss);
 
 		c->up_bev = bufferevent_socket_new(c->env->base, -1,
-						   BEV_OPT_CLOSE_ON_FREE);
+		                                   BEV_OPT_CLOSE_ON_FREE);
 		if (!c->up_bev) {
 			c->connect_error = REASON_INTERNAL_ERROR;
 			continue;
 		}
 		bufferevent_setcb(c->up_bev, NULL, NULL, up_event_cb, c);
-		if (bufferevent_socket_connect(c->up_bev, (struct sockaddr *)&ss,
-					       (int)len) < 0) {
-			c->connect_error = connect_reason(EVUTIL_SOCKET_ERROR());
+		if (bufferevent_socket_connect(
+		        c->up_bev, (struct sockaddr *)&ss, (int)len) < 0) {
+			c->connect_error =
+			    connect_reason(EVUTIL_SOCKET_ERROR());
 			bufferevent_free(c->up_bev);
 			c->up_bev = NULL;
 			continue;
 		}
 		set_timer(c, connect_timeout_cb,
-			  c->config->limits.connect_timeout_ms);
+		          c->config->limits.connect_timeout_ms);
 		return;
 	}
 	conn_fail(c, c->connect_error, NULL,
-		  c->naddrs ? &c->addrs[c->naddrs - 1] : NULL);
+	          c->naddrs ? &c->addrs[c->naddrs - 1] : NULL);
 }
 
 /* --- resolving ----------------------------------------------------------- */
 
 static void
-resolved(enum resolve_status status, const struct netaddr *addrs,
-	 size_t naddrs, void *arg)
+resolved(enum resolve_status status, const struct netaddr *addrs, size_t naddrs,
+         void *arg)
 {
 	struct conn *c = arg;
 	struct verdict refused = {REASON_ADDRESS_PROHIBITED, NULL, NULL};
@@ -457,7 +459,7 @@ resolved(enum resolve_status status, const struct netaddr *addrs,
 		struct verdict v;
 
 		if (policy_check_addr(c->policy, c->method, &c->host, c->port,
-				      &addrs[i], &v)) {
+		                      &addrs[i], &v)) {
 			if (!c->rule)
 				c->rule = v.rule;
 		} else if (policy_report_waives(c->policy, &v)) {
@@ -533,7 +535,7 @@ handle_request(struct conn *c, size_t head_len)
 	}
 	/* RFC 9110 §9.3.6: CONNECT's target is authority-form, host:port. */
 	if (host_parse_authority(c->req.target.p, c->req.target.len, 0,
-				 &c->host, &c->port) < 0) {
+	                         &c->host, &c->port) < 0) {
 		conn_fail(c, REASON_MALFORMED_HOST, NULL, NULL);
 		return;
 	}
@@ -542,13 +544,13 @@ handle_request(struct conn *c, size_t head_len)
 	if (!policy_check_name(c->policy, c->method, &c->host, c->port, &v)) {
 		if (!policy_report_waives(c->policy, &v)) {
 			conn_fail(c, v.reason, &v,
-				  c->host.kind == HOST_NAME ? NULL
-							    : &c->host.addr);
+			          c->host.kind == HOST_NAME ? NULL
+			                                    : &c->host.addr);
 			return;
 		}
 		log_decision(c, v.reason, &v,
-			     c->host.kind == HOST_NAME ? NULL : &c->host.addr,
-			     1);
+		             c->host.kind == HOST_NAME ? NULL : &c->host.addr,
+		             1);
 	}
 	c->rule = v.rule;
 	if (c->host.kind != HOST_NAME) {
@@ -627,11 +629,12 @@ sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "?");
 		return;
 	}
-	memcpy(&ss, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-						 : sizeof(struct sockaddr_in6));
+	memcpy(&ss, sa,
+	       sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                : sizeof(struct sockaddr_in6));
 	port = sa->sa_family == AF_INET
-		       ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-		       : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	           ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+	           : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	if (netaddr_is_v4(&a))
 		snprintf(buf, len, "%s:%u", netaddr_str(&a, abuf), port);
 	else
@@ -639,8 +642,8 @@ sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
 }
 
 void
-conn_accept(struct conn_env *env, evutil_socket_t fd,
-	    const struct sockaddr *sa, socklen_t salen, size_t listener)
+conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
+            socklen_t salen, size_t listener)
 {
 	const struct config_limits *lim = &env->config->limits;
 	struct conn *c = calloc(1, sizeof(*c));
@@ -659,10 +662,10 @@ conn_accept(struct conn_env *env, evutil_socket_t fd,
 	c->reason = REASON_CLIENT_CLOSED;
 	sockaddr_text(sa, c->client, sizeof(c->client));
 	snprintf(c->listen_addr, sizeof(c->listen_addr),
-		 strchr(c->listener->address, ':') ? "[%s]:%u" : "%s:%u",
-		 c->listener->address, c->listener->port);
-	c->client_bev = bufferevent_socket_new(env->base, fd,
-					       BEV_OPT_CLOSE_ON_FREE);
+	         strchr(c->listener->address, ':') ? "[%s]:%u" : "%s:%u",
+	         c->listener->address, c->listener->port);
+	c->client_bev =
+	    bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(env->base, head_timeout_cb, c);
 	if (c->timer)
 		event_del(c->timer);
@@ -678,7 +681,7 @@ conn_accept(struct conn_env *env, evutil_socket_t fd,
 	bufferevent_setcb(c->client_bev, head_read_cb, NULL, head_event_cb, c);
 	/* Read at most one byte past the head limit: enough to know. */
 	bufferevent_setwatermark(c->client_bev, EV_READ, 0,
-				 lim->max_header_bytes + 1);
+	                         lim->max_header_bytes + 1);
 	bufferevent_enable(c->client_bev, EV_READ | EV_WRITE);
 	set_timer(c, head_timeout_cb, lim->header_timeout_ms);
 }
@@ -725,7 +728,7 @@ conn_close_all(struct conn_env *env, enum reason why)
 
 void
 conn_env_init(struct conn_env *env, struct event_base *base,
-	      struct resolver *resolver, struct config *config)
+              struct resolver *resolver, struct config *config)
 {
 	memset(env, 0, sizeof(*env));
 	env->base = base;

@@ -37,7 +37,7 @@ struct conn_env {
 /* Set up an env; it borrows base and resolver and takes a reference to
  * config. */
 void conn_env_init(struct conn_env *env, struct event_base *base,
-		   struct resolver *resolver, struct config *config);
+                   struct resolver *resolver, struct config *config);
 
 /* Make a new snapshot current for connections accepted from now on. */
 void conn_env_set_config(struct conn_env *env, struct config *config);
@@ -50,7 +50,7 @@ void conn_env_clear(struct conn_env *env);
  * of the current snapshot.  The socket is closed on failure.
  */
 void conn_accept(struct conn_env *env, evutil_socket_t fd,
-		 const struct sockaddr *sa, socklen_t salen, size_t listener);
+                 const struct sockaddr *sa, socklen_t salen, size_t listener);
 
 /* Close every connection now (drain deadline), logging `why`. */
 void conn_close_all(struct conn_env *env, enum reason why);

@@ -44,7 +44,7 @@ host_ip(const char *s, size_t len, struct host *out, const char **why)
 	for (size_t i = 0; i < len; i++) {
 		if (!is_hex(s[i]) && s[i] != ':' && s[i] != '.') {
 			*why = s[i] == '%' ? "zone ids are not allowed"
-					   : "not a valid IP address";
+			                   : "not a valid IP address";
 			return -1;
 		}
 	}
@@ -52,8 +52,8 @@ host_ip(const char *s, size_t len, struct host *out, const char **why)
 	buf[len] = '\0';
 	if (cidr_parse(buf, &c, &ignored) != 0 || c.prefix != 128) {
 		*why = memchr(s, ':', len) != NULL
-			       ? "not a valid IPv6 address"
-			       : "numeric host that is not a strict dotted quad";
+		           ? "not a valid IPv6 address"
+		           : "numeric host that is not a strict dotted quad";
 		return -1;
 	}
 	out->addr = c.net;
@@ -73,7 +73,8 @@ ends_in_number(const char *label, size_t len)
 {
 	size_t i = 0;
 
-	if (len >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X')) {
+	if (len >= 2 && label[0] == '0' &&
+	    (label[1] == 'x' || label[1] == 'X')) {
 		for (i = 2; i < len; i++)
 			if (!is_hex(label[i]))
 				return 0;
@@ -88,7 +89,7 @@ ends_in_number(const char *label, size_t len)
 /* host_parse with a description of what is wrong, for config errors. */
 static int
 host_parse_why(const char *s, size_t len, int brackets, struct host *out,
-	       const char **why)
+               const char **why)
 {
 	struct host h;
 
@@ -212,7 +213,7 @@ parse_port(const char *s, size_t len, uint16_t *port)
 
 int
 host_parse_authority(const char *s, size_t len, uint16_t default_port,
-		     struct host *out, uint16_t *port)
+                     struct host *out, uint16_t *port)
 {
 	size_t hlen;
 	struct host h;
@@ -235,7 +236,7 @@ host_parse_authority(const char *s, size_t len, uint16_t default_port,
 			return -1;
 		p = default_port;
 	} else if (s[hlen] != ':' ||
-		   parse_port(s + hlen + 1, len - hlen - 1, &p) != 0) {
+	           parse_port(s + hlen + 1, len - hlen - 1, &p) != 0) {
 		return -1;
 	}
 	if (host_parse(s, hlen, 1, &h) != 0)
@@ -255,8 +256,8 @@ looks_like_url(const char *s)
 		return 1;
 	if (colon == NULL || strchr(colon + 1, ':') != NULL)
 		return 0;
-	return colon[1] != '\0' && strspn(colon + 1, "0123456789") ==
-					   strlen(colon + 1);
+	return colon[1] != '\0' &&
+	       strspn(colon + 1, "0123456789") == strlen(colon + 1);
 }
 
 int

@@ -52,7 +52,7 @@ int host_parse(const char *s, size_t len, int brackets, struct host *out);
  * malformed.  Returns 0 or -1.
  */
 int host_parse_authority(const char *s, size_t len, uint16_t default_port,
-			 struct host *out, uint16_t *port);
+                         struct host *out, uint16_t *port);
 
 /*
  * Validate a host pattern from the config: an exact name ("api.example.com")

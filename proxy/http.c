@@ -77,16 +77,16 @@ static size_t
 max_fields_of(const struct http_limits *lim)
 {
 	return lim->max_fields < HTTP_MAX_FIELDS ? lim->max_fields
-						 : HTTP_MAX_FIELDS;
+	                                         : HTTP_MAX_FIELDS;
 }
 
 enum http_status
 http_head_end(const char *buf, size_t len, const struct http_limits *lim,
-	      size_t *head_len)
+              size_t *head_len)
 {
 	size_t max_fields = max_fields_of(lim);
 	size_t line_start = 0; /* offset of the current line */
-	size_t nlines = 0;     /* complete lines so far; 0: in the request line */
+	size_t nlines = 0; /* complete lines so far; 0: in the request line */
 	size_t i;
 
 	for (i = 0; i < len; i++) {
@@ -248,7 +248,7 @@ parse_field_line(const char *p, size_t n, struct http_field *f)
 
 enum http_status
 http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
-		   struct http_request *req)
+                   struct http_request *req)
 {
 	size_t max_fields = max_fields_of(lim);
 	size_t head_len, pos, eol;
@@ -281,10 +281,11 @@ http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
 	for (pos = eol + 2; buf[pos] != '\r'; pos = eol + 2) {
 		if (req->nfields >= max_fields)
 			return HTTP_FIELDS_TOO_LARGE;
-		eol = (size_t)((const char *)memchr(buf + pos, '\r',
-						    len - pos) - buf);
+		eol =
+		    (size_t)((const char *)memchr(buf + pos, '\r', len - pos) -
+		             buf);
 		st = parse_field_line(buf + pos, eol - pos,
-				      &req->fields[req->nfields]);
+		                      &req->fields[req->nfields]);
 		if (st != HTTP_OK)
 			return st;
 		req->nfields++;

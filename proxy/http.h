@@ -20,7 +20,7 @@ struct http_span {
 };
 
 struct http_field {
-	struct http_span name; /* as sent; compare case-insensitively */
+	struct http_span name;  /* as sent; compare case-insensitively */
 	struct http_span value; /* leading and trailing whitespace removed */
 };
 
@@ -34,12 +34,12 @@ struct http_request {
 
 enum http_status {
 	HTTP_OK = 0,
-	HTTP_INCOMPLETE,      /* http_head_end: no end of head yet */
-	HTTP_BAD_REQUEST,     /* malformed: 400 */
-	HTTP_URI_TOO_LONG,    /* request line over the limit: 414 */
+	HTTP_INCOMPLETE,       /* http_head_end: no end of head yet */
+	HTTP_BAD_REQUEST,      /* malformed: 400 */
+	HTTP_URI_TOO_LONG,     /* request line over the limit: 414 */
 	HTTP_FIELDS_TOO_LARGE, /* a field line, the section or the count over
-				  the limit: 431 */
-	HTTP_BAD_VERSION,     /* not HTTP/1.0 or HTTP/1.1: 505 */
+	                          the limit: 431 */
+	HTTP_BAD_VERSION,      /* not HTTP/1.0 or HTTP/1.1: 505 */
 };
 
 struct http_limits {
@@ -58,7 +58,7 @@ struct http_limits {
  * request line (RFC 9112 §2.2) are not accepted.
  */
 enum http_status http_head_end(const char *buf, size_t len,
-			       const struct http_limits *lim, size_t *head_len);
+                               const struct http_limits *lim, size_t *head_len);
 
 /*
  * Parse a complete head (as delimited by http_head_end) into *req, whose
@@ -68,12 +68,12 @@ enum http_status http_head_end(const char *buf, size_t len,
  * names that are not tokens, control characters in values, too many fields.
  */
 enum http_status http_parse_request(const char *buf, size_t len,
-				    const struct http_limits *lim,
-				    struct http_request *req);
+                                    const struct http_limits *lim,
+                                    struct http_request *req);
 
 /* The first field with this name (case-insensitive), or NULL. */
 const struct http_field *http_field_get(const struct http_request *req,
-					const char *name);
+                                        const char *name);
 
 /* Does the span equal the NUL-terminated string exactly?  1 or 0. */
 int http_span_eq(struct http_span s, const char *str);

@@ -130,7 +130,7 @@ log_begin(struct log_line *l, const char *event)
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(stamp + 19, sizeof(stamp) - 19, ".%03dZ",
-		 (int)(ts.tv_nsec / 1000000) % 1000);
+	         (int)(ts.tv_nsec / 1000000) % 1000);
 	put_s(l, "{\"ts\":\"");
 	put_s(l, stamp);
 	put_s(l, "\"");
@@ -149,7 +149,7 @@ log_strn(struct log_line *l, const char *key, const char *value, size_t len)
 		return;
 	}
 	n = log_escape(esc, sizeof(esc), value,
-		       len > LOG_VALUE_MAX ? LOG_VALUE_MAX : len);
+	               len > LOG_VALUE_MAX ? LOG_VALUE_MAX : len);
 	if (len > LOG_VALUE_MAX) {
 		memcpy(esc + n, "...", 4);
 		n += 3;
@@ -183,7 +183,8 @@ log_end(struct log_line *l)
 		/* Too long: keep the line valid JSON and say it was cut. */
 		l->len = 0;
 		l->full = 0;
-		put_s(l, "{\"event\":\"error\",\"reason\":\"log_line_too_long\"");
+		put_s(l,
+		      "{\"event\":\"error\",\"reason\":\"log_line_too_long\"");
 	}
 	l->buf[l->len++] = '}';
 	l->buf[l->len++] = '\n';

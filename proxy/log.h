@@ -38,7 +38,7 @@ void log_str(struct log_line *l, const char *key, const char *value);
 
 /* Add a string field from len bytes that need not be NUL-terminated. */
 void log_strn(struct log_line *l, const char *key, const char *value,
-	      size_t len);
+              size_t len);
 
 /* Add an integer field. */
 void log_int(struct log_line *l, const char *key, long long value);

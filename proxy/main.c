@@ -36,14 +36,14 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: egressd [-c FILE]            run the proxy\n"
-		"       egressd [-c FILE] -t         check the configuration\n"
-		"       egressd [-c FILE] --explain URL|HOST:PORT\n"
-		"               [--method METHOD] [--policy NAME]\n"
-		"                                    show the decision for a "
-		"destination\n"
-		"       egressd -V                   print the version\n"
-		"default FILE: " DEFAULT_CONFIG "\n");
+	        "usage: egressd [-c FILE]            run the proxy\n"
+	        "       egressd [-c FILE] -t         check the configuration\n"
+	        "       egressd [-c FILE] --explain URL|HOST:PORT\n"
+	        "               [--method METHOD] [--policy NAME]\n"
+	        "                                    show the decision for a "
+	        "destination\n"
+	        "       egressd -V                   print the version\n"
+	        "default FILE: " DEFAULT_CONFIG "\n");
 }
 
 static void
@@ -96,26 +96,27 @@ print_addresses(const struct rule *r)
 
 static int
 explain(const struct config *c, const char *target, const char *method,
-	const char *policy_name)
+        const char *policy_name)
 {
 	const struct policy *p = policy_name ? config_policy(c, policy_name)
-					     : c->listeners[0].policy;
+	                                     : c->listeners[0].policy;
 	struct verdict v;
 	struct host h;
 	uint16_t port;
 	int allowed;
 
 	if (!p) {
-		fprintf(stderr, "egressd: --policy: no policy is named \"%s\"\n",
-			policy_name);
+		fprintf(stderr,
+		        "egressd: --policy: no policy is named \"%s\"\n",
+		        policy_name);
 		return 2;
 	}
 	if (parse_explain_target(target, &h, &port) < 0) {
 		fprintf(stderr,
-			"egressd: --explain: \"%s\": malformed destination "
-			"(want HOST:PORT or a http(s) URL; names must be LDH, "
-			"IP addresses strict)\n",
-			target);
+		        "egressd: --explain: \"%s\": malformed destination "
+		        "(want HOST:PORT or a http(s) URL; names must be LDH, "
+		        "IP addresses strict)\n",
+		        target);
 		return 2;
 	}
 	allowed = policy_check_name(p, method, &h, port, &v);
@@ -158,8 +159,8 @@ struct daemon {
 };
 
 static void
-accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-	  struct sockaddr *sa, int salen, void *arg)
+accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+          int salen, void *arg)
 {
 	struct listener *l = arg;
 
@@ -186,7 +187,7 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
 	char msg[128];
 
 	snprintf(msg, sizeof(msg), "accept: %s",
-		 strerror(EVUTIL_SOCKET_ERROR()));
+	         strerror(EVUTIL_SOCKET_ERROR()));
 	log_lifecycle("error", "accept_failed", msg);
 	/* Out of descriptors: pause accepting instead of spinning; closing
 	 * connections frees some. */
@@ -213,21 +214,21 @@ bind_listeners(struct daemon *d, const struct config *c)
 		if (host_parse(cl->address, strlen(cl->address), 0, &h) < 0 ||
 		    h.kind == HOST_NAME) {
 			fprintf(stderr, "egressd: listen: bad address %s\n",
-				cl->address);
+			        cl->address);
 			return -1;
 		}
 		a = h.addr;
 		len = netaddr_to_sockaddr(&a, cl->port, &ss);
 		l->resume = evtimer_new(d->base, resume_cb, l);
 		l->lev = evconnlistener_new_bind(
-			d->base, accept_cb, l,
-			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-				LEV_OPT_CLOSE_ON_EXEC,
-			1024, (struct sockaddr *)&ss, (int)len);
+		    d->base, accept_cb, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+		        LEV_OPT_CLOSE_ON_EXEC,
+		    1024, (struct sockaddr *)&ss, (int)len);
 		if (!l->lev || !l->resume) {
 			fprintf(stderr, "egressd: listen on %s port %u: %s\n",
-				cl->address, cl->port,
-				strerror(EVUTIL_SOCKET_ERROR()));
+			        cl->address, cl->port,
+			        strerror(EVUTIL_SOCKET_ERROR()));
 			return -1;
 		}
 		evconnlistener_set_error_cb(l->lev, accept_error_cb);
@@ -262,9 +263,9 @@ reload(struct daemon *d)
 	}
 	if (!config_same_listeners(c, d->env.config)) {
 		snprintf(msg, sizeof(msg),
-			 "%s: listen changed; restart egressd to change "
-			 "listeners (nothing was reloaded)",
-			 d->config_path);
+		         "%s: listen changed; restart egressd to change "
+		         "listeners (nothing was reloaded)",
+		         d->config_path);
 		log_lifecycle("error", "reload_failed", msg);
 		config_unref(c);
 		return;
@@ -278,16 +279,16 @@ reload(struct daemon *d)
 	conn_env_set_config(&d->env, c);
 	config_unref(c);
 	snprintf(msg, sizeof(msg),
-		 "%s: reloaded; new connections use the new policies",
-		 d->config_path);
+	         "%s: reloaded; new connections use the new policies",
+	         d->config_path);
 	log_lifecycle("reload", NULL, msg);
 }
 
 static void
 drained(struct conn_env *env)
 {
-	struct daemon *d = (struct daemon *)((char *)env -
-					     offsetof(struct daemon, env));
+	struct daemon *d =
+	    (struct daemon *)((char *)env - offsetof(struct daemon, env));
 
 	event_base_loopexit(d->base, NULL);
 }
@@ -319,9 +320,9 @@ stop(struct daemon *d)
 	d->env.on_drained = drained;
 	close_listeners(d);
 	snprintf(msg, sizeof(msg),
-		 "stopping: no new connections; %zu open, draining for up to "
-		 "%d ms",
-		 d->env.active, ms);
+	         "stopping: no new connections; %zu open, draining for up to "
+	         "%d ms",
+	         d->env.active, ms);
 	log_lifecycle("stop", NULL, msg);
 	if (d->env.active == 0) {
 		event_base_loopexit(d->base, NULL);
@@ -345,8 +346,8 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	case SIGUSR1:
 		if (log_reopen() < 0)
 			log_lifecycle("error", "log_reopen_failed",
-				      "could not reopen the log file; still "
-				      "writing to the old one");
+			              "could not reopen the log file; still "
+			              "writing to the old one");
 		break;
 	default:
 		stop(d);
@@ -376,8 +377,8 @@ run(struct config *c, const char *path)
 		fprintf(stderr, "egressd: cannot start the event loop\n");
 		return 1;
 	}
-	if (!(d.resolver = resolver_new(d.base, &c->resolver, err,
-					sizeof(err)))) {
+	if (!(d.resolver =
+	          resolver_new(d.base, &c->resolver, err, sizeof(err)))) {
 		fprintf(stderr, "egressd: %s\n", err);
 		goto out;
 	}
@@ -392,12 +393,11 @@ run(struct config *c, const char *path)
 		}
 	}
 	off = (size_t)snprintf(msg, sizeof(msg),
-			       "egressd " EGRESSD_VERSION " listening on");
+	                       "egressd " EGRESSD_VERSION " listening on");
 	for (size_t i = 0; i < c->nlisteners && off < sizeof(msg); i++)
-		off += (size_t)snprintf(msg + off, sizeof(msg) - off,
-					"%s %s port %u", i ? "," : "",
-					c->listeners[i].address,
-					c->listeners[i].port);
+		off += (size_t)snprintf(
+		    msg + off, sizeof(msg) - off, "%s %s port %u", i ? "," : "",
+		    c->listeners[i].address, c->listeners[i].port);
 	log_lifecycle("start", NULL, msg);
 	event_base_dispatch(d.base);
 	log_lifecycle("stop", NULL, "stopped");
@@ -424,14 +424,14 @@ main(int argc, char **argv)
 {
 	enum { OPT_EXPLAIN = 256, OPT_METHOD, OPT_POLICY };
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"test", no_argument, NULL, 't'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{"explain", required_argument, NULL, OPT_EXPLAIN},
-		{"method", required_argument, NULL, OPT_METHOD},
-		{"policy", required_argument, NULL, OPT_POLICY},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"test", no_argument, NULL, 't'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"explain", required_argument, NULL, OPT_EXPLAIN},
+	    {"method", required_argument, NULL, OPT_METHOD},
+	    {"policy", required_argument, NULL, OPT_POLICY},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *path = DEFAULT_CONFIG, *target = NULL, *method = "CONNECT";
 	const char *policy = NULL;

@@ -11,8 +11,8 @@
 #include <string.h>
 
 /* An IPv4 address written as four octets, host byte order. */
-#define V4(a, b, c, d)                                                     \
-	(((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) |                   \
+#define V4(a, b, c, d)                                                         \
+	(((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) |                       \
 	 ((uint32_t)(c) << 8) | (uint32_t)(d))
 
 struct special_v4 {
@@ -25,8 +25,10 @@ struct special_v4 {
 	const char *teredo;
 };
 
-#define SPECIAL_V4(a, b, c, d, len, nm)                                    \
-	{ V4(a, b, c, d), len, nm, "nat64:" nm, "6to4:" nm, "teredo:" nm }
+#define SPECIAL_V4(a, b, c, d, len, nm)                                        \
+	{                                                                      \
+		V4(a, b, c, d), len, nm, "nat64:" nm, "6to4:" nm, "teredo:" nm \
+	}
 
 /*
  * IANA IPv4 Special-Purpose Address Registry, plus multicast and the rest of
@@ -34,25 +36,25 @@ struct special_v4 {
  * comes before 240.0.0.0/4 that holds it.
  */
 static const struct special_v4 special_v4[] = {
-	SPECIAL_V4(0, 0, 0, 0, 8, "this-network"),
-	SPECIAL_V4(10, 0, 0, 0, 8, "private"),
-	SPECIAL_V4(100, 64, 0, 0, 10, "cgnat"),
-	SPECIAL_V4(127, 0, 0, 0, 8, "loopback"),
-	SPECIAL_V4(169, 254, 0, 0, 16, "link-local"),
-	SPECIAL_V4(172, 16, 0, 0, 12, "private"),
-	SPECIAL_V4(192, 0, 0, 0, 24, "ietf-protocol"),
-	SPECIAL_V4(192, 0, 2, 0, 24, "documentation"),
-	SPECIAL_V4(192, 31, 196, 0, 24, "as112"),
-	SPECIAL_V4(192, 52, 193, 0, 24, "amt"),
-	SPECIAL_V4(192, 88, 99, 0, 24, "6to4-relay"),
-	SPECIAL_V4(192, 168, 0, 0, 16, "private"),
-	SPECIAL_V4(192, 175, 48, 0, 24, "as112"),
-	SPECIAL_V4(198, 18, 0, 0, 15, "benchmarking"),
-	SPECIAL_V4(198, 51, 100, 0, 24, "documentation"),
-	SPECIAL_V4(203, 0, 113, 0, 24, "documentation"),
-	SPECIAL_V4(224, 0, 0, 0, 4, "multicast"),
-	SPECIAL_V4(255, 255, 255, 255, 32, "broadcast"),
-	SPECIAL_V4(240, 0, 0, 0, 4, "reserved"),
+    SPECIAL_V4(0, 0, 0, 0, 8, "this-network"),
+    SPECIAL_V4(10, 0, 0, 0, 8, "private"),
+    SPECIAL_V4(100, 64, 0, 0, 10, "cgnat"),
+    SPECIAL_V4(127, 0, 0, 0, 8, "loopback"),
+    SPECIAL_V4(169, 254, 0, 0, 16, "link-local"),
+    SPECIAL_V4(172, 16, 0, 0, 12, "private"),
+    SPECIAL_V4(192, 0, 0, 0, 24, "ietf-protocol"),
+    SPECIAL_V4(192, 0, 2, 0, 24, "documentation"),
+    SPECIAL_V4(192, 31, 196, 0, 24, "as112"),
+    SPECIAL_V4(192, 52, 193, 0, 24, "amt"),
+    SPECIAL_V4(192, 88, 99, 0, 24, "6to4-relay"),
+    SPECIAL_V4(192, 168, 0, 0, 16, "private"),
+    SPECIAL_V4(192, 175, 48, 0, 24, "as112"),
+    SPECIAL_V4(198, 18, 0, 0, 15, "benchmarking"),
+    SPECIAL_V4(198, 51, 100, 0, 24, "documentation"),
+    SPECIAL_V4(203, 0, 113, 0, 24, "documentation"),
+    SPECIAL_V4(224, 0, 0, 0, 4, "multicast"),
+    SPECIAL_V4(255, 255, 255, 255, 32, "broadcast"),
+    SPECIAL_V4(240, 0, 0, 0, 4, "reserved"),
 };
 
 struct special_v6 {
@@ -66,28 +68,26 @@ struct special_v6 {
  * address inside them, before this table is consulted.
  */
 static const struct special_v6 special_v6[] = {
-	{ { { { 0 } }, 128 }, "unspecified" },
-	{ { { { [15] = 1 } }, 128 }, "loopback" },
-	{ { { { 0 } }, 96 }, "ipv4-compatible" },
-	{ { { { 0x00, 0x64, 0xff, 0x9b, 0x00, 0x01 } }, 48 }, "nat64-local" },
-	{ { { { 0x01, 0x00 } }, 64 }, "discard" },
-	{ { { { 0x20, 0x01, 0x0d, 0xb8 } }, 32 }, "documentation" },
-	{ { { { 0x20, 0x01 } }, 23 }, "ietf-protocol" },
-	{ { { { 0x3f, 0xff } }, 20 }, "documentation" },
-	{ { { { 0x5f, 0x00 } }, 16 }, "srv6" },
-	{ { { { 0xfc } }, 7 }, "ula" },
-	{ { { { 0xfe, 0x80 } }, 10 }, "link-local" },
-	{ { { { 0xfe, 0xc0 } }, 10 }, "site-local" },
-	{ { { { 0xff } }, 8 }, "multicast" },
+    {{{{0}}, 128}, "unspecified"},
+    {{{{[15] = 1}}, 128}, "loopback"},
+    {{{{0}}, 96}, "ipv4-compatible"},
+    {{{{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}}, 48}, "nat64-local"},
+    {{{{0x01, 0x00}}, 64}, "discard"},
+    {{{{0x20, 0x01, 0x0d, 0xb8}}, 32}, "documentation"},
+    {{{{0x20, 0x01}}, 23}, "ietf-protocol"},
+    {{{{0x3f, 0xff}}, 20}, "documentation"},
+    {{{{0x5f, 0x00}}, 16}, "srv6"},
+    {{{{0xfc}}, 7}, "ula"},
+    {{{{0xfe, 0x80}}, 10}, "link-local"},
+    {{{{0xfe, 0xc0}}, 10}, "site-local"},
+    {{{{0xff}}, 8}, "multicast"},
 };
 
 /* The IPv6 forms that carry an IPv4 address. */
-static const struct cidr v4_mapped = {
-	{ { [10] = 0xff, [11] = 0xff } }, 96
-};
-static const struct cidr nat64 = { { { 0x00, 0x64, 0xff, 0x9b } }, 96 };
-static const struct cidr sixto4 = { { { 0x20, 0x02 } }, 16 };
-static const struct cidr teredo = { { { 0x20, 0x01, 0x00, 0x00 } }, 32 };
+static const struct cidr v4_mapped = {{{[10] = 0xff, [11] = 0xff}}, 96};
+static const struct cidr nat64 = {{{0x00, 0x64, 0xff, 0x9b}}, 96};
+static const struct cidr sixto4 = {{{0x20, 0x02}}, 16};
+static const struct cidr teredo = {{{0x20, 0x01, 0x00, 0x00}}, 32};
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -119,8 +119,7 @@ netaddr_set_v4(struct netaddr *a, uint32_t v4)
 
 /* Do a and b agree on their first prefix bits? */
 static int
-prefix_equal(const struct netaddr *a, const struct netaddr *b,
-	     unsigned prefix)
+prefix_equal(const struct netaddr *a, const struct netaddr *b, unsigned prefix)
 {
 	unsigned bytes = prefix / 8, bits = prefix % 8;
 
@@ -169,7 +168,7 @@ netaddr_from_sockaddr(struct netaddr *a, const struct sockaddr *sa)
 
 socklen_t
 netaddr_to_sockaddr(const struct netaddr *a, uint16_t port,
-		    struct sockaddr_storage *ss)
+                    struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (netaddr_is_v4(a)) {
@@ -236,8 +235,8 @@ const char *
 netaddr_str(const struct netaddr *a, char *buf)
 {
 	if (netaddr_is_v4(a)) {
-		snprintf(buf, NETADDR_STRLEN, "%u.%u.%u.%u", a->b[12],
-			 a->b[13], a->b[14], a->b[15]);
+		snprintf(buf, NETADDR_STRLEN, "%u.%u.%u.%u", a->b[12], a->b[13],
+		         a->b[14], a->b[15]);
 		return buf;
 	}
 	netaddr_str_v6(a, buf);
@@ -340,9 +339,10 @@ netaddr_mask(struct netaddr *a, unsigned prefix)
 		unsigned lo = i * 8;
 		if (prefix >= lo + 8)
 			continue;
-		a->b[i] = prefix <= lo ? 0
-				       : (uint8_t)(a->b[i] &
-						   (0xff << (8 - (prefix - lo))));
+		a->b[i] =
+		    prefix <= lo
+		        ? 0
+		        : (uint8_t)(a->b[i] & (0xff << (8 - (prefix - lo))));
 	}
 }
 
@@ -389,7 +389,7 @@ cidr_parse(const char *s, struct cidr *out, const char **why)
 		plen = is_v6 ? 128 : 32;
 	} else if (parse_prefix(slash + 1, is_v6 ? 128 : 32, &plen) != 0) {
 		*why = is_v6 ? "prefix length must be 0-128 in plain decimal"
-			     : "prefix length must be 0-32 in plain decimal";
+		             : "prefix length must be 0-32 in plain decimal";
 		return -1;
 	}
 	c.prefix = is_v6 ? plen : plen + 96;
@@ -399,8 +399,8 @@ cidr_parse(const char *s, struct cidr *out, const char **why)
 	if (memcmp(masked.net.b, c.net.b, 16) != 0) {
 		char net[NETADDR_STRLEN];
 		snprintf(why_buf, sizeof(why_buf),
-			 "host bits set (did you mean %s?)",
-			 cidr_str(&masked, net));
+		         "host bits set (did you mean %s?)",
+		         cidr_str(&masked, net));
 		*why = why_buf;
 		return -1;
 	}
@@ -514,23 +514,26 @@ int
 netset_cidr_is_special(const struct cidr *c)
 {
 	static const struct cidr *const carriers[] = {
-		&v4_mapped, &nat64, &sixto4, &teredo,
+	    &v4_mapped,
+	    &nat64,
+	    &sixto4,
+	    &teredo,
 	};
 
 	/* Inside a form that carries IPv4, judge the IPv4 prefix it fixes. */
 	if (cidr_within(c, &v4_mapped) || cidr_within(c, &nat64))
 		return v4_cidr_is_special(netaddr_u32(&c->net, 12),
-					  c->prefix - 96);
+		                          c->prefix - 96);
 	if (cidr_within(c, &sixto4))
 		return v4_cidr_is_special(netaddr_u32(&c->net, 2),
-					  min_u(c->prefix, 48) - 16);
+		                          min_u(c->prefix, 48) - 16);
 	if (cidr_within(c, &teredo)) {
 		if (v4_cidr_is_special(netaddr_u32(&c->net, 4),
-				       min_u(c->prefix, 64) - 32))
+		                       min_u(c->prefix, 64) - 32))
 			return 1;
 		return c->prefix > 96 &&
 		       v4_cidr_is_special(~netaddr_u32(&c->net, 12),
-					  c->prefix - 96);
+		                          c->prefix - 96);
 	}
 	/* A wider network holds carried global addresses too: 2001::/23
 	 * is special but the Teredo addresses inside it need not be. */

@@ -40,7 +40,7 @@ int netaddr_from_sockaddr(struct netaddr *a, const struct sockaddr *sa);
 /* Fill a sockaddr_in (for IPv4-mapped addresses) or sockaddr_in6 with the
  * given port.  Returns the length of the sockaddr written. */
 socklen_t netaddr_to_sockaddr(const struct netaddr *a, uint16_t port,
-			      struct sockaddr_storage *ss);
+                              struct sockaddr_storage *ss);
 
 /* Text form: dotted quad for IPv4, RFC 5952 for IPv6.  buf has
  * NETADDR_STRLEN bytes.  Returns buf. */
@@ -64,8 +64,7 @@ int cidr_contains(const struct cidr *c, const struct netaddr *a);
 int netset_add(struct netset *s, const struct cidr *c);
 
 /* The first CIDR of the set that contains a, or NULL. */
-const struct cidr *netset_find(const struct netset *s,
-			       const struct netaddr *a);
+const struct cidr *netset_find(const struct netset *s, const struct netaddr *a);
 
 /* Release the set's storage; the set is empty afterwards. */
 void netset_free(struct netset *s);

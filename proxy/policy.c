@@ -54,7 +54,7 @@ rule_admits(const struct rule *r, const struct netaddr *a, const char **range)
 		return REASON_ALLOWED;
 	}
 	return special ? REASON_ADDRESS_PROHIBITED
-		       : REASON_ADDRESS_NOT_IN_NETWORKS;
+	               : REASON_ADDRESS_NOT_IN_NETWORKS;
 }
 
 /*
@@ -64,13 +64,13 @@ rule_admits(const struct rule *r, const struct netaddr *a, const char **range)
  */
 static int
 rule_matches(const struct rule *r, const char *method, const struct host *h,
-	     uint16_t port, enum reason *best)
+             uint16_t port, enum reason *best)
 {
 	if (h->kind == HOST_NAME) {
 		if (!rule_has_host(r, h->name))
 			return 0;
 	} else if (r->nhosts > 0 || r->networks.n == 0 ||
-		   !netset_find(&r->networks, &h->addr)) {
+	           !netset_find(&r->networks, &h->addr)) {
 		return 0;
 	}
 	if (!rule_has_port(r, port)) {
@@ -90,13 +90,13 @@ static enum reason
 no_match_reason(const struct host *h)
 {
 	return h->kind == HOST_NAME ? REASON_HOST_NOT_ALLOWED
-				    : REASON_IP_LITERAL_NOT_ALLOWED;
+	                            : REASON_IP_LITERAL_NOT_ALLOWED;
 }
 
 int
 policy_check_addr(const struct policy *p, const char *method,
-		  const struct host *h, uint16_t port, const struct netaddr *a,
-		  struct verdict *v)
+                  const struct host *h, uint16_t port, const struct netaddr *a,
+                  struct verdict *v)
 {
 	enum reason best = no_match_reason(h);
 	enum reason addr_reason = REASON_COUNT;
@@ -114,7 +114,8 @@ policy_check_addr(const struct policy *p, const char *method,
 			*v = (struct verdict){REASON_ALLOWED, r, range};
 			return 1;
 		}
-		/* Prefer the guard's reason: it is the one report mode keeps. */
+		/* Prefer the guard's reason: it is the one report mode keeps.
+		 */
 		if (addr_reason != REASON_ADDRESS_PROHIBITED) {
 			addr_reason = why;
 			addr_range = range;
@@ -135,7 +136,7 @@ policy_check_addr(const struct policy *p, const char *method,
 
 int
 policy_check_name(const struct policy *p, const char *method,
-		  const struct host *h, uint16_t port, struct verdict *v)
+                  const struct host *h, uint16_t port, struct verdict *v)
 {
 	enum reason best = no_match_reason(h);
 
@@ -144,7 +145,7 @@ policy_check_name(const struct policy *p, const char *method,
 	for (size_t i = 0; i < p->nrules; i++) {
 		if (rule_matches(&p->rules[i], method, h, port, &best)) {
 			*v = (struct verdict){REASON_ALLOWED, &p->rules[i],
-					      NULL};
+			                      NULL};
 			return 1;
 		}
 	}

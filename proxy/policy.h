@@ -21,12 +21,12 @@ enum policy_mode {
 
 struct rule {
 	char *name;
-	int line;              /* in the config file, for messages */
-	char **hosts;          /* normalised patterns */
+	int line;     /* in the config file, for messages */
+	char **hosts; /* normalised patterns */
 	size_t nhosts;
 	uint16_t *ports;
 	size_t nports;
-	char **methods;        /* none means any method */
+	char **methods; /* none means any method */
 	size_t nmethods;
 	struct netset networks;
 	/* Per network: does it lie wholly in special-purpose space, and so
@@ -44,7 +44,7 @@ struct policy {
 struct verdict {
 	enum reason reason;      /* REASON_ALLOWED or a refusal */
 	const struct rule *rule; /* the rule that allowed, else NULL */
-	const char *range;       /* special-purpose range of a refused address */
+	const char *range; /* special-purpose range of a refused address */
 };
 
 /*
@@ -55,7 +55,7 @@ struct verdict {
  * Returns 1 when allowed, 0 when refused.
  */
 int policy_check_name(const struct policy *p, const char *method,
-		      const struct host *h, uint16_t port, struct verdict *v);
+                      const struct host *h, uint16_t port, struct verdict *v);
 
 /*
  * Second stage, for each resolved address of a name: is there a rule that
@@ -69,8 +69,8 @@ int policy_check_name(const struct policy *p, const char *method,
  * Returns 1 when allowed, 0 when refused.
  */
 int policy_check_addr(const struct policy *p, const char *method,
-		      const struct host *h, uint16_t port,
-		      const struct netaddr *a, struct verdict *v);
+                      const struct host *h, uint16_t port,
+                      const struct netaddr *a, struct verdict *v);
 
 /*
  * In report mode, may this refusal go ahead?  Everything the rules decide is

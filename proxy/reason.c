@@ -3,79 +3,77 @@
 #include <assert.h>
 #include <stddef.h>
 
-#define DENIED "http_request_denied"
+#define DENIED        "http_request_denied"
 #define IP_PROHIBITED "destination_ip_prohibited"
 #define REQUEST_ERROR "http_request_error"
 
 static const struct reason_info reasons[REASON_COUNT] = {
-	[REASON_ALLOWED] = {200, "Connection established", NULL, "allowed",
-			    "The request was allowed."},
-	[REASON_HOST_NOT_ALLOWED] = {403, "Forbidden", DENIED,
-				     "host_not_allowed",
-				     "No rule of this policy allows this host."},
-	[REASON_PORT_NOT_ALLOWED] = {403, "Forbidden", DENIED,
-				     "port_not_allowed",
-				     "A rule names this host, but not this port."},
-	[REASON_METHOD_NOT_ALLOWED] =
-		{403, "Forbidden", DENIED, "method_not_allowed",
-		 "A rule names this host and port, but not this method."},
-	[REASON_IP_LITERAL_NOT_ALLOWED] =
-		{403, "Forbidden", IP_PROHIBITED, "ip_literal_not_allowed",
-		 "IP-address destinations are allowed only inside the networks "
-		 "a rule lists; this one is not."},
-	[REASON_ADDRESS_PROHIBITED] =
-		{403, "Forbidden", IP_PROHIBITED, "address_prohibited",
-		 "The name resolved to a private or otherwise special-purpose "
-		 "address, which no rule allows for it."},
-	[REASON_ADDRESS_NOT_IN_NETWORKS] =
-		{403, "Forbidden", IP_PROHIBITED, "address_not_in_networks",
-		 "The name resolved outside the networks its rule pins it to."},
-	[REASON_MALFORMED_REQUEST] = {400, "Bad Request", REQUEST_ERROR,
-				      "malformed_request",
-				      "The request is not valid HTTP/1.1."},
-	[REASON_MALFORMED_HOST] =
-		{400, "Bad Request", REQUEST_ERROR, "malformed_host",
-		 "The destination is not a valid host name or IP address."},
-	[REASON_URI_TOO_LONG] = {414, "URI Too Long", REQUEST_ERROR,
-				 "uri_too_long", "The request line is too long."},
-	[REASON_HEADER_TOO_LARGE] =
-		{431, "Request Header Fields Too Large", REQUEST_ERROR,
-		 "header_too_large", "The request header section is too large."},
-	[REASON_BAD_VERSION] = {505, "HTTP Version Not Supported",
-				REQUEST_ERROR, "bad_version",
-				"Only HTTP/1.0 and HTTP/1.1 are supported."},
-	[REASON_HEADER_TIMEOUT] = {408, "Request Timeout", REQUEST_ERROR,
-				   "header_timeout",
-				   "The request head did not arrive in time."},
-	[REASON_METHOD_NOT_SUPPORTED] =
-		{501, "Not Implemented", REQUEST_ERROR, "method_not_supported",
-		 "This proxy only tunnels CONNECT requests."},
-	[REASON_DNS_NXDOMAIN] = {502, "Bad Gateway", "dns_error",
-				 "dns_nxdomain", "The name does not exist."},
-	[REASON_DNS_ERROR] = {502, "Bad Gateway", "dns_error", "dns_error",
-			      "The name could not be resolved."},
-	[REASON_DNS_NO_ADDRESS] = {502, "Bad Gateway", "dns_error",
-				   "dns_no_address",
-				   "The name has no IPv4 or IPv6 address."},
-	[REASON_DNS_TIMEOUT] = {504, "Gateway Timeout", "dns_timeout",
-				"dns_timeout",
-				"The DNS server did not answer in time."},
-	[REASON_CONNECT_REFUSED] = {502, "Bad Gateway", "connection_refused",
-				    "connect_refused",
-				    "The destination refused the connection."},
-	[REASON_CONNECT_TIMEOUT] = {504, "Gateway Timeout",
-				    "connection_timeout", "connect_timeout",
-				    "The destination did not answer in time."},
-	[REASON_CONNECT_ERROR] = {502, "Bad Gateway",
-				  "destination_unavailable", "connect_error",
-				  "The destination could not be reached."},
-	[REASON_INTERNAL_ERROR] = {500, "Internal Server Error",
-				   "proxy_internal_error", "internal_error",
-				   "The proxy ran out of a resource."},
-	[REASON_CLIENT_CLOSED] = {0, NULL, NULL, "client_closed", NULL},
-	[REASON_UPSTREAM_CLOSED] = {0, NULL, NULL, "upstream_closed", NULL},
-	[REASON_IDLE_TIMEOUT] = {0, NULL, NULL, "idle_timeout", NULL},
-	[REASON_SHUTDOWN] = {0, NULL, NULL, "shutdown", NULL},
+    [REASON_ALLOWED] = {200, "Connection established", NULL, "allowed",
+                        "The request was allowed."},
+    [REASON_HOST_NOT_ALLOWED] = {403, "Forbidden", DENIED, "host_not_allowed",
+                                 "No rule of this policy allows this host."},
+    [REASON_PORT_NOT_ALLOWED] = {403, "Forbidden", DENIED, "port_not_allowed",
+                                 "A rule names this host, but not this port."},
+    [REASON_METHOD_NOT_ALLOWED] =
+        {403, "Forbidden", DENIED, "method_not_allowed",
+         "A rule names this host and port, but not this method."},
+    [REASON_IP_LITERAL_NOT_ALLOWED] =
+        {403, "Forbidden", IP_PROHIBITED, "ip_literal_not_allowed",
+         "IP-address destinations are allowed only inside the networks "
+         "a rule lists; this one is not."},
+    [REASON_ADDRESS_PROHIBITED] =
+        {403, "Forbidden", IP_PROHIBITED, "address_prohibited",
+         "The name resolved to a private or otherwise special-purpose "
+         "address, which no rule allows for it."},
+    [REASON_ADDRESS_NOT_IN_NETWORKS] =
+        {403, "Forbidden", IP_PROHIBITED, "address_not_in_networks",
+         "The name resolved outside the networks its rule pins it to."},
+    [REASON_MALFORMED_REQUEST] = {400, "Bad Request", REQUEST_ERROR,
+                                  "malformed_request",
+                                  "The request is not valid HTTP/1.1."},
+    [REASON_MALFORMED_HOST] =
+        {400, "Bad Request", REQUEST_ERROR, "malformed_host",
+         "The destination is not a valid host name or IP address."},
+    [REASON_URI_TOO_LONG] = {414, "URI Too Long", REQUEST_ERROR, "uri_too_long",
+                             "The request line is too long."},
+    [REASON_HEADER_TOO_LARGE] = {431, "Request Header Fields Too Large",
+                                 REQUEST_ERROR, "header_too_large",
+                                 "The request header section is too large."},
+    [REASON_BAD_VERSION] = {505, "HTTP Version Not Supported", REQUEST_ERROR,
+                            "bad_version",
+                            "Only HTTP/1.0 and HTTP/1.1 are supported."},
+    [REASON_HEADER_TIMEOUT] = {408, "Request Timeout", REQUEST_ERROR,
+                               "header_timeout",
+                               "The request head did not arrive in time."},
+    [REASON_METHOD_NOT_SUPPORTED] =
+        {501, "Not Implemented", REQUEST_ERROR, "method_not_supported",
+         "This proxy only tunnels CONNECT requests."},
+    [REASON_DNS_NXDOMAIN] = {502, "Bad Gateway", "dns_error", "dns_nxdomain",
+                             "The name does not exist."},
+    [REASON_DNS_ERROR] = {502, "Bad Gateway", "dns_error", "dns_error",
+                          "The name could not be resolved."},
+    [REASON_DNS_NO_ADDRESS] = {502, "Bad Gateway", "dns_error",
+                               "dns_no_address",
+                               "The name has no IPv4 or IPv6 address."},
+    [REASON_DNS_TIMEOUT] = {504, "Gateway Timeout", "dns_timeout",
+                            "dns_timeout",
+                            "The DNS server did not answer in time."},
+    [REASON_CONNECT_REFUSED] = {502, "Bad Gateway", "connection_refused",
+                                "connect_refused",
+                                "The destination refused the connection."},
+    [REASON_CONNECT_TIMEOUT] = {504, "Gateway Timeout", "connection_timeout",
+                                "connect_timeout",
+                                "The destination did not answer in time."},
+    [REASON_CONNECT_ERROR] = {502, "Bad Gateway", "destination_unavailable",
+                              "connect_error",
+                              "The destination could not be reached."},
+    [REASON_INTERNAL_ERROR] = {500, "Internal Server Error",
+                               "proxy_internal_error", "internal_error",
+                               "The proxy ran out of a resource."},
+    [REASON_CLIENT_CLOSED] = {0, NULL, NULL, "client_closed", NULL},
+    [REASON_UPSTREAM_CLOSED] = {0, NULL, NULL, "upstream_closed", NULL},
+    [REASON_IDLE_TIMEOUT] = {0, NULL, NULL, "idle_timeout", NULL},
+    [REASON_SHUTDOWN] = {0, NULL, NULL, "shutdown", NULL},
 };
 
 const struct reason_info *

@@ -108,7 +108,7 @@ cache_get(struct resolver *r, const char *name)
 
 static void
 cache_put(struct resolver *r, const char *name, const struct netaddr *addrs,
-	  size_t n, long ttl)
+          size_t n, long ttl)
 {
 	struct cache_entry *e, **pp;
 
@@ -183,7 +183,7 @@ watch_cb(evutil_socket_t fd, short what, void *arg)
 	struct resolver *r = arg;
 
 	ares_process_fd(r->channel, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
-			(what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	                (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
 	rearm_timer(r);
 }
 
@@ -215,9 +215,9 @@ sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
 		event_free(w->ev);
 	}
 	w->ev = event_new(r->base, fd,
-			  EV_PERSIST | (readable ? EV_READ : 0) |
-				  (writable ? EV_WRITE : 0),
-			  watch_cb, r);
+	                  EV_PERSIST | (readable ? EV_READ : 0) |
+	                      (writable ? EV_WRITE : 0),
+	                  watch_cb, r);
 	if (w->ev)
 		event_add(w->ev, NULL);
 }
@@ -286,7 +286,7 @@ resolve_library_init(void)
 
 struct resolver *
 resolver_new(struct event_base *base, const struct config_resolver *conf,
-	     char *err, size_t errlen)
+             char *err, size_t errlen)
 {
 	struct ares_options opts;
 	struct resolver *r;
@@ -313,9 +313,9 @@ resolver_new(struct event_base *base, const struct config_resolver *conf,
 	opts.lookups = (char *)"b";
 	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
 	rc = ares_init_options(&r->channel, &opts,
-			       ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS |
-				       ARES_OPT_TRIES | ARES_OPT_LOOKUPS |
-				       ARES_OPT_FLAGS);
+	                       ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS |
+	                           ARES_OPT_TRIES | ARES_OPT_LOOKUPS |
+	                           ARES_OPT_FLAGS);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "resolver: %s", ares_strerror(rc));
 		free(r->buckets);
@@ -329,14 +329,14 @@ resolver_new(struct event_base *base, const struct config_resolver *conf,
 
 		for (size_t i = 0; i < conf->nservers; i++)
 			off += (size_t)snprintf(csv + off, sizeof(csv) - off,
-						"%s%s", i ? "," : "",
-						conf->servers[i]);
+			                        "%s%s", i ? "," : "",
+			                        conf->servers[i]);
 		if (off >= sizeof(csv) ||
 		    (rc = ares_set_servers_ports_csv(r->channel, csv)) !=
-			    ARES_SUCCESS) {
+		        ARES_SUCCESS) {
 			snprintf(err, errlen, "resolver: servers: %s",
-				 off >= sizeof(csv) ? "too many"
-						    : ares_strerror(rc));
+			         off >= sizeof(csv) ? "too many"
+			                            : ares_strerror(rc));
 			resolver_free(r);
 			return NULL;
 		}

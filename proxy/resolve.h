@@ -19,10 +19,10 @@
 
 enum resolve_status {
 	RESOLVE_OK,
-	RESOLVE_NXDOMAIN,  /* the name does not exist */
+	RESOLVE_NXDOMAIN,   /* the name does not exist */
 	RESOLVE_NO_ADDRESS, /* it exists, with no A or AAAA records */
-	RESOLVE_ERROR,     /* SERVFAIL, REFUSED, a bad answer */
-	RESOLVE_TIMEOUT,   /* no server answered in time */
+	RESOLVE_ERROR,      /* SERVFAIL, REFUSED, a bad answer */
+	RESOLVE_TIMEOUT,    /* no server answered in time */
 };
 
 struct resolver;
@@ -34,16 +34,16 @@ struct resolve_query;
  * the call.  The query is freed after the callback returns.
  */
 typedef void (*resolve_cb)(enum resolve_status status,
-			   const struct netaddr *addrs, size_t naddrs,
-			   void *arg);
+                           const struct netaddr *addrs, size_t naddrs,
+                           void *arg);
 
 /* Process-wide set-up (ares_library_init); 0 or -1. */
 int resolve_library_init(void);
 
 /* A resolver on base with these settings; NULL with the problem in err. */
 struct resolver *resolver_new(struct event_base *base,
-			      const struct config_resolver *conf, char *err,
-			      size_t errlen);
+                              const struct config_resolver *conf, char *err,
+                              size_t errlen);
 
 /* Free the resolver; outstanding queries are cancelled without callback. */
 void resolver_free(struct resolver *r);
@@ -53,7 +53,7 @@ void resolver_free(struct resolver *r);
  * resolve_cancel, or NULL when out of memory (no callback then).
  */
 struct resolve_query *resolve_start(struct resolver *r, const char *name,
-				    resolve_cb cb, void *arg);
+                                    resolve_cb cb, void *arg);
 
 /* The callback of q will not be called; q is freed in due course. */
 void resolve_cancel(struct resolve_query *q);

@@ -9,10 +9,10 @@ enum { CLIENT, UPSTREAM };
 
 struct tunnel {
 	struct bufferevent *side[2];
-	uint64_t bytes[2];   /* read from each side */
-	int eof[2];          /* the side sent EOF */
-	int shut[2];         /* we shut down writing to the side */
-	int first_eof;       /* which side closed first, or -1 */
+	uint64_t bytes[2]; /* read from each side */
+	int eof[2];        /* the side sent EOF */
+	int shut[2];       /* we shut down writing to the side */
+	int first_eof;     /* which side closed first, or -1 */
 	size_t high;
 	int idle_ms;
 	struct timeval last; /* last byte either way */
@@ -43,7 +43,7 @@ static enum reason
 closed_reason(const struct tunnel *t)
 {
 	return t->first_eof == UPSTREAM ? REASON_UPSTREAM_CLOSED
-					: REASON_CLIENT_CLOSED;
+	                                : REASON_CLIENT_CLOSED;
 }
 
 /* Pass side i's EOF on to the other side once its output has drained. */
@@ -124,7 +124,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		finish(t, i == CLIENT ? REASON_CLIENT_CLOSED
-				      : REASON_UPSTREAM_CLOSED);
+		                      : REASON_UPSTREAM_CLOSED);
 }
 
 static void
@@ -136,7 +136,7 @@ idle_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	event_base_gettimeofday_cached(bufferevent_get_base(t->side[CLIENT]),
-				       &now);
+	                               &now);
 	limit.tv_sec = t->idle_ms / 1000;
 	limit.tv_usec = (t->idle_ms % 1000) * 1000;
 	timersub(&now, &t->last, &since);
@@ -150,7 +150,7 @@ idle_cb(evutil_socket_t fd, short what, void *arg)
 
 struct tunnel *
 tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
-	   size_t buffer_bytes, int idle_ms, tunnel_done_cb done, void *arg)
+           size_t buffer_bytes, int idle_ms, tunnel_done_cb done, void *arg)
 {
 	struct event_base *base = bufferevent_get_base(client);
 	struct tunnel *t = calloc(1, sizeof(*t));

@@ -30,8 +30,8 @@ typedef void (*tunnel_done_cb)(void *arg, enum reason why);
  * (the bufferevents are then still the caller's).
  */
 struct tunnel *tunnel_new(struct bufferevent *client,
-			  struct bufferevent *upstream, size_t buffer_bytes,
-			  int idle_ms, tunnel_done_cb done, void *arg);
+                          struct bufferevent *upstream, size_t buffer_bytes,
+                          int idle_ms, tunnel_done_cb done, void *arg);
 
 /* Bytes relayed so far: client → upstream, and upstream → client. */
 uint64_t tunnel_bytes_up(const struct tunnel *t);

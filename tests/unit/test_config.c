@@ -20,7 +20,7 @@ write_file(const char *text)
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/tmp/egressd-test-config-%d.conf",
-		 (int)getpid());
+	         (int)getpid());
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs(text, f);
@@ -64,10 +64,10 @@ load_fails(const char *text, int line, const char *needle)
 		fail_msg("error \"%s\" does not mention \"%s\"", err, needle);
 }
 
-#define MINIMAL                                                          \
-	"listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"      \
-	"policies = ( { name = \"p\"; rules = (\n"                       \
-	"  { hosts = [ \"api.example.com\" ]; ports = [ 443 ]; }\n"      \
+#define MINIMAL                                                                \
+	"listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"            \
+	"policies = ( { name = \"p\"; rules = (\n"                             \
+	"  { hosts = [ \"api.example.com\" ]; ports = [ 443 ]; }\n"            \
 	"); } );\n"
 
 static void
@@ -100,20 +100,25 @@ static void
 test_full_file(void **state)
 {
 	struct config *c = load_ok(
-		"listen = ( { address = \"::1\"; port = 3129; policy = \"b\"; },\n"
-		"           { address = \"127.0.0.1\"; port = 3128; policy = \"a\"; } );\n"
-		"resolver = { servers = [ \"127.0.0.53:53\", \"[::1]:5353\", \"10.0.0.1\" ];\n"
-		"             timeout_ms = 500; tries = 3; cache_entries = 10; max_ttl_s = 60; };\n"
-		"log = { path = \"/tmp/x.log\"; };\n"
-		"limits = { idle_timeout_ms = 1000; buffer_bytes = 8192; };\n"
-		"policies = (\n"
-		"  { name = \"a\"; mode = \"report\"; rules = (\n"
-		"    { name = \"git\"; hosts = [ \"Git.Corp.Example.\", \"*.example.com\" ];\n"
-		"      ports = [ 443, 8443 ]; methods = [ \"CONNECT\" ];\n"
-		"      networks = [ \"10.20.0.0/16\", \"8.8.8.0/24\" ]; },\n"
-		"    { networks = [ \"203.0.113.0/24\" ]; ports = [ 443 ]; } ); },\n"
-		"  { name = \"b\"; rules = ( ); }\n"
-		");\n");
+	    "listen = ( { address = \"::1\"; port = 3129; policy = \"b\"; },\n"
+	    "           { address = \"127.0.0.1\"; port = 3128; policy = "
+	    "\"a\"; } );\n"
+	    "resolver = { servers = [ \"127.0.0.53:53\", \"[::1]:5353\", "
+	    "\"10.0.0.1\" ];\n"
+	    "             timeout_ms = 500; tries = 3; cache_entries = 10; "
+	    "max_ttl_s = 60; };\n"
+	    "log = { path = \"/tmp/x.log\"; };\n"
+	    "limits = { idle_timeout_ms = 1000; buffer_bytes = 8192; };\n"
+	    "policies = (\n"
+	    "  { name = \"a\"; mode = \"report\"; rules = (\n"
+	    "    { name = \"git\"; hosts = [ \"Git.Corp.Example.\", "
+	    "\"*.example.com\" ];\n"
+	    "      ports = [ 443, 8443 ]; methods = [ \"CONNECT\" ];\n"
+	    "      networks = [ \"10.20.0.0/16\", \"8.8.8.0/24\" ]; },\n"
+	    "    { networks = [ \"203.0.113.0/24\" ]; ports = [ 443 ]; } ); "
+	    "},\n"
+	    "  { name = \"b\"; rules = ( ); }\n"
+	    ");\n");
 	const struct rule *r;
 
 	(void)state;
@@ -163,7 +168,7 @@ test_same_listeners(void **state)
 	(void)state;
 	assert_true(config_same_listeners(a, b));
 	c = load_ok("listen = ( { address = \"127.0.0.1\"; port = 3129; } );\n"
-		    "policies = ( { name = \"p\"; rules = ( ); } );\n");
+	            "policies = ( { name = \"p\"; rules = ( ); } );\n");
 	assert_false(config_same_listeners(a, c));
 	config_unref(a);
 	config_unref(b);
@@ -175,73 +180,74 @@ test_errors_name_file_and_line(void **state)
 {
 	(void)state;
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } )\n"
-		   "policies = ( { name = \"p\"; rules = ( ); } );\n"
-		   "oops = ;\n",
-		   3, "syntax error");
+	           "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	           "oops = ;\n",
+	           3, "syntax error");
 	load_fails(MINIMAL "colour = \"blue\";\n", 5, "unknown key \"colour\"");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 70000; } );\n"
-		   "policies = ( { name = \"p\"; rules = ( ); } );\n",
-		   1, "out of range");
+	           "policies = ( { name = \"p\"; rules = ( ); } );\n",
+	           1, "out of range");
 	load_fails("listen = ( { address = \"localhost\"; port = 3128; } );\n"
-		   "policies = ( { name = \"p\"; rules = ( ); } );\n",
-		   1, "not an IP address");
+	           "policies = ( { name = \"p\"; rules = ( ); } );\n",
+	           1, "not an IP address");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
-		   "policies = ( { name = \"p\"; rules = (\n"
-		   "  { hosts = [ \"ok.example\",\n"
-		   "              \"api.*.com\" ]; ports = [ 443 ]; }\n"
-		   "); } );\n",
-		   4, "api.*.com");
+	           "policies = ( { name = \"p\"; rules = (\n"
+	           "  { hosts = [ \"ok.example\",\n"
+	           "              \"api.*.com\" ]; ports = [ 443 ]; }\n"
+	           "); } );\n",
+	           4, "api.*.com");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
-		   "policies = ( { name = \"p\"; rules = (\n"
-		   "  { networks = [ \"10.0.0.1/8\" ]; ports = [ 443 ]; }\n"
-		   "); } );\n",
-		   3, "10.0.0.1/8");
+	           "policies = ( { name = \"p\"; rules = (\n"
+	           "  { networks = [ \"10.0.0.1/8\" ]; ports = [ 443 ]; }\n"
+	           "); } );\n",
+	           3, "10.0.0.1/8");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
-		   "policies = ( { name = \"p\"; rules = (\n"
-		   "  { hosts = [ \"a.example\" ]; ports = [ 0 ]; }\n"
-		   "); } );\n",
-		   3, "not a port");
+	           "policies = ( { name = \"p\"; rules = (\n"
+	           "  { hosts = [ \"a.example\" ]; ports = [ 0 ]; }\n"
+	           "); } );\n",
+	           3, "not a port");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
-		   "policies = ( { name = \"p\"; rules = (\n"
-		   "  { hosts = [ \"a.example\" ]; }\n"
-		   "); } );\n",
-		   3, "ports: required");
+	           "policies = ( { name = \"p\"; rules = (\n"
+	           "  { hosts = [ \"a.example\" ]; }\n"
+	           "); } );\n",
+	           3, "ports: required");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
-		   "policies = ( { name = \"p\"; rules = (\n"
-		   "  { ports = [ 443 ]; }\n"
-		   "); } );\n",
-		   3, "needs hosts, networks or both");
+	           "policies = ( { name = \"p\"; rules = (\n"
+	           "  { ports = [ 443 ]; }\n"
+	           "); } );\n",
+	           3, "needs hosts, networks or both");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
-		   "policies = ( { name = \"p\"; mode = \"audit\"; rules = ( ); } );\n",
-		   2, "expected \"enforce\" or \"report\"");
+	           "policies = ( { name = \"p\"; mode = \"audit\"; rules = ( "
+	           "); } );\n",
+	           2, "expected \"enforce\" or \"report\"");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
-		   "policies = ( { name = \"p\"; rules = ( ); },\n"
-		   "             { name = \"p\"; rules = ( ); } );\n",
-		   3, "used twice");
+	           "policies = ( { name = \"p\"; rules = ( ); },\n"
+	           "             { name = \"p\"; rules = ( ); } );\n",
+	           3, "used twice");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
-		   "policies = ( { name = \"p\"; rules = ( ); },\n"
-		   "             { name = \"q\"; rules = ( ); } );\n",
-		   1, "policy is required");
+	           "policies = ( { name = \"p\"; rules = ( ); },\n"
+	           "             { name = \"q\"; rules = ( ); } );\n",
+	           1, "policy is required");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128;\n"
-		   "             policy = \"nope\"; } );\n"
-		   "policies = ( { name = \"p\"; rules = ( ); } );\n",
-		   2, "no policy is named \"nope\"");
+	           "             policy = \"nope\"; } );\n"
+	           "policies = ( { name = \"p\"; rules = ( ); } );\n",
+	           2, "no policy is named \"nope\"");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
-		   "resolver = { servers = [ \"dns.example:53\" ]; };\n"
-		   "policies = ( { name = \"p\"; rules = ( ); } );\n",
-		   2, "dns.example:53");
+	           "resolver = { servers = [ \"dns.example:53\" ]; };\n"
+	           "policies = ( { name = \"p\"; rules = ( ); } );\n",
+	           2, "dns.example:53");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
-		   "limits = { idle_timeout_ms = \"10s\"; };\n"
-		   "policies = ( { name = \"p\"; rules = ( ); } );\n",
-		   2, "expected an integer");
+	           "limits = { idle_timeout_ms = \"10s\"; };\n"
+	           "policies = ( { name = \"p\"; rules = ( ); } );\n",
+	           2, "expected an integer");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
-		   "policies = ( { name = \"p\"; rules = (\n"
-		   "  { hosts = [ \"a.example\" ]; ports = [ 443 ];\n"
-		   "    methods = [ \"GET POST\" ]; }\n"
-		   "); } );\n",
-		   4, "not a method");
+	           "policies = ( { name = \"p\"; rules = (\n"
+	           "  { hosts = [ \"a.example\" ]; ports = [ 443 ];\n"
+	           "    methods = [ \"GET POST\" ]; }\n"
+	           "); } );\n",
+	           4, "not a method");
 	load_fails("policies = ( { name = \"p\"; rules = ( ); } );\n", 0,
-		   "listen: required");
+	           "listen: required");
 }
 
 static void
@@ -252,7 +258,7 @@ test_missing_file(void **state)
 	(void)state;
 	assert_null(config_load("/nonexistent/egressd.conf", err, sizeof(err)));
 	assert_string_equal(err,
-			    "/nonexistent/egressd.conf: cannot read the file");
+	                    "/nonexistent/egressd.conf: cannot read the file");
 }
 
 static int
@@ -267,12 +273,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_minimal_defaults),
-		cmocka_unit_test(test_full_file),
-		cmocka_unit_test(test_refcount),
-		cmocka_unit_test(test_same_listeners),
-		cmocka_unit_test(test_errors_name_file_and_line),
-		cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_minimal_defaults),
+	    cmocka_unit_test(test_full_file),
+	    cmocka_unit_test(test_refcount),
+	    cmocka_unit_test(test_same_listeners),
+	    cmocka_unit_test(test_errors_name_file_and_line),
+	    cmocka_unit_test(test_missing_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, teardown);

@@ -19,15 +19,15 @@ test_escape(void **state)
 		size_t len;
 		const char *want;
 	} cases[] = {
-		{"plain.example", 13, "plain.example"},
-		{"a\"b", 3, "a\\\"b"},
-		{"a\\b", 3, "a\\\\b"},
-		{"line\r\nbreak", 11, "line\\u000d\\u000abreak"},
-		{"nul\0x", 5, "nul\\u0000x"},
-		{"\x7f", 1, "\\u007f"},
-		{"caf\xc3\xa9", 5, "caf\\u00c3\\u00a9"},
-		{"\xff\xfe", 2, "\\u00ff\\u00fe"},
-		{"", 0, ""},
+	    {"plain.example", 13, "plain.example"},
+	    {"a\"b", 3, "a\\\"b"},
+	    {"a\\b", 3, "a\\\\b"},
+	    {"line\r\nbreak", 11, "line\\u000d\\u000abreak"},
+	    {"nul\0x", 5, "nul\\u0000x"},
+	    {"\x7f", 1, "\\u007f"},
+	    {"caf\xc3\xa9", 5, "caf\\u00c3\\u00a9"},
+	    {"\xff\xfe", 2, "\\u00ff\\u00fe"},
+	    {"", 0, ""},
 	};
 	char out[128];
 
@@ -81,7 +81,7 @@ test_line(void **state)
 	unlink(path);
 	buf[n] = '\0';
 	assert_non_null(strstr(buf, "\",\"event\":\"deny\",\"host\":\"x\\\"y\","
-				    "\"rule\":null,\"port\":443}\n"));
+	                            "\"rule\":null,\"port\":443}\n"));
 	assert_memory_equal(buf, "{\"ts\":\"20", 9);
 	/* The long value is cut and says so. */
 	assert_non_null(strstr(buf, "aaa...\"}\n"));
@@ -95,7 +95,7 @@ test_open_failure(void **state)
 
 	(void)state;
 	assert_int_equal(log_open("/nonexistent/dir/x.log", err, sizeof(err)),
-			 -1);
+	                 -1);
 	assert_non_null(strstr(err, "/nonexistent/dir/x.log"));
 }
 
@@ -103,10 +103,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_escape),
-		cmocka_unit_test(test_escape_cuts_whole_escapes),
-		cmocka_unit_test(test_line),
-		cmocka_unit_test(test_open_failure),
+	    cmocka_unit_test(test_escape),
+	    cmocka_unit_test(test_escape_cuts_whole_escapes),
+	    cmocka_unit_test(test_line),
+	    cmocka_unit_test(test_open_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

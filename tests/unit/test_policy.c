@@ -13,8 +13,8 @@
 /* Build a rule from NULL-terminated lists (ports: 0-terminated). */
 static void
 make_rule(struct rule *r, const char *name, const char *const *hosts,
-	  const uint16_t *ports, const char *const *methods,
-	  const char *const *networks)
+          const uint16_t *ports, const char *const *methods,
+          const char *const *networks)
 {
 	memset(r, 0, sizeof(*r));
 	r->name = strdup(name);
@@ -27,12 +27,13 @@ make_rule(struct rule *r, const char *name, const char *const *hosts,
 		r->hosts[r->nhosts++] = strdup(norm);
 	}
 	for (; ports && *ports; ports++) {
-		r->ports = realloc(r->ports, (r->nports + 1) * sizeof(uint16_t));
+		r->ports =
+		    realloc(r->ports, (r->nports + 1) * sizeof(uint16_t));
 		r->ports[r->nports++] = *ports;
 	}
 	for (; methods && *methods; methods++) {
 		r->methods =
-			realloc(r->methods, (r->nmethods + 1) * sizeof(char *));
+		    realloc(r->methods, (r->nmethods + 1) * sizeof(char *));
 		r->methods[r->nmethods++] = strdup(*methods);
 	}
 	for (; networks && *networks; networks++) {
@@ -41,10 +42,9 @@ make_rule(struct rule *r, const char *name, const char *const *hosts,
 
 		assert_int_equal(cidr_parse(*networks, &c, &why), 0);
 		assert_int_equal(netset_add(&r->networks, &c), 0);
-		r->network_unlocks =
-			realloc(r->network_unlocks, r->networks.n);
+		r->network_unlocks = realloc(r->network_unlocks, r->networks.n);
 		r->network_unlocks[r->networks.n - 1] =
-			(unsigned char)netset_cidr_is_special(&c);
+		    (unsigned char)netset_cidr_is_special(&c);
 	}
 }
 
@@ -53,14 +53,15 @@ make_rule(struct rule *r, const char *name, const char *const *hosts,
  *   llm:   api.example.com, *.llm.example  443  CONNECT only
  *   git:   git.corp.example                443  networks 10.20.0.0/16
  *   any:   open.example                    443  networks 0.0.0.0/0
- *   lit:   (no hosts)                      443  networks 203.0.113.0/24, 8.8.8.0/24
- *   mixed: mixed.example                   443  networks 8.8.4.0/24
+ *   lit:   (no hosts)                      443  networks
+ * 203.0.113.0/24, 8.8.8.0/24 mixed: mixed.example                   443
+ * networks 8.8.4.0/24
  */
 static struct policy *
 make_policy(enum policy_mode mode)
 {
 	static const char *const llm_hosts[] = {"api.example.com",
-						"*.llm.example", NULL};
+	                                        "*.llm.example", NULL};
 	static const char *const git_hosts[] = {"git.corp.example", NULL};
 	static const char *const open_hosts[] = {"open.example", NULL};
 	static const char *const mixed_hosts[] = {"mixed.example", NULL};
@@ -68,7 +69,7 @@ make_policy(enum policy_mode mode)
 	static const char *const git_nets[] = {"10.20.0.0/16", NULL};
 	static const char *const all_nets[] = {"0.0.0.0/0", "::/0", NULL};
 	static const char *const lit_nets[] = {"203.0.113.0/24", "8.8.8.0/24",
-					       NULL};
+	                                       NULL};
 	static const char *const mixed_nets[] = {"8.8.4.0/24", NULL};
 	static const uint16_t https[] = {443, 0};
 	struct policy *p = calloc(1, sizeof(*p));
@@ -130,50 +131,45 @@ static void
 test_name_stage(void **state)
 {
 	static const struct name_case cases[] = {
-		{"CONNECT", "api.example.com", 443, REASON_ALLOWED, "llm"},
-		{"CONNECT", "API.Example.COM.", 443, REASON_ALLOWED, "llm"},
-		{"CONNECT", "x.llm.example", 443, REASON_ALLOWED, "llm"},
-		{"CONNECT", "a.b.llm.example", 443, REASON_ALLOWED, "llm"},
-		/* "*.suffix" never matches the suffix itself. */
-		{"CONNECT", "llm.example", 443, REASON_HOST_NOT_ALLOWED, NULL},
-		{"CONNECT", "xllm.example", 443, REASON_HOST_NOT_ALLOWED, NULL},
-		/* No regular expressions: the dot is a dot. */
-		{"CONNECT", "apixexample.com", 443, REASON_HOST_NOT_ALLOWED,
-		 NULL},
-		{"CONNECT", "api.example.com.evil.example", 443,
-		 REASON_HOST_NOT_ALLOWED, NULL},
-		{"CONNECT", "evil.example", 443, REASON_HOST_NOT_ALLOWED, NULL},
-		{"CONNECT", "api.example.com", 80, REASON_PORT_NOT_ALLOWED,
-		 NULL},
-		{"GET", "api.example.com", 443, REASON_METHOD_NOT_ALLOWED,
-		 NULL},
-		{"connect", "api.example.com", 443, REASON_METHOD_NOT_ALLOWED,
-		 NULL},
-		{"GET", "git.corp.example", 443, REASON_ALLOWED, "git"},
-		/* A name rule never matches an IP literal... */
-		{"CONNECT", "10.20.0.7", 443, REASON_IP_LITERAL_NOT_ALLOWED,
-		 NULL},
-		/* ...but a networks-only rule does, inside its networks. */
-		{"CONNECT", "203.0.113.20", 443, REASON_ALLOWED, "lit"},
-		{"CONNECT", "8.8.8.8", 443, REASON_ALLOWED, "lit"},
-		{"CONNECT", "8.8.8.8", 8443, REASON_PORT_NOT_ALLOWED, NULL},
-		{"CONNECT", "9.9.9.9", 443, REASON_IP_LITERAL_NOT_ALLOWED,
-		 NULL},
-		{"CONNECT", "2001:4860::8888", 443,
-		 REASON_IP_LITERAL_NOT_ALLOWED, NULL},
+	    {"CONNECT", "api.example.com", 443, REASON_ALLOWED, "llm"},
+	    {"CONNECT", "API.Example.COM.", 443, REASON_ALLOWED, "llm"},
+	    {"CONNECT", "x.llm.example", 443, REASON_ALLOWED, "llm"},
+	    {"CONNECT", "a.b.llm.example", 443, REASON_ALLOWED, "llm"},
+	    /* "*.suffix" never matches the suffix itself. */
+	    {"CONNECT", "llm.example", 443, REASON_HOST_NOT_ALLOWED, NULL},
+	    {"CONNECT", "xllm.example", 443, REASON_HOST_NOT_ALLOWED, NULL},
+	    /* No regular expressions: the dot is a dot. */
+	    {"CONNECT", "apixexample.com", 443, REASON_HOST_NOT_ALLOWED, NULL},
+	    {"CONNECT", "api.example.com.evil.example", 443,
+	     REASON_HOST_NOT_ALLOWED, NULL},
+	    {"CONNECT", "evil.example", 443, REASON_HOST_NOT_ALLOWED, NULL},
+	    {"CONNECT", "api.example.com", 80, REASON_PORT_NOT_ALLOWED, NULL},
+	    {"GET", "api.example.com", 443, REASON_METHOD_NOT_ALLOWED, NULL},
+	    {"connect", "api.example.com", 443, REASON_METHOD_NOT_ALLOWED,
+	     NULL},
+	    {"GET", "git.corp.example", 443, REASON_ALLOWED, "git"},
+	    /* A name rule never matches an IP literal... */
+	    {"CONNECT", "10.20.0.7", 443, REASON_IP_LITERAL_NOT_ALLOWED, NULL},
+	    /* ...but a networks-only rule does, inside its networks. */
+	    {"CONNECT", "203.0.113.20", 443, REASON_ALLOWED, "lit"},
+	    {"CONNECT", "8.8.8.8", 443, REASON_ALLOWED, "lit"},
+	    {"CONNECT", "8.8.8.8", 8443, REASON_PORT_NOT_ALLOWED, NULL},
+	    {"CONNECT", "9.9.9.9", 443, REASON_IP_LITERAL_NOT_ALLOWED, NULL},
+	    {"CONNECT", "2001:4860::8888", 443, REASON_IP_LITERAL_NOT_ALLOWED,
+	     NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct name_case *nc = &cases[i];
 		struct host h = host_of(nc->host);
 		struct verdict v;
-		int allowed = policy_check_name(*state, nc->method, &h,
-						nc->port, &v);
+		int allowed =
+		    policy_check_name(*state, nc->method, &h, nc->port, &v);
 
 		if (v.reason != nc->want)
 			fail_msg("%s %s:%u: reason %s, want %s", nc->method,
-				 nc->host, nc->port, reason_get(v.reason)->name,
-				 reason_get(nc->want)->name);
+			         nc->host, nc->port, reason_get(v.reason)->name,
+			         reason_get(nc->want)->name);
 		assert_int_equal(allowed, nc->want == REASON_ALLOWED);
 		if (nc->rule)
 			assert_string_equal(v.rule->name, nc->rule);
@@ -192,45 +188,41 @@ static void
 test_address_stage(void **state)
 {
 	static const struct addr_case cases[] = {
-		/* A hosts-only rule: public addresses only. */
-		{"api.example.com", "8.8.8.8", REASON_ALLOWED, NULL},
-		{"api.example.com", "2606:4700::1111", REASON_ALLOWED, NULL},
-		{"api.example.com", "127.0.0.1", REASON_ADDRESS_PROHIBITED,
-		 "loopback"},
-		{"api.example.com", "10.0.0.5", REASON_ADDRESS_PROHIBITED,
-		 "private"},
-		{"api.example.com", "169.254.169.254",
-		 REASON_ADDRESS_PROHIBITED, "link-local"},
-		{"api.example.com", "::1", REASON_ADDRESS_PROHIBITED,
-		 "loopback"},
-		{"api.example.com", "::ffff:127.0.0.1",
-		 REASON_ADDRESS_PROHIBITED, "loopback"},
-		{"api.example.com", "64:ff9b::a9fe:a9fe",
-		 REASON_ADDRESS_PROHIBITED, NULL},
-		{"api.example.com", "fd00::1", REASON_ADDRESS_PROHIBITED,
-		 NULL},
-		/* Pinned to a private network: inside it only. */
-		{"git.corp.example", "10.20.0.7", REASON_ALLOWED, "private"},
-		{"git.corp.example", "10.21.0.7", REASON_ADDRESS_PROHIBITED,
-		 "private"},
-		{"git.corp.example", "8.8.8.8", REASON_ADDRESS_NOT_IN_NETWORKS,
-		 NULL},
-		{"git.corp.example", "127.0.0.1", REASON_ADDRESS_PROHIBITED,
-		 "loopback"},
-		/* 0.0.0.0/0 pins nothing and unlocks nothing special. */
-		{"open.example", "8.8.8.8", REASON_ALLOWED, NULL},
-		{"open.example", "127.0.0.1", REASON_ADDRESS_PROHIBITED,
-		 "loopback"},
-		{"open.example", "169.254.169.254", REASON_ADDRESS_PROHIBITED,
-		 "link-local"},
-		/* A public pin. */
-		{"mixed.example", "8.8.4.4", REASON_ALLOWED, NULL},
-		{"mixed.example", "8.8.8.8", REASON_ADDRESS_NOT_IN_NETWORKS,
-		 NULL},
-		/* IP literals through the networks-only rule: 203.0.113.0/24 is
-		 * documentation space, named explicitly, so it is unlocked. */
-		{"203.0.113.20", "203.0.113.20", REASON_ALLOWED,
-		 "documentation"},
+	    /* A hosts-only rule: public addresses only. */
+	    {"api.example.com", "8.8.8.8", REASON_ALLOWED, NULL},
+	    {"api.example.com", "2606:4700::1111", REASON_ALLOWED, NULL},
+	    {"api.example.com", "127.0.0.1", REASON_ADDRESS_PROHIBITED,
+	     "loopback"},
+	    {"api.example.com", "10.0.0.5", REASON_ADDRESS_PROHIBITED,
+	     "private"},
+	    {"api.example.com", "169.254.169.254", REASON_ADDRESS_PROHIBITED,
+	     "link-local"},
+	    {"api.example.com", "::1", REASON_ADDRESS_PROHIBITED, "loopback"},
+	    {"api.example.com", "::ffff:127.0.0.1", REASON_ADDRESS_PROHIBITED,
+	     "loopback"},
+	    {"api.example.com", "64:ff9b::a9fe:a9fe", REASON_ADDRESS_PROHIBITED,
+	     NULL},
+	    {"api.example.com", "fd00::1", REASON_ADDRESS_PROHIBITED, NULL},
+	    /* Pinned to a private network: inside it only. */
+	    {"git.corp.example", "10.20.0.7", REASON_ALLOWED, "private"},
+	    {"git.corp.example", "10.21.0.7", REASON_ADDRESS_PROHIBITED,
+	     "private"},
+	    {"git.corp.example", "8.8.8.8", REASON_ADDRESS_NOT_IN_NETWORKS,
+	     NULL},
+	    {"git.corp.example", "127.0.0.1", REASON_ADDRESS_PROHIBITED,
+	     "loopback"},
+	    /* 0.0.0.0/0 pins nothing and unlocks nothing special. */
+	    {"open.example", "8.8.8.8", REASON_ALLOWED, NULL},
+	    {"open.example", "127.0.0.1", REASON_ADDRESS_PROHIBITED,
+	     "loopback"},
+	    {"open.example", "169.254.169.254", REASON_ADDRESS_PROHIBITED,
+	     "link-local"},
+	    /* A public pin. */
+	    {"mixed.example", "8.8.4.4", REASON_ALLOWED, NULL},
+	    {"mixed.example", "8.8.8.8", REASON_ADDRESS_NOT_IN_NETWORKS, NULL},
+	    /* IP literals through the networks-only rule: 203.0.113.0/24 is
+	     * documentation space, named explicitly, so it is unlocked. */
+	    {"203.0.113.20", "203.0.113.20", REASON_ALLOWED, "documentation"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -238,13 +230,13 @@ test_address_stage(void **state)
 		struct host h = host_of(ac->host);
 		struct netaddr a = addr_of(ac->addr);
 		struct verdict v;
-		int allowed = policy_check_addr(*state, "CONNECT", &h, 443, &a,
-						&v);
+		int allowed =
+		    policy_check_addr(*state, "CONNECT", &h, 443, &a, &v);
 
 		if (v.reason != ac->want)
 			fail_msg("%s at %s: reason %s, want %s", ac->host,
-				 ac->addr, reason_get(v.reason)->name,
-				 reason_get(ac->want)->name);
+			         ac->addr, reason_get(v.reason)->name,
+			         reason_get(ac->want)->name);
 		assert_int_equal(allowed, ac->want == REASON_ALLOWED);
 		if (ac->range)
 			assert_string_equal(v.range, ac->range);
@@ -350,18 +342,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_name_stage, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_address_stage, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_ip_literal_special, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_report_mode, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_enforce_waives_nothing,
-						setup, teardown),
-		cmocka_unit_test(test_first_rule_wins),
-		cmocka_unit_test(test_empty_policy_denies),
+	    cmocka_unit_test_setup_teardown(test_name_stage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_address_stage, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_ip_literal_special, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_report_mode, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_enforce_waives_nothing, setup,
+	                                    teardown),
+	    cmocka_unit_test(test_first_rule_wins),
+	    cmocka_unit_test(test_empty_policy_denies),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
