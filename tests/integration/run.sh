@@ -23,6 +23,10 @@ esac
 
 here=$(cd "$(dirname "$0")" && pwd)
 ns="egressd-it-$$"
+# pytest's temporary files (configs, logs of every egressd and dnsmasq):
+# removed after a clean run, kept for a look after a failing one.
+work=$(mktemp -d /tmp/egressd-it.XXXXXX) || exit 2
+rc=2
 
 cleanup() {
 	# Processes still in the namespace were started by this run: end them by PID.
@@ -38,6 +42,11 @@ cleanup() {
 		kill -KILL "$pid" 2>/dev/null
 	done
 	ip netns del "$ns" 2>/dev/null
+	if [ "$rc" = 0 ]; then
+		rm -rf "$work"
+	else
+		echo "integration: logs and configs kept in $work" >&2
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -52,7 +61,7 @@ ip -n "$ns" link set lo up || exit 2
 # timeout(1) bounds the whole run; pytest's own summary line is printed as is.
 EGRESSD_IT_NETNS="$ns" PYTHONDONTWRITEBYTECODE=1 \
 	timeout -k 10 270 ip netns exec "$ns" \
-	/usr/bin/python3 -m pytest -q -p no:cacheprovider --rootdir="$here" "$@"
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider --rootdir="$here" --basetemp="$work" "$@"
 rc=$?
 [ $rc = 124 ] && echo "integration: timed out after 270s" >&2
 exit $rc

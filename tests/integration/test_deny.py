@@ -121,7 +121,8 @@ def test_malformed_ip_literals_400(world, proxy, watch, target):
     H.assert_error_response(r, 400, "http_request_error", "malformed_host")
     line = proxy.log.wait(since=mark, event="error", client=r.client)
     assert line["reason"] == "malformed_host" and line["status"] == 400, line
-    assert line.get("host") == target.rsplit(":", 1)[0], line
+    # "as sent" (log.md): the host part, or the whole authority as sent
+    assert line.get("host") in (target.rsplit(":", 1)[0], target), line
     assert world.dns.queries_since(dmark) == []
     w.assert_nothing()
 
@@ -146,4 +147,30 @@ def test_curl_to_ip_literal_of_a_named_upstream_refused(world, proxy, watch):
     w = watch()
     rc, body, code, err = H.curl(proxy.port, "https://%s/" % H.ADDR_API, cacert=world.ca)
     assert rc != 0 and code == 403, (rc, code, body, err)
+    w.assert_nothing()
+
+
+def test_pinned_name_outside_its_networks_refused(world, egressd_factory, watch):
+    """A name pinned to networks it does not resolve into is refused after DNS."""
+    policy = """  { name = "pinned";
+    rules = (
+      { name = "git-elsewhere"; hosts = [ "git.corp.test" ]; ports = [ 443 ];
+        networks = [ "10.30.0.0/16" ]; },
+      { name = "wide"; hosts = [ "private.test" ]; ports = [ 443 ];
+        networks = [ "0.0.0.0/0" ]; }
+    );
+  }"""
+    e = egressd_factory("pinned", lambda port, log: H.render_config(port, log, policy))
+    w = watch()
+    mark = e.log.mark()
+    r = H.request(e.port, H.connect_req("git.corp.test:443"))
+    H.assert_refusal(r, "destination_ip_prohibited", "address_not_in_networks",
+                     "git.corp.test:443", "pinned")
+    line = e.log.wait(since=mark, event="deny", client=r.client)
+    H.assert_deny_line(line, "address_not_in_networks", "git.corp.test", 443, policy="pinned")
+    assert line.get("addr") == H.ADDR_GIT, line
+    # 0.0.0.0/0 is not wholly special-purpose: it unlocks nothing special
+    r = H.request(e.port, H.connect_req("private.test:443"))
+    H.assert_refusal(r, "destination_ip_prohibited", "address_prohibited",
+                     "private.test:443", "pinned")
     w.assert_nothing()
