@@ -53,8 +53,9 @@ struct conn {
 	char *head;
 	struct http_request req;
 	char method[33];
-	const char *target; /* raw request-target, for logs */
-	size_t target_len;
+	/* The request line as sent, kept for logs even when it is malformed. */
+	char raw_host[LOG_VALUE_MAX + 1];
+	size_t raw_host_len;
 	int have_dest;
 	struct host host;
 	uint16_t port;
@@ -91,8 +92,11 @@ static void conn_fail(struct conn *c, enum reason why, const struct verdict *v,
 
 /* --- logging ------------------------------------------------------------ */
 
+/* The fields every line of a connection carries.  mode is the policy's,
+ * unless a deny line says how that refusal was applied. */
 static void
-log_conn(struct log_line *l, const struct conn *c, const char *event)
+log_conn(struct log_line *l, const struct conn *c, const char *event,
+         const char *mode)
 {
 	log_begin(l, event);
 	log_int(l, "conn", (long long)c->id);
@@ -100,16 +104,55 @@ log_conn(struct log_line *l, const struct conn *c, const char *event)
 	log_str(l, "listener", c->listen_addr);
 	log_str(l, "identity", NULL);
 	log_str(l, "policy", c->policy->name);
-	log_str(l, "mode",
-	        c->policy->mode == POLICY_REPORT ? "report" : "enforce");
+	if (!mode)
+		mode = c->policy->mode == POLICY_REPORT ? "report" : "enforce";
+	log_str(l, "mode", mode);
 	if (c->method[0])
 		log_str(l, "method", c->method);
 	if (c->have_dest) {
 		log_str(l, "host", c->host.name);
 		log_int(l, "port", c->port);
-	} else if (c->target) {
-		log_strn(l, "host", c->target, c->target_len);
+	} else if (c->raw_host_len) {
+		log_strn(l, "host", c->raw_host, c->raw_host_len);
 	}
+}
+
+/*
+ * Keep the method and the host of a request line for the log, however
+ * malformed: hostile input is exactly what the log must show.  The host is
+ * the request-target without a trailing ":digits".
+ */
+static void
+note_request_line(struct conn *c, const char *p, size_t len)
+{
+	size_t end = 0, sp1, sp2, colon;
+
+	while (end < len && end < 16384 && p[end] != '\r' && p[end] != '\n')
+		end++;
+	for (sp1 = 0; sp1 < end && p[sp1] != ' '; sp1++)
+		;
+	if (sp1 == end)
+		return;
+	if (!c->method[0] && sp1 > 0 && sp1 < sizeof(c->method)) {
+		memcpy(c->method, p, sp1);
+		c->method[sp1] = '\0';
+		/* The log escapes it; keep it printable here too. */
+		for (size_t i = 0; i < sp1; i++)
+			if ((unsigned char)c->method[i] <= ' ' ||
+			    (unsigned char)c->method[i] >= 0x7f)
+				c->method[i] = '?';
+	}
+	for (sp2 = sp1 + 1; sp2 < end && p[sp2] != ' '; sp2++)
+		;
+	colon = sp2;
+	while (colon > sp1 + 1 && p[colon - 1] >= '0' && p[colon - 1] <= '9')
+		colon--;
+	if (colon < sp2 && colon > sp1 + 1 && p[colon - 1] == ':')
+		sp2 = colon - 1;
+	c->raw_host_len = sp2 - sp1 - 1;
+	if (c->raw_host_len > LOG_VALUE_MAX)
+		c->raw_host_len = LOG_VALUE_MAX;
+	memcpy(c->raw_host, p + sp1 + 1, c->raw_host_len);
 }
 
 static void
@@ -120,18 +163,25 @@ log_addr(struct log_line *l, const char *key, const struct netaddr *a)
 	log_str(l, key, netaddr_str(a, buf));
 }
 
-/* The decision line: allow, deny (possibly in report mode) or error. */
+/*
+ * The decision line: allow, deny or error.  A deny line's mode says how the
+ * refusal was applied: "report" when report mode let the request go on,
+ * "enforce" when it was refused (the address guard, even in a report-mode
+ * policy).
+ */
 static void
 log_decision(const struct conn *c, enum reason why, const struct verdict *v,
              const struct netaddr *addr, int report)
 {
 	const struct reason_info *ri = reason_get(why);
+	int deny = reason_is_denial(why);
 	struct log_line l;
 
 	log_conn(&l, c,
-	         why == REASON_ALLOWED   ? "allow"
-	         : reason_is_denial(why) ? "deny"
-	                                 : "error");
+	         why == REASON_ALLOWED ? "allow"
+	         : deny                ? "deny"
+	                               : "error",
+	         deny ? (report ? "report" : "enforce") : NULL);
 	if (addr)
 		log_addr(&l, "addr", addr);
 	if (v && v->range)
@@ -165,7 +215,7 @@ log_close(const struct conn *c)
 {
 	struct log_line l;
 
-	log_conn(&l, c, "close");
+	log_conn(&l, c, "close", NULL);
 	if (c->upstream_known)
 		log_addr(&l, "addr", &c->upstream);
 	if (c->rule && c->status == 200)
@@ -521,10 +571,6 @@ handle_request(struct conn *c, size_t head_len)
 		memcpy(c->method, c->req.method.p, c->req.method.len);
 		c->method[c->req.method.len] = '\0';
 	}
-	if (st == HTTP_OK || st == HTTP_BAD_VERSION) {
-		c->target = c->req.target.p;
-		c->target_len = c->req.target.len;
-	}
 	if (st != HTTP_OK) {
 		conn_fail(c, head_reason(st), NULL, NULL);
 		return;
@@ -580,6 +626,7 @@ head_read_cb(struct bufferevent *bev, void *arg)
 	if (st == HTTP_INCOMPLETE)
 		return;
 	evtimer_del(c->timer);
+	note_request_line(c, p, len);
 	if (st != HTTP_OK) {
 		conn_fail(c, head_reason(st), NULL, NULL);
 		return;
@@ -610,9 +657,15 @@ head_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 head_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(c->client_bev);
+	size_t len = evbuffer_get_length(in);
+
 	(void)fd;
 	(void)what;
-	conn_fail(arg, REASON_HEADER_TIMEOUT, NULL, NULL);
+	note_request_line(c, (const char *)evbuffer_pullup(in, (ev_ssize_t)len),
+	                  len);
+	conn_fail(c, REASON_HEADER_TIMEOUT, NULL, NULL);
 }
 
 /* --- life and death ------------------------------------------------------ */

@@ -53,8 +53,9 @@ rule_admits(const struct rule *r, const struct netaddr *a, const char **range)
 			return REASON_ADDRESS_PROHIBITED;
 		return REASON_ALLOWED;
 	}
-	return special ? REASON_ADDRESS_PROHIBITED
-	               : REASON_ADDRESS_NOT_IN_NETWORKS;
+	/* Outside the pin: that is the reason, special-purpose or not (the
+	 * range, when set, still keeps report mode from waiving it). */
+	return REASON_ADDRESS_NOT_IN_NETWORKS;
 }
 
 /*
@@ -114,9 +115,10 @@ policy_check_addr(const struct policy *p, const char *method,
 			*v = (struct verdict){REASON_ALLOWED, r, range};
 			return 1;
 		}
-		/* Prefer the guard's reason: it is the one report mode keeps.
-		 */
-		if (addr_reason != REASON_ADDRESS_PROHIBITED) {
+		/* The first matching rule's reason stands.  Its range, set for
+		 * any special-purpose address, keeps report mode from waiving
+		 * the guard whatever the reason. */
+		if (addr_reason == REASON_COUNT) {
 			addr_reason = why;
 			addr_range = range;
 		}

@@ -205,11 +205,11 @@ test_address_stage(void **state)
 	    {"api.example.com", "fd00::1", REASON_ADDRESS_PROHIBITED, NULL},
 	    /* Pinned to a private network: inside it only. */
 	    {"git.corp.example", "10.20.0.7", REASON_ALLOWED, "private"},
-	    {"git.corp.example", "10.21.0.7", REASON_ADDRESS_PROHIBITED,
+	    {"git.corp.example", "10.21.0.7", REASON_ADDRESS_NOT_IN_NETWORKS,
 	     "private"},
 	    {"git.corp.example", "8.8.8.8", REASON_ADDRESS_NOT_IN_NETWORKS,
 	     NULL},
-	    {"git.corp.example", "127.0.0.1", REASON_ADDRESS_PROHIBITED,
+	    {"git.corp.example", "127.0.0.1", REASON_ADDRESS_NOT_IN_NETWORKS,
 	     "loopback"},
 	    /* 0.0.0.0/0 pins nothing and unlocks nothing special. */
 	    {"open.example", "8.8.8.8", REASON_ALLOWED, NULL},
@@ -284,6 +284,12 @@ test_report_mode(void **state)
 	assert_int_equal(v.reason, REASON_ADDRESS_PROHIBITED);
 	assert_false(policy_report_waives(p, &v));
 	assert_false(policy_check_addr(p, "CONNECT", &api, 443, &lo, &v));
+	assert_false(policy_report_waives(p, &v));
+	/* Outside a pin and special-purpose: the pin is the reason, and the
+	 * guard still stands. */
+	assert_false(policy_check_addr(p, "CONNECT", &git, 443, &lo, &v));
+	assert_int_equal(v.reason, REASON_ADDRESS_NOT_IN_NETWORKS);
+	assert_string_equal(v.range, "loopback");
 	assert_false(policy_report_waives(p, &v));
 	/* Nor is an IP literal into special space. */
 	struct host lit = host_of("10.0.0.5");
