@@ -108,3 +108,20 @@ def test_sigusr1_reopens_log(world, egressd_factory):
     e.log.wait(event="deny", client=r.client)
     assert e.alive()
     assert all(l.get("client") != r.client for l in H.JsonLog(rotated).lines())
+
+
+def test_second_signal_stops_at_once(world, egressd_factory):
+    """README: a second SIGTERM/SIGINT during the drain stops at once."""
+    e = egressd_factory("drain2", lambda port, log: H.render_config(
+        port, log, world.policy, limits={"drain_timeout_ms": 20000}))
+    c, r = H.tunnel(e.port, ECHO)
+    with c:
+        assert r.status == 200, r
+        e.signal(signal.SIGINT)
+        H.wait_until(lambda: _refuses_connections(e.port), 1.0, what="listener to close")
+        assert c.echo(b"still draining") == b"still draining"
+        t0 = H.time.monotonic()
+        e.signal(signal.SIGINT)
+        e.proc.wait(timeout=3)
+        assert H.time.monotonic() - t0 < 2, "second signal did not stop egressd at once"
+        assert c.recv_to_eof(timeout=3) == b""
