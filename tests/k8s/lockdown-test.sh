@@ -7,6 +7,9 @@
 #              the rules judge loopback by destination, so this is a fair test)
 #   resolver   dnsmasq on 127.0.0.53, answering upstream.test -> 198.51.100.10
 #   agent      UID 1000, egressd UID 65532 (setpriv), as in the manifests
+#   node       a second namespace joined by a veth pair (192.0.2.1 <-> pod
+#              192.0.2.2): an upstream that packets really leave the pod for,
+#              and the kubelet's probe coming *in* to egressd's probe port
 #
 # Then: the agent cannot reach the upstream directly (IPv4, IPv6), egressd's UID
 # can, the agent still reaches loopback, and, with $EGRESSD set, the agent's
@@ -56,6 +59,7 @@ done
 [ -x $PY ] || { notok "lockdown: $PY is missing"; exit 1; }
 
 ns="egressd-k8s-$$"
+node="egressd-k8s-node-$$"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/egressd-k8s-lockdown.XXXXXX")
 chmod 755 "$tmp"
 pids=""
@@ -74,7 +78,9 @@ cleanup() {
 	# Anything left in the namespace was started by this script (its own
 	# namespace, created above): end it by PID before deleting the namespace.
 	for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+	for p in $(ip netns pids "$node" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
 	ip netns del "$ns" 2>/dev/null
+	ip netns del "$node" 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -112,6 +118,16 @@ nsx ip addr add $UP4/32 dev lo
 nsx sysctl -qw net.ipv6.conf.lo.disable_ipv6=0 2>/dev/null
 nsx ip -6 addr add $UP6/128 dev lo nodad
 
+# The "node": another namespace on the far end of a veth pair.
+ip netns add "$node" || { notok "lockdown: ip netns add $node"; exit 1; }
+ip -n "$node" link set lo up
+ip -n "$ns" link add k8s-pod0 type veth peer name k8s-node0 netns "$node"
+ip -n "$ns" addr add 192.0.2.2/24 dev k8s-pod0
+ip -n "$node" addr add 192.0.2.1/24 dev k8s-node0
+ip -n "$ns" link set k8s-pod0 up
+ip -n "$node" link set k8s-node0 up
+nodex() { ip netns exec "$node" "$@"; }
+
 # The upstream: one small HTTP server on both addresses.
 cat >"$tmp/upstream.py" <<'PY'
 import http.server, socket, sys, threading
@@ -145,13 +161,26 @@ servers[0].serve_forever()
 PY
 nsx $PY "$tmp/upstream.py" $UP4 $UP6 $PORT &
 pids="$pids $!"
+# An upstream on the node, and a listener for the kubelet's probe in the pod
+# (egressd's probe port, owned by egressd's UID).
+nodex $PY "$tmp/upstream.py" 192.0.2.1 ::1 8081 >/dev/null 2>&1 &
+pids="$pids $!"
+as_uid $EGRESSD_UID $PY -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 3129)); s.listen(16)
+while True:
+    c, _ = s.accept(); c.sendall(b"probe-ok\n"); c.close()
+' >/dev/null 2>&1 &
+pids="$pids $!"
 # A loopback service the agent must still reach (as egressd on 127.0.0.1 is).
 nsx $PY -m http.server --bind 127.0.0.1 --directory "$tmp" 18080 >/dev/null 2>&1 &
 pids="$pids $!"
 echo "upstream-ok loopback" >"$tmp/loopback.txt"
 chmod 644 "$tmp/loopback.txt" "$tmp/upstream.py"
 
-if ! wait_port $UP4 $PORT || ! wait_port $UP6 $PORT || ! wait_port 127.0.0.1 18080; then
+if ! wait_port $UP4 $PORT || ! wait_port $UP6 $PORT || ! wait_port 127.0.0.1 18080 ||
+	! wait_port 192.0.2.1 8081 || ! wait_port 127.0.0.1 3129; then
 	notok "lockdown: test upstream did not start"
 	exit 1
 fi
@@ -233,6 +262,26 @@ if curl_direct $EGRESSD_UID "http://[$UP6]:$PORT/" && body_is_upstream; then
 else
 	notok "egressd UID $EGRESSD_UID connects to [$UP6]:$PORT: $(cat "$tmp/err")"
 fi
+# Off the pod, over the veth: the same verdicts, and the kubelet's probe in.
+if refused_direct $AGENT_UID "http://192.0.2.1:8081/"; then
+	ok "agent UID $AGENT_UID cannot connect to the node's 192.0.2.1:8081 (over the veth)"
+else
+	notok "agent UID $AGENT_UID cannot connect to the node's 192.0.2.1:8081: $(cat "$tmp/body" "$tmp/err")"
+fi
+if curl_direct $EGRESSD_UID "http://192.0.2.1:8081/" && body_is_upstream; then
+	ok "egressd UID $EGRESSD_UID connects to the node's 192.0.2.1:8081 (over the veth)"
+else
+	notok "egressd UID $EGRESSD_UID connects to the node's 192.0.2.1:8081: $(cat "$tmp/err")"
+fi
+probe_in() {
+	nodex $PY -c '
+import socket, sys
+s = socket.create_connection(("192.0.2.2", 3129), 2)
+s.settimeout(2)
+sys.exit(0 if s.recv(64).startswith(b"probe-ok") else 1)
+' 2>/dev/null
+}
+check "a probe from the node reaches egressd's probe port in the pod (replies pass as established)" probe_in
 drops=$(nsx nft list table inet egressd_lockdown | sed -n 's/.*counter packets \([0-9]*\) .*reject.*/\1/p' | awk '{n += $1} END {print n + 0}')
 check "the reject counters counted the agent's attempts ($drops packets)" test "${drops:-0}" -gt 0
 

@@ -119,6 +119,22 @@ else
 fi
 step "validate.mjs --dockerfiles" node "$here/validate.mjs" --repo "$root" --dockerfiles
 
+# The egressd image's runtime tree, laid out by the script the Dockerfile
+# runs, started in a chroot as the image's user: every library is there.
+image_tree() {
+	[ -n "${EGRESSD:-}" ] && [ -x "${EGRESSD:-}" ] || {
+		echo "skip - the egressd image's runtime tree: EGRESSD not built"
+		return 0
+	}
+	sh "$root/k8s/images/egressd-rootfs.sh" "$EGRESSD" "$root/conf/egressd.conf" "$out/rootfs" || return 1
+	if chroot --userspec=65532:65532 "$out/rootfs" /usr/local/bin/egressd -t -c /etc/egressd/egressd.conf; then
+		echo "ok - the egressd image's runtime tree (egressd, its config, ldd's libraries) runs egressd -t as 65532 in a chroot"
+	else
+		echo "not ok - the egressd image's runtime tree runs egressd -t as 65532 in a chroot"
+	fi
+}
+step "image tree" image_tree
+
 # 3. The lockdown rules, for real, in a network namespace (bounded).
 step "lockdown-test.sh" timeout -k 5 90 sh "$here/lockdown-test.sh"
 

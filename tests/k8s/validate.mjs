@@ -764,7 +764,13 @@ function dockerfileChecks(repo) {
 	const dir = path.join(repo, "k8s/images");
 	for (const f of fs.readdirSync(dir).filter((x) => x.endsWith(".Dockerfile")).sort()) {
 		const text = fs.readFileSync(path.join(dir, f), "utf8").replace(/\\\n/g, " ");
-		const lines = text.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+		const args = {};
+		const lines = text.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"))
+			.map((l) => {
+				const a = /^ARG\s+([A-Za-z_]\w*)=(\S+)/i.exec(l);
+				if (a) args[a[1]] = a[2];
+				return /^FROM\s/i.test(l) ? l.replace(/\$\{(\w+)\}/g, (m, v) => args[v] ?? m) : l;
+			});
 		const stages = [];
 		for (const l of lines) {
 			if (/^FROM\s/i.test(l)) stages.push([l]);
@@ -878,6 +884,11 @@ async function selfTest(sharedFile, lockFile, repo) {
 			pick(o, "Deployment", "egressd").spec.template.spec.terminationGracePeriodSeconds = 30;
 		}, (o) => sharedServiceChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
 	];
+	if (process.env.EGRESSD && fs.existsSync(process.env.EGRESSD))
+		cases.push(["a misspelt key in an egressd.conf ConfigMap is refused by egressd -t", sharedFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.["egressd.conf"]);
+			cm.data["egressd.conf"] = cm.data["egressd.conf"].replace("drain_timeout_ms", "drain_timout_ms");
+		}, (o) => configChecks(o, "self-test").flatMap(([, p]) => p)]);
 	let all = true;
 	const base = { [sharedFile]: load(sharedFile), [lockFile]: load(lockFile) };
 	for (const [name, file, mutate, check] of cases) {
