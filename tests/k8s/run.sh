@@ -45,8 +45,7 @@ step() {
 	before=$(grep -c '^not ok - ' "$log")
 	"$@" >"$out/step.out" 2>&1
 	rc=$?
-	cat "$out/step.out" | tee -a "$log" >/dev/null
-	cat "$out/step.out"
+	tee -a "$log" <"$out/step.out"
 	after=$(grep -c '^not ok - ' "$log")
 	if [ $rc != 0 ] && [ "$after" = "$before" ]; then
 		say "not ok - $name exited $rc"
@@ -127,10 +126,12 @@ image_tree() {
 		return 0
 	}
 	sh "$root/k8s/images/egressd-rootfs.sh" "$EGRESSD" "$root/conf/egressd.conf" "$out/rootfs" || return 1
-	if chroot --userspec=65532:65532 "$out/rootfs" /usr/local/bin/egressd -t -c /etc/egressd/egressd.conf; then
+	if chroot --userspec=65532:65532 "$out/rootfs" /usr/local/bin/egressd -t -c /etc/egressd/egressd.conf \
+		>"$out/chroot.out" 2>&1; then
 		echo "ok - the egressd image's runtime tree (egressd, its config, ldd's libraries) runs egressd -t as 65532 in a chroot"
 	else
 		echo "not ok - the egressd image's runtime tree runs egressd -t as 65532 in a chroot"
+		sed 's/^/#   /' "$out/chroot.out"
 	fi
 }
 step "image tree" image_tree
