@@ -646,6 +646,972 @@ test_status_kinds(void **state)
 	assert_int_equal(HTTP_OK, 0);
 }
 
+/* Response heads. */
+
+/* Parse a response head as the connection code will; report the status. */
+static enum http_status
+parse_resp(const char *s, size_t n, const struct http_limits *lim)
+{
+	static struct http_response resp;
+	char *p = dup_exact(s, n);
+	size_t head_len = 0;
+	enum http_status st = http_head_end(p, n, lim, &head_len);
+
+	if (st == HTTP_OK) {
+		assert_int_equal(head_len, n);
+		st = http_parse_response(p, n, lim, &resp);
+	}
+	free(p);
+	return st;
+}
+
+static void
+test_response_ok(void **state)
+{
+	static const char in[] = "HTTP/1.1 200 OK\r\n"
+	                         "Content-Type: text/plain\r\n"
+	                         "content-length:  5 \r\n\r\n";
+	struct http_response resp;
+	const struct http_field *f;
+	char *p = dup_exact(in, sizeof(in) - 1);
+
+	(void)state;
+	assert_int_equal(
+	    http_parse_response(p, sizeof(in) - 1, &default_limits, &resp),
+	    HTTP_OK);
+	assert_int_equal(resp.version_minor, 1);
+	assert_int_equal(resp.status, 200);
+	assert_true(http_span_eq(resp.reason, "OK"));
+	assert_ptr_equal(resp.reason.p, p + 13);
+	assert_int_equal(resp.nfields, 2);
+	f = http_fields_get(resp.fields, resp.nfields, "Content-Length");
+	assert_non_null(f);
+	assert_ptr_equal(f, &resp.fields[1]);
+	assert_true(http_span_eq(f->value, "5"));
+	assert_ptr_equal(
+	    http_fields_get(resp.fields, resp.nfields, "CONTENT-TYPE"),
+	    &resp.fields[0]);
+	assert_null(http_fields_get(resp.fields, resp.nfields, "Content"));
+	assert_null(http_fields_get(resp.fields, 0, "Content-Type"));
+	free(p);
+}
+
+static void
+test_response_no_reason(void **state)
+{
+	static const struct {
+		const char *in;
+		int minor, status;
+		const char *reason;
+	} cases[] = {
+	    {"HTTP/1.1 204\r\n\r\n", 1, 204, ""},
+	    {"HTTP/1.1 204 \r\n\r\n", 1, 204, ""},
+	    {"HTTP/1.0 200 OK\r\nServer: x\r\n\r\n", 0, 200, "OK"},
+	    {"HTTP/1.1 404 Not  Found \r\n\r\n", 1, 404, "Not  Found "},
+	    {"HTTP/1.1 100 Continue\r\n\r\n", 1, 100, "Continue"},
+	    {"HTTP/1.1 599 \tx\x80\xff\r\n\r\n", 1, 599, "\tx\x80\xff"},
+	};
+	struct http_response resp;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = strlen(cases[i].in);
+		char *p = dup_exact(cases[i].in, n);
+
+		if (http_parse_response(p, n, &default_limits, &resp) !=
+		    HTTP_OK)
+			fail_msg("%s: refused", cases[i].in);
+		assert_int_equal(resp.version_minor, cases[i].minor);
+		assert_int_equal(resp.status, cases[i].status);
+		assert_true(http_span_eq(resp.reason, cases[i].reason));
+		free(p);
+	}
+}
+
+static const struct head_case response_cases[] = {
+    {"200 OK", LIT("HTTP/1.1 200 OK\r\nA: b\r\n\r\n"), HTTP_OK},
+    {"no reason, no SP", LIT("HTTP/1.1 204\r\n\r\n"), HTTP_OK},
+    {"100", LIT("HTTP/1.1 100 Continue\r\n\r\n"), HTTP_OK},
+    {"599", LIT("HTTP/1.1 599 x\r\n\r\n"), HTTP_OK},
+    {"HTTP/1.0", LIT("HTTP/1.0 200 OK\r\n\r\n"), HTTP_OK},
+
+    {"two-digit status", LIT("HTTP/1.1 20 OK\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"two-digit status, no reason", LIT("HTTP/1.1 20\r\n\r\n"),
+     HTTP_BAD_REQUEST},
+    {"four-digit status", LIT("HTTP/1.1 2000 OK\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"four-digit status, no reason", LIT("HTTP/1.1 2000\r\n\r\n"),
+     HTTP_BAD_REQUEST},
+    {"letters for status", LIT("HTTP/1.1 abc OK\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"status 099", LIT("HTTP/1.1 099 x\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"status 000", LIT("HTTP/1.1 000 x\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"status 600", LIT("HTTP/1.1 600 x\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"signed status", LIT("HTTP/1.1 +20 x\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"no status", LIT("HTTP/1.1\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"SP, no status", LIT("HTTP/1.1 \r\n\r\n"), HTTP_BAD_REQUEST},
+    {"double SP before status", LIT("HTTP/1.1  200 OK\r\n\r\n"),
+     HTTP_BAD_REQUEST},
+    {"HTAB before status", LIT("HTTP/1.1\t200 OK\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"HTAB after status", LIT("HTTP/1.1 200\tOK\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"leading SP", LIT(" HTTP/1.1 200 OK\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"control in reason", LIT("HTTP/1.1 200 O\x01K\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"DEL in reason", LIT("HTTP/1.1 200 O\x7fK\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"NUL in reason", LIT("HTTP/1.1 200 O\0K\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"bare CR in reason", LIT("HTTP/1.1 200 O\rK\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"bare LF after status line", LIT("HTTP/1.1 200 OK\nA: b\r\n\r\n"),
+     HTTP_BAD_REQUEST},
+
+    {"lowercase version", LIT("http/1.1 200 OK\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"HTTP/2", LIT("HTTP/2 200 OK\r\n\r\n"), HTTP_BAD_REQUEST},
+    {"HTTP/2.0", LIT("HTTP/2.0 200 OK\r\n\r\n"), HTTP_BAD_VERSION},
+    {"HTTP/1.2", LIT("HTTP/1.2 200 OK\r\n\r\n"), HTTP_BAD_VERSION},
+    {"HTTP/0.9", LIT("HTTP/0.9 200 OK\r\n\r\n"), HTTP_BAD_VERSION},
+    {"a request line", LIT("GET / HTTP/1.1\r\n\r\n"), HTTP_BAD_REQUEST},
+
+    {"obs-fold", LIT("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n"),
+     HTTP_BAD_REQUEST},
+    {"SP before colon", LIT("HTTP/1.1 200 OK\r\nX : a\r\n\r\n"),
+     HTTP_BAD_REQUEST},
+    {"control in value", LIT("HTTP/1.1 200 OK\r\nX: a\x01\r\n\r\n"),
+     HTTP_BAD_REQUEST},
+};
+
+static void
+test_response_table(void **state)
+{
+	static struct http_response resp;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(response_cases) / sizeof(response_cases[0]);
+	     i++) {
+		const struct head_case *c = &response_cases[i];
+		enum http_status got =
+		    parse_resp(c->in, c->len, &default_limits);
+		char *p = dup_exact(c->in, c->len);
+		enum http_status alone =
+		    http_parse_response(p, c->len, &default_limits, &resp);
+
+		free(p);
+		if (got != c->want || alone != c->want)
+			fail_msg("%s: got %d (alone %d), want %d", c->what,
+			         (int)got, (int)alone, (int)c->want);
+	}
+}
+
+/* Response fields follow the request's rules exactly. */
+static void
+test_response_fields_as_requests(void **state)
+{
+	static const char rl[] = "GET / HTTP/1.1\r\n";
+	static const char sl[] = "HTTP/1.1 200 OK\r\n";
+	size_t i, checked = 0;
+
+	(void)state;
+	for (i = 0; i < sizeof(head_cases) / sizeof(head_cases[0]); i++) {
+		const struct head_case *c = &head_cases[i];
+		size_t rest = c->len - (sizeof(rl) - 1);
+		char *s;
+
+		if (c->len <= sizeof(rl) - 1 ||
+		    memcmp(c->in, rl, sizeof(rl) - 1) != 0)
+			continue;
+		s = malloc(sizeof(sl) - 1 + rest);
+		assert_non_null(s);
+		memcpy(s, sl, sizeof(sl) - 1);
+		memcpy(s + sizeof(sl) - 1, c->in + sizeof(rl) - 1, rest);
+		if (parse_resp(s, sizeof(sl) - 1 + rest, &default_limits) !=
+		    c->want)
+			fail_msg("%s: differs in a response", c->what);
+		free(s);
+		checked++;
+	}
+	assert_true(checked >= 20);
+}
+
+static void
+test_response_limits(void **state)
+{
+	struct http_limits lim = default_limits;
+	static const char in[] = "HTTP/1.1 200 OK\r\nA: b\r\nC: d\r\n\r\n";
+
+	(void)state;
+	lim.max_fields = 2;
+	assert_int_equal(parse_resp(LIT(in), &lim), HTTP_OK);
+	lim.max_fields = 1;
+	assert_int_equal(parse_resp(LIT(in), &lim), HTTP_FIELDS_TOO_LARGE);
+	lim = default_limits;
+	lim.max_request_line = 15;
+	assert_int_equal(parse_resp(LIT(in), &lim), HTTP_OK);
+	lim.max_request_line = 14;
+	assert_int_equal(parse_resp(LIT(in), &lim), HTTP_URI_TOO_LONG);
+	lim = default_limits;
+	lim.max_field_line = 3;
+	assert_int_equal(parse_resp(LIT(in), &lim), HTTP_FIELDS_TOO_LARGE);
+}
+
+/* Lists and tokens. */
+
+/* The elements of list s, joined by '|'. */
+static void
+assert_list(const char *s, const char *want)
+{
+	struct http_span rest = {s, strlen(s)}, item;
+	char got[256];
+	size_t n = 0;
+
+	got[0] = '\0';
+	while (http_list_next(&rest, &item)) {
+		assert_true(item.len > 0);
+		assert_true(n + item.len + 2 < sizeof(got));
+		if (n > 0)
+			got[n++] = '|';
+		memcpy(got + n, item.p, item.len);
+		n += item.len;
+		got[n] = '\0';
+	}
+	assert_int_equal(rest.len, 0);
+	/* The end stays the end. */
+	assert_int_equal(http_list_next(&rest, &item), 0);
+	if (strcmp(got, want) != 0)
+		fail_msg("list \"%s\": got \"%s\", want \"%s\"", s, got, want);
+}
+
+static void
+test_list_next(void **state)
+{
+	struct http_span empty = {NULL, 0}, item;
+
+	(void)state;
+	assert_list("a, ,b,,c", "a|b|c");
+	assert_list("a", "a");
+	assert_list("", "");
+	assert_list(" ,\t, ", "");
+	assert_list(",,a,,", "a");
+	assert_list(" a \t, \tb ", "a|b");
+	assert_list("keep-alive, close", "keep-alive|close");
+	assert_list("a b , c", "a b|c");
+	assert_list("gzip;q=1, chunked", "gzip;q=1|chunked");
+	/* RFC 9110 §5.6.4: commas in quoted-strings are not separators. */
+	assert_list("a=\"x, y\", b", "a=\"x, y\"|b");
+	assert_list("a=\"x\\\", y\", b", "a=\"x\\\", y\"|b");
+	assert_list("a=\"x, y", "a=\"x, y");
+	assert_list("a=\"x\\", "a=\"x\\");
+	assert_int_equal(http_list_next(&empty, &item), 0);
+}
+
+static void
+test_span_ieq(void **state)
+{
+	static const char s[] = "Chunked";
+	struct http_span span = {s, 7};
+	struct http_span empty = {NULL, 0};
+
+	(void)state;
+	assert_true(http_span_ieq(span, "chunked"));
+	assert_true(http_span_ieq(span, "CHUNKED"));
+	assert_true(http_span_ieq(span, "Chunked"));
+	assert_false(http_span_ieq(span, "chunke"));
+	assert_false(http_span_ieq(span, "chunkedx"));
+	assert_false(http_span_ieq(span, ""));
+	assert_true(http_span_ieq(empty, ""));
+	assert_false(http_span_ieq(empty, "a"));
+	/* Only ASCII letters fold: '[' is not '{'. */
+	span.p = "[";
+	span.len = 1;
+	assert_false(http_span_ieq(span, "{"));
+}
+
+static void
+test_has_token(void **state)
+{
+	static const char in[] = "GET / HTTP/1.1\r\n"
+	                         "Connection: keep-alive, Close\r\n"
+	                         "Connection: ,,upgrade\r\n"
+	                         "X-Connection: te\r\n"
+	                         "Upgrade: h2c\r\n\r\n";
+	struct http_request req;
+	char *p = dup_exact(in, sizeof(in) - 1);
+
+	(void)state;
+	assert_int_equal(
+	    http_parse_request(p, sizeof(in) - 1, &default_limits, &req),
+	    HTTP_OK);
+	assert_true(http_fields_has_token(req.fields, req.nfields, "Connection",
+	                                  "close"));
+	assert_true(http_fields_has_token(req.fields, req.nfields, "connection",
+	                                  "KEEP-ALIVE"));
+	assert_true(http_fields_has_token(req.fields, req.nfields, "Connection",
+	                                  "upgrade"));
+	assert_false(http_fields_has_token(req.fields, req.nfields,
+	                                   "Connection", "keep"));
+	assert_false(
+	    http_fields_has_token(req.fields, req.nfields, "Connection", "te"));
+	assert_false(http_fields_has_token(req.fields, req.nfields,
+	                                   "Connection", "h2c"));
+	assert_true(
+	    http_fields_has_token(req.fields, req.nfields, "Upgrade", "h2c"));
+	assert_false(
+	    http_fields_has_token(req.fields, req.nfields, "Connection", ""));
+	assert_false(
+	    http_fields_has_token(req.fields, 0, "Connection", "close"));
+	free(p);
+}
+
+/* Body framing. */
+
+struct body_case {
+	const char *what;
+	const char *head;
+	const char *method; /* responses only */
+	enum http_status want;
+	enum http_body_kind kind;
+	uint64_t length;
+};
+
+#define REQ(fields)           "POST http://example.com/ HTTP/1.1\r\n" fields "\r\n"
+#define REQ10(fields)         "POST http://example.com/ HTTP/1.0\r\n" fields "\r\n"
+#define OK_BODY(kind, length) HTTP_OK, HTTP_BODY_##kind, length
+#define REFUSED               HTTP_BAD_REQUEST, HTTP_BODY_NONE, 0
+
+static const struct body_case request_body_cases[] = {
+    {"no framing", REQ(""), NULL, OK_BODY(NONE, 0)},
+    {"no framing, HTTP/1.0", REQ10("Host: a\r\n"), NULL, OK_BODY(NONE, 0)},
+    {"CL 5", REQ("Content-Length: 5\r\n"), NULL, OK_BODY(LENGTH, 5)},
+    {"CL 0", REQ("Content-Length: 0\r\n"), NULL, OK_BODY(LENGTH, 0)},
+    {"CL lowercase name", REQ("content-length: 7\r\n"), NULL,
+     OK_BODY(LENGTH, 7)},
+    {"CL on HTTP/1.0", REQ10("Content-Length: 3\r\n"), NULL,
+     OK_BODY(LENGTH, 3)},
+    {"CL with OWS", REQ("Content-Length:  5 \t\r\n"), NULL, OK_BODY(LENGTH, 5)},
+    {"CL 5, 5", REQ("Content-Length: 5, 5\r\n"), NULL, OK_BODY(LENGTH, 5)},
+    {"CL 5,,5,", REQ("Content-Length: 5,,5,\r\n"), NULL, OK_BODY(LENGTH, 5)},
+    {"CL twice, same", REQ("Content-Length: 5\r\nContent-Length: 5\r\n"), NULL,
+     OK_BODY(LENGTH, 5)},
+    {"CL twice, one a list",
+     REQ("Content-Length: 5\r\nX: y\r\ncontent-length: 5, 5\r\n"), NULL,
+     OK_BODY(LENGTH, 5)},
+    {"CL 005 and 5, same number", REQ("Content-Length: 005, 5\r\n"), NULL,
+     OK_BODY(LENGTH, 5)},
+    {"CL 2^63 - 1", REQ("Content-Length: 9223372036854775807\r\n"), NULL,
+     OK_BODY(LENGTH, UINT64_C(9223372036854775807))},
+    {"CL 19 digits, leading zeros",
+     REQ("Content-Length: 0000000000000000012\r\n"), NULL, OK_BODY(LENGTH, 12)},
+    {"CL 5, 6", REQ("Content-Length: 5, 6\r\n"), NULL, REFUSED},
+    {"CL twice, differing", REQ("Content-Length: 5\r\nContent-Length: 6\r\n"),
+     NULL, REFUSED},
+    {"CL twice, 0 and 5", REQ("Content-Length: 0\r\nContent-Length: 5\r\n"),
+     NULL, REFUSED},
+    {"CL +5", REQ("Content-Length: +5\r\n"), NULL, REFUSED},
+    {"CL -1", REQ("Content-Length: -1\r\n"), NULL, REFUSED},
+    {"CL 0x10", REQ("Content-Length: 0x10\r\n"), NULL, REFUSED},
+    {"CL 1e3", REQ("Content-Length: 1e3\r\n"), NULL, REFUSED},
+    {"CL 5 5", REQ("Content-Length: 5 5\r\n"), NULL, REFUSED},
+    {"CL 5;x", REQ("Content-Length: 5;x\r\n"), NULL, REFUSED},
+    {"CL 5.0", REQ("Content-Length: 5.0\r\n"), NULL, REFUSED},
+    {"CL empty", REQ("Content-Length:\r\n"), NULL, REFUSED},
+    {"CL only commas", REQ("Content-Length: , ,\r\n"), NULL, REFUSED},
+    {"CL, one empty", REQ("Content-Length: 5\r\nContent-Length: \r\n"), NULL,
+     REFUSED},
+    {"CL 2^63", REQ("Content-Length: 9223372036854775808\r\n"), NULL, REFUSED},
+    {"CL 20 digits", REQ("Content-Length: 00000000000000000005\r\n"), NULL,
+     REFUSED},
+    {"CL 2^64", REQ("Content-Length: 18446744073709551616\r\n"), NULL, REFUSED},
+    {"CL non-ASCII digit", REQ("Content-Length: \xd9\xa5\r\n"), NULL, REFUSED},
+
+    {"TE chunked", REQ("Transfer-Encoding: chunked\r\n"), NULL,
+     OK_BODY(CHUNKED, 0)},
+    {"TE Chunked", REQ("Transfer-Encoding: Chunked\r\n"), NULL,
+     OK_BODY(CHUNKED, 0)},
+    {"TE CHUNKED, lowercase name", REQ("transfer-encoding: CHUNKED\r\n"), NULL,
+     OK_BODY(CHUNKED, 0)},
+    {"TE with empty elements", REQ("Transfer-Encoding: , chunked ,\r\n"), NULL,
+     OK_BODY(CHUNKED, 0)},
+    {"TE gzip, chunked", REQ("Transfer-Encoding: gzip, chunked\r\n"), NULL,
+     REFUSED},
+    {"TE chunked, gzip", REQ("Transfer-Encoding: chunked, gzip\r\n"), NULL,
+     REFUSED},
+    {"TE identity", REQ("Transfer-Encoding: identity\r\n"), NULL, REFUSED},
+    {"TE chunked, chunked", REQ("Transfer-Encoding: chunked, chunked\r\n"),
+     NULL, REFUSED},
+    {"TE chunked twice",
+     REQ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"), NULL,
+     REFUSED},
+    {"TE gzip, then TE chunked",
+     REQ("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"), NULL,
+     REFUSED},
+    {"TE chunked;foo", REQ("Transfer-Encoding: chunked;foo\r\n"), NULL,
+     REFUSED},
+    {"TE chunked ;foo", REQ("Transfer-Encoding: chunked ;foo\r\n"), NULL,
+     REFUSED},
+    {"TE chunkedx", REQ("Transfer-Encoding: chunkedx\r\n"), NULL, REFUSED},
+    {"TE \"chunked\"", REQ("Transfer-Encoding: \"chunked\"\r\n"), NULL,
+     REFUSED},
+    {"TE empty", REQ("Transfer-Encoding:\r\n"), NULL, REFUSED},
+    {"TE and CL", REQ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n"),
+     NULL, REFUSED},
+    {"CL and TE", REQ("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"),
+     NULL, REFUSED},
+    {"TE and CL 0", REQ("Content-Length: 0\r\nTransfer-Encoding: chunked\r\n"),
+     NULL, REFUSED},
+    {"TE on HTTP/1.0", REQ10("Transfer-Encoding: chunked\r\n"), NULL, REFUSED},
+};
+
+#define RESP(status, fields) "HTTP/1.1 " status "\r\n" fields "\r\n"
+
+static const struct body_case response_body_cases[] = {
+    {"HEAD, CL", RESP("200 OK", "Content-Length: 100\r\n"), "HEAD",
+     OK_BODY(NONE, 0)},
+    {"HEAD, TE", RESP("200 OK", "Transfer-Encoding: chunked\r\n"), "HEAD",
+     OK_BODY(NONE, 0)},
+    {"HEAD, bad CL", RESP("200 OK", "Content-Length: x\r\n"), "HEAD",
+     OK_BODY(NONE, 0)},
+    {"head is not HEAD", RESP("200 OK", "Content-Length: 5\r\n"), "head",
+     OK_BODY(LENGTH, 5)},
+    {"204, CL", RESP("204 No Content", "Content-Length: 5\r\n"), "GET",
+     OK_BODY(NONE, 0)},
+    {"304, CL", RESP("304 Not Modified", "Content-Length: 5\r\n"), "GET",
+     OK_BODY(NONE, 0)},
+    {"304, TE", RESP("304", "Transfer-Encoding: chunked\r\n"), "GET",
+     OK_BODY(NONE, 0)},
+    {"100", RESP("100 Continue", ""), "POST", OK_BODY(NONE, 0)},
+    {"101", RESP("101 Switching Protocols", "Upgrade: x\r\n"), "GET",
+     OK_BODY(NONE, 0)},
+    {"199, CL", RESP("199 x", "Content-Length: 5\r\n"), "GET",
+     OK_BODY(NONE, 0)},
+    {"205 is not 204", RESP("205 x", "Content-Length: 0\r\n"), "GET",
+     OK_BODY(LENGTH, 0)},
+    {"CONNECT like any other", RESP("200 OK", "Content-Length: 5\r\n"),
+     "CONNECT", OK_BODY(LENGTH, 5)},
+
+    {"TE chunked", RESP("200 OK", "Transfer-Encoding: chunked\r\n"), "GET",
+     OK_BODY(CHUNKED, 0)},
+    {"TE gzip, chunked", RESP("200 OK", "Transfer-Encoding: gzip, chunked\r\n"),
+     "GET", OK_BODY(CHUNKED, 0)},
+    {"TE gzip;q=1, CHUNKED",
+     RESP("200 OK", "Transfer-Encoding: gzip;q=1, CHUNKED\r\n"), "GET",
+     OK_BODY(CHUNKED, 0)},
+    {"TE gzip, then TE chunked",
+     RESP("200 OK",
+          "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"),
+     "GET", OK_BODY(CHUNKED, 0)},
+    {"TE gzip", RESP("200 OK", "Transfer-Encoding: gzip\r\n"), "GET",
+     OK_BODY(CLOSE, 0)},
+    {"TE chunked, gzip", RESP("200 OK", "Transfer-Encoding: chunked, gzip\r\n"),
+     "GET", OK_BODY(CLOSE, 0)},
+    {"TE chunked, chunked",
+     RESP("200 OK", "Transfer-Encoding: chunked, chunked\r\n"), "GET",
+     OK_BODY(CLOSE, 0)},
+    {"TE chunked;x, chunked",
+     RESP("200 OK", "Transfer-Encoding: chunked;x, chunked\r\n"), "GET",
+     OK_BODY(CLOSE, 0)},
+    {"TE gzip, chunked;x",
+     RESP("200 OK", "Transfer-Encoding: gzip, chunked;x\r\n"), "GET",
+     OK_BODY(CLOSE, 0)},
+    {"TE empty", RESP("200 OK", "Transfer-Encoding:\r\n"), "GET",
+     OK_BODY(CLOSE, 0)},
+    {"TE and CL",
+     RESP("200 OK", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"),
+     "GET", OK_BODY(CHUNKED, 0)},
+    {"TE and a bad CL",
+     RESP("200 OK", "Transfer-Encoding: chunked\r\nContent-Length: x, 1\r\n"),
+     "GET", OK_BODY(CHUNKED, 0)},
+    {"TE gzip and CL",
+     RESP("200 OK", "Transfer-Encoding: gzip\r\nContent-Length: 5\r\n"), "GET",
+     OK_BODY(CLOSE, 0)},
+    {"TE in HTTP/1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+     "GET", REFUSED},
+
+    {"CL", RESP("200 OK", "Content-Length: 10\r\n"), "GET",
+     OK_BODY(LENGTH, 10)},
+    {"CL 0", RESP("200 OK", "Content-Length: 0\r\n"), "GET",
+     OK_BODY(LENGTH, 0)},
+    {"CL 5, 5", RESP("200 OK", "Content-Length: 5, 5\r\n"), "GET",
+     OK_BODY(LENGTH, 5)},
+    {"CL in HTTP/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n", "GET",
+     OK_BODY(LENGTH, 3)},
+    {"CL 5, 6", RESP("200 OK", "Content-Length: 5, 6\r\n"), "GET", REFUSED},
+    {"CL twice, differing",
+     RESP("200 OK", "Content-Length: 5\r\nContent-Length: 6\r\n"), "GET",
+     REFUSED},
+    {"CL abc", RESP("200 OK", "Content-Length: abc\r\n"), "GET", REFUSED},
+    {"CL -1", RESP("200 OK", "Content-Length: -1\r\n"), "GET", REFUSED},
+    {"CL empty", RESP("200 OK", "Content-Length:\r\n"), "GET", REFUSED},
+    {"CL 20 digits", RESP("200 OK", "Content-Length: 10000000000000000000\r\n"),
+     "GET", REFUSED},
+
+    {"no framing", RESP("200 OK", ""), "GET", OK_BODY(CLOSE, 0)},
+    {"no framing, HTTP/1.0", "HTTP/1.0 200 OK\r\n\r\n", "GET",
+     OK_BODY(CLOSE, 0)},
+    {"no framing, 404", RESP("404 Not Found", "Server: x\r\n"), "POST",
+     OK_BODY(CLOSE, 0)},
+};
+
+static void
+check_body(const struct body_case *c, enum http_status st,
+           const struct http_body *body)
+{
+	if (st != c->want)
+		fail_msg("%s: got status %d, want %d", c->what, (int)st,
+		         (int)c->want);
+	if (st != HTTP_OK)
+		return;
+	if (body->kind != c->kind || body->length != c->length)
+		fail_msg("%s: got kind %d length %llu, want %d %llu", c->what,
+		         (int)body->kind, (unsigned long long)body->length,
+		         (int)c->kind, (unsigned long long)c->length);
+}
+
+static void
+test_request_body_table(void **state)
+{
+	static struct http_request req;
+	size_t i;
+
+	(void)state;
+	for (i = 0;
+	     i < sizeof(request_body_cases) / sizeof(request_body_cases[0]);
+	     i++) {
+		const struct body_case *c = &request_body_cases[i];
+		size_t n = strlen(c->head);
+		char *p = dup_exact(c->head, n);
+		struct http_body body = {HTTP_BODY_CLOSE, 99};
+
+		if (http_parse_request(p, n, &default_limits, &req) != HTTP_OK)
+			fail_msg("%s: head refused", c->what);
+		check_body(c, http_request_body(&req, &body), &body);
+		free(p);
+	}
+}
+
+static void
+test_response_body_table(void **state)
+{
+	static struct http_response resp;
+	size_t i;
+
+	(void)state;
+	for (i = 0;
+	     i < sizeof(response_body_cases) / sizeof(response_body_cases[0]);
+	     i++) {
+		const struct body_case *c = &response_body_cases[i];
+		size_t n = strlen(c->head);
+		char *p = dup_exact(c->head, n);
+		struct http_body body = {HTTP_BODY_CLOSE, 99};
+
+		if (http_parse_response(p, n, &default_limits, &resp) !=
+		    HTTP_OK)
+			fail_msg("%s: head refused", c->what);
+		check_body(c, http_response_body(&resp, c->method, &body),
+		           &body);
+		free(p);
+	}
+}
+
+/* Chunked bodies. */
+
+#define CHUNK_MAX_LINE 4096
+
+/*
+ * Scan s split at the given offsets (ascending, within n), each piece in a
+ * buffer of exactly its length.  Returns the status of the last call made
+ * and sets *at to the bytes used in all: the body's length on HTTP_OK, the
+ * offset of the bad byte on HTTP_BAD_REQUEST.
+ */
+static enum http_status
+scan_split(const char *s, size_t n, size_t max_line, const size_t *cuts,
+           size_t ncuts, size_t *at, uint64_t *data)
+{
+	struct http_chunked c;
+	enum http_status st = HTTP_INCOMPLETE;
+	size_t k, from = 0, used;
+
+	http_chunked_init(&c, max_line);
+	*at = 0;
+	for (k = 0; k <= ncuts && st == HTTP_INCOMPLETE; k++) {
+		size_t to = k < ncuts ? cuts[k] : n;
+		char *p = dup_exact(s + from, to - from);
+
+		used = 12345;
+		st = http_chunked_scan(&c, p, to - from, &used);
+		free(p);
+		assert_true(used <= to - from);
+		if (st == HTTP_INCOMPLETE)
+			assert_int_equal(used, to - from);
+		*at += used;
+		from = to;
+	}
+	if (data != NULL)
+		*data = http_chunked_data_bytes(&c);
+	return st;
+}
+
+static enum http_status
+scan(const char *s, size_t n, size_t *at)
+{
+	return scan_split(s, n, CHUNK_MAX_LINE, NULL, 0, at, NULL);
+}
+
+struct chunk_case {
+	const char *what;
+	const char *in;
+	size_t len;
+	enum http_status want;
+	size_t at; /* body length, or offset of the bad byte */
+};
+
+/* The bytes after a body: the next request on the connection. */
+#define NEXT          "GET / HTTP/1.1\r\n\r\n"
+#define BODY(s)       LIT(s NEXT), HTTP_OK, sizeof(s) - 1
+#define BAD_AT(s, at) LIT(s), HTTP_BAD_REQUEST, at
+#define MORE(s)       LIT(s), HTTP_INCOMPLETE, sizeof(s) - 1
+
+static const struct chunk_case chunk_cases[] = {
+    {"hello", BODY("5\r\nhello\r\n0\r\n\r\n")},
+    {"last chunk only", BODY("0\r\n\r\n")},
+    {"last chunk of zeros", BODY("000\r\n\r\n")},
+    {"two chunks", BODY("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")},
+    {"uppercase hex", BODY("A\r\n0123456789\r\n0\r\n\r\n")},
+    {"lowercase hex", BODY("a\r\n0123456789\r\n0\r\n\r\n")},
+    {"mixed-case hex",
+     BODY("1F\r\n0123456789abcdef0123456789abcde\r\n0\r\n\r\n")},
+    {"15 digits with leading zeros",
+     BODY("000000000000005\r\nhello\r\n0\r\n\r\n")},
+    {"framing inside data", BODY("5\r\n0\r\n\r\n\r\n0\r\n\r\n")},
+    {"CR and LF in data", BODY("4\r\n\n\r\r\n\r\n0\r\n\r\n")},
+    {"binary data", BODY("3\r\n\0\xff\x7f\r\n0\r\n\r\n")},
+    {"ext name", BODY("5;a\r\nhello\r\n0\r\n\r\n")},
+    {"ext token", BODY("5;a=b\r\nhello\r\n0\r\n\r\n")},
+    {"ext quoted", BODY("5;a=\"b c, d;e\"\r\nhello\r\n0\r\n\r\n")},
+    {"ext quoted-pair", BODY("5;a=\"q\\\"\\\\x\"\r\nhello\r\n0\r\n\r\n")},
+    {"ext empty quoted", BODY("5;a=\"\"\r\nhello\r\n0\r\n\r\n")},
+    {"ext obs-text quoted", BODY("5;a=\"\x80\xff\"\r\nhello\r\n0\r\n\r\n")},
+    {"ext several", BODY("5;a;b=c;d=\"e\"\r\nhello\r\n0\r\n\r\n")},
+    {"ext BWS", BODY("5 ; a = b ;\tc = \"d\" ; e\r\nhello\r\n0\r\n\r\n")},
+    {"ext BWS after name", BODY("5;a ;b\r\nhello\r\n0\r\n\r\n")},
+    {"ext on last chunk", BODY("0;last=1\r\n\r\n")},
+    {"trailer", BODY("0\r\nX-Sum: abc\r\n\r\n")},
+    {"trailers", BODY("1\r\nx\r\n0\r\nA: b\r\nC:d \t\r\nE:\r\n\r\n")},
+    {"trailer obs-text", BODY("0\r\nX: caf\xc3\xa9\r\n\r\n")},
+
+    {"empty size", BAD_AT("\r\n", 0)},
+    {"no size, ext", BAD_AT(";a\r\n", 0)},
+    {"size not hex", BAD_AT("g\r\n", 0)},
+    {"0x prefix", BAD_AT("0x5\r\nhello\r\n", 1)},
+    {"leading SP", BAD_AT(" 5\r\nhello\r\n", 0)},
+    {"plus sign", BAD_AT("+5\r\nhello\r\n", 0)},
+    {"minus sign", BAD_AT("-5\r\nhello\r\n", 0)},
+    {"SP after size, no ext", BAD_AT("5 \r\nhello\r\n", 2)},
+    {"HTAB after size, no ext", BAD_AT("5\t\r\nhello\r\n", 2)},
+    {"NUL in size line", BAD_AT("5\0\r\nhello\r\n", 1)},
+    {"bare LF after size", BAD_AT("5\nhello\r\n0\r\n\r\n", 1)},
+    {"bare CR after size", BAD_AT("5\rhello\r\n0\r\n\r\n", 2)},
+    {"CR CR LF after size", BAD_AT("5\r\r\nhello\r\n0\r\n\r\n", 2)},
+    {"data too long", BAD_AT("5\r\nhelloX\r\n0\r\n\r\n", 8)},
+    {"data too short", BAD_AT("5\r\nhell\r\n0\r\n\r\n", 8)},
+    {"bare LF after data", BAD_AT("5\r\nhello\n0\r\n\r\n", 8)},
+    {"bare CR after data", BAD_AT("5\r\nhello\r0\r\n\r\n", 9)},
+    {"16 digits", BAD_AT("0000000000000005\r\nhello\r\n", 15)},
+    {"2^60", BAD_AT("1000000000000000\r\n", 15)},
+    {"2^61", BAD_AT("2000000000000000\r\n", 15)},
+    {"2^64", BAD_AT("10000000000000000\r\n", 15)},
+    {"ext empty name", BAD_AT("5;\r\nhello\r\n", 2)},
+    {"ext trailing ;", BAD_AT("5;a;\r\nhello\r\n", 4)},
+    {"ext SP ;", BAD_AT("5 ;\r\nhello\r\n", 3)},
+    {"ext no name, value", BAD_AT("5;=b\r\nhello\r\n", 2)},
+    {"ext empty value", BAD_AT("5;a=\r\nhello\r\n", 4)},
+    {"ext SP inside name", BAD_AT("5;a b\r\nhello\r\n", 4)},
+    {"ext SP inside value", BAD_AT("5;a=b c\r\nhello\r\n", 6)},
+    {"ext SP then CRLF", BAD_AT("5;a \r\nhello\r\n", 4)},
+    {"ext value, SP then CRLF", BAD_AT("5;a=b \r\nhello\r\n", 6)},
+    {"ext name not a token", BAD_AT("5;a@b\r\nhello\r\n", 3)},
+    {"ext comma", BAD_AT("5,a\r\nhello\r\n", 1)},
+    {"ext unterminated quote", BAD_AT("5;a=\"b\r\nhello\r\n", 6)},
+    {"ext text after quote", BAD_AT("5;a=\"b\"c\r\nhello\r\n", 7)},
+    {"ext control in quote", BAD_AT("5;a=\"\x01\"\r\nhello\r\n", 5)},
+    {"ext DEL in quote", BAD_AT("5;a=\"\x7f\"\r\nhello\r\n", 5)},
+    {"ext control after '\\'", BAD_AT("5;a=\"\\\x01\"\r\nhello\r\n", 6)},
+    {"ext bare LF", BAD_AT("5;a\nhello\r\n", 3)},
+    {"final bare LF", BAD_AT("0\r\n\n", 3)},
+    {"final bare CR", BAD_AT("0\r\n\rX", 4)},
+    {"trailer bare LF", BAD_AT("0\r\nX: a\nY: b\r\n\r\n", 7)},
+    {"trailer bare CR", BAD_AT("0\r\nX: a\rY: b\r\n\r\n", 8)},
+    {"trailer obs-fold", BAD_AT("0\r\nX: a\r\n b\r\n\r\n", 9)},
+    {"trailer leading SP", BAD_AT("0\r\n X: a\r\n\r\n", 3)},
+    {"trailer SP before colon", BAD_AT("0\r\nX : a\r\n\r\n", 4)},
+    {"trailer empty name", BAD_AT("0\r\n: a\r\n\r\n", 3)},
+    {"trailer no colon", BAD_AT("0\r\nX\r\n\r\n", 4)},
+    {"trailer SP in name", BAD_AT("0\r\nX Y: a\r\n\r\n", 4)},
+    {"trailer control in value", BAD_AT("0\r\nX: a\x01\r\n\r\n", 7)},
+    {"trailer NUL in value", BAD_AT("0\r\nX: a\0\r\n\r\n", 7)},
+    {"trailer DEL in value", BAD_AT("0\r\nX: \x7f\r\n\r\n", 6)},
+
+    {"nothing yet", MORE("")},
+    {"size only", MORE("5")},
+    {"size line", MORE("5\r\n")},
+    {"partial data", MORE("5\r\nhel")},
+    {"after data", MORE("5\r\nhello\r\n")},
+    {"last chunk", MORE("0\r\n")},
+    {"last chunk and CR", MORE("0\r\n\r")},
+    {"in a trailer", MORE("0\r\nX: a\r\n")},
+    {"15 hex digits", MORE("FFFFFFFFFFFFFFF\r\nabc")},
+    {"ext in progress", MORE("5;a=\"b")},
+};
+
+static void
+test_chunked_table(void **state)
+{
+	size_t i, at;
+
+	(void)state;
+	for (i = 0; i < sizeof(chunk_cases) / sizeof(chunk_cases[0]); i++) {
+		const struct chunk_case *c = &chunk_cases[i];
+		enum http_status got = scan(c->in, c->len, &at);
+
+		if (got != c->want || at != c->at)
+			fail_msg("%s: got %d at %zu, want %d at %zu", c->what,
+			         (int)got, at, (int)c->want, c->at);
+	}
+}
+
+/* Any split of the input gives the one-shot result. */
+static void
+test_chunked_splits(void **state)
+{
+	uint32_t seed = 2463534242u;
+	size_t i, j, k, at, at1;
+	uint64_t data, data1;
+
+	(void)state;
+	for (i = 0; i < sizeof(chunk_cases) / sizeof(chunk_cases[0]); i++) {
+		const struct chunk_case *c = &chunk_cases[i];
+		size_t cuts[64], ncuts, n = c->len;
+		enum http_status want, got;
+
+		want =
+		    scan_split(c->in, n, CHUNK_MAX_LINE, NULL, 0, &at1, &data1);
+		/* Byte by byte. */
+		for (j = 0; j + 1 < n && j < 64; j++)
+			cuts[j] = j + 1;
+		if (n <= 65) {
+			got = scan_split(c->in, n, CHUNK_MAX_LINE, cuts,
+			                 n > 0 ? n - 1 : 0, &at, &data);
+			if (got != want || at != at1 || data != data1)
+				fail_msg("%s: byte by byte: %d at %zu", c->what,
+				         (int)got, at);
+		}
+		/* Random splits, empty pieces included. */
+		for (k = 0; k < 200; k++) {
+			size_t prev = 0;
+
+			seed ^= seed << 13;
+			seed ^= seed >> 17;
+			seed ^= seed << 5;
+			ncuts = seed % 8;
+			for (j = 0; j < ncuts; j++) {
+				seed ^= seed << 13;
+				seed ^= seed >> 17;
+				seed ^= seed << 5;
+				prev += n > prev ? seed % (n - prev + 1) : 0;
+				cuts[j] = prev;
+			}
+			got = scan_split(c->in, n, CHUNK_MAX_LINE, cuts, ncuts,
+			                 &at, &data);
+			if (got != want || at != at1 || data != data1)
+				fail_msg("%s: split %zu: %d at %zu", c->what, k,
+				         (int)got, at);
+		}
+	}
+}
+
+/* The whole of a long body, byte by byte, in one buffer each. */
+static void
+test_chunked_byte_by_byte_long(void **state)
+{
+	static const char in[] =
+	    "1a;name=\"v a l\"\r\nabcdefghijklmnopqrstuvwxyz\r\n"
+	    "3\r\n\r\n\r\r\n"
+	    "10 ; x\r\n0123456789ABCDEF\r\n"
+	    "0\r\nTrailer-One: 1\r\nTrailer-Two: two\r\n\r\n" NEXT;
+	size_t body = sizeof(in) - 1 - strlen(NEXT);
+	struct http_chunked c;
+	size_t i, used;
+	char *p;
+
+	(void)state;
+	http_chunked_init(&c, CHUNK_MAX_LINE);
+	for (i = 0; i + 1 < body; i++) {
+		p = dup_exact(in + i, 1);
+		assert_int_equal(http_chunked_scan(&c, p, 1, &used),
+		                 HTTP_INCOMPLETE);
+		assert_int_equal(used, 1);
+		free(p);
+	}
+	p = dup_exact(in + i, sizeof(in) - 1 - i);
+	assert_int_equal(http_chunked_scan(&c, p, sizeof(in) - 1 - i, &used),
+	                 HTTP_OK);
+	assert_int_equal(used, 1);
+	assert_int_equal(http_chunked_data_bytes(&c), 26 + 3 + 16);
+	/* Once done, it stays done and takes nothing more. */
+	assert_int_equal(http_chunked_scan(&c, p, 1, &used), HTTP_OK);
+	assert_int_equal(used, 0);
+	free(p);
+}
+
+static void
+test_chunked_sticky_error(void **state)
+{
+	struct http_chunked c;
+	size_t used;
+
+	(void)state;
+	http_chunked_init(&c, CHUNK_MAX_LINE);
+	assert_int_equal(http_chunked_scan(&c, LIT("5\r\nhi"), &used),
+	                 HTTP_INCOMPLETE);
+	assert_int_equal(http_chunked_scan(&c, LIT("xyzW"), &used),
+	                 HTTP_BAD_REQUEST);
+	assert_int_equal(used, 3);
+	assert_int_equal(http_chunked_scan(&c, LIT("\r\n0\r\n\r\n"), &used),
+	                 HTTP_BAD_REQUEST);
+	assert_int_equal(used, 0);
+}
+
+static void
+test_chunked_data_bytes(void **state)
+{
+	size_t at;
+	uint64_t data;
+
+	(void)state;
+	assert_int_equal(scan_split(LIT("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+	                            CHUNK_MAX_LINE, NULL, 0, &at, &data),
+	                 HTTP_OK);
+	assert_int_equal(data, 5);
+	assert_int_equal(scan_split(LIT("FFFFFFFFFFFFFFF\r\nabcd"),
+	                            CHUNK_MAX_LINE, NULL, 0, &at, &data),
+	                 HTTP_INCOMPLETE);
+	assert_int_equal(data, 4);
+}
+
+/* A large chunk is skipped, not looked at byte by byte. */
+static void
+test_chunked_large(void **state)
+{
+	size_t n = 1 << 20, len = 8 + n + 7, at;
+	char *s = malloc(len);
+
+	(void)state;
+	assert_non_null(s);
+	memcpy(s, "100000\r\n", 8);
+	memset(s + 8, '\n', n);
+	memcpy(s + 8 + n, "\r\n0\r\n\r\n", 7);
+	assert_int_equal(scan(s, len, &at), HTTP_OK);
+	assert_int_equal(at, len);
+	free(s);
+}
+
+static void
+test_chunked_line_limit(void **state)
+{
+	size_t at;
+
+	(void)state;
+	/* A size line of 4 bytes, without CRLF. */
+	assert_int_equal(scan_split(LIT("5;ab\r\nhello\r\n0\r\n\r\n"), 4, NULL,
+	                            0, &at, NULL),
+	                 HTTP_OK);
+	assert_int_equal(scan_split(LIT("5;abc\r\nhello\r\n0\r\n\r\n"), 4, NULL,
+	                            0, &at, NULL),
+	                 HTTP_BAD_REQUEST);
+	assert_int_equal(at, 4);
+	/* Refused before the line ends. */
+	assert_int_equal(scan_split(LIT("5;abc"), 4, NULL, 0, &at, NULL),
+	                 HTTP_BAD_REQUEST);
+	/* Chunk data is not a line. */
+	assert_int_equal(scan_split(LIT("a\r\n0123456789\r\n0\r\n\r\n"), 4,
+	                            NULL, 0, &at, NULL),
+	                 HTTP_OK);
+	/* A trailer line of 4 bytes, then one of 5. */
+	assert_int_equal(
+	    scan_split(LIT("0\r\nX: a\r\n\r\n"), 4, NULL, 0, &at, NULL),
+	    HTTP_OK);
+	assert_int_equal(
+	    scan_split(LIT("0\r\nX: ab\r\n\r\n"), 4, NULL, 0, &at, NULL),
+	    HTTP_BAD_REQUEST);
+	assert_int_equal(at, 7);
+	/* Each line has its own count. */
+	assert_int_equal(scan_split(LIT("1;ab\r\nx\r\n1;cd\r\ny\r\n0\r\n"
+	                                "X: a\r\nY: b\r\n\r\n"),
+	                            4, NULL, 0, &at, NULL),
+	                 HTTP_OK);
+}
+
+/* "0\r\n" then n trailer lines "T: v\r\n" then CRLF; caller frees. */
+static char *
+body_with_trailers(size_t n, size_t *len)
+{
+	static const char tl[] = "T: v\r\n";
+	size_t tn = sizeof(tl) - 1, i;
+	char *s = malloc(3 + n * tn + 2);
+
+	assert_non_null(s);
+	memcpy(s, "0\r\n", 3);
+	for (i = 0; i < n; i++)
+		memcpy(s + 3 + i * tn, tl, tn);
+	memcpy(s + 3 + n * tn, "\r\n", 2);
+	*len = 3 + n * tn + 2;
+	return s;
+}
+
+static void
+test_chunked_trailer_count(void **state)
+{
+	size_t len, at;
+	char *s;
+
+	(void)state;
+	s = body_with_trailers(100, &len);
+	assert_int_equal(scan(s, len, &at), HTTP_OK);
+	assert_int_equal(at, len);
+	free(s);
+	s = body_with_trailers(101, &len);
+	assert_int_equal(scan(s, len, &at), HTTP_BAD_REQUEST);
+	/* At the first byte of the 101st line. */
+	assert_int_equal(at, 3 + 100 * 6);
+	free(s);
+}
+
+/* Trailer fields follow the head's field rules exactly. */
+static void
+test_chunked_trailers_as_fields(void **state)
+{
+	static const char rl[] = "GET / HTTP/1.1\r\n";
+	size_t i, at, checked = 0;
+
+	(void)state;
+	for (i = 0; i < sizeof(head_cases) / sizeof(head_cases[0]); i++) {
+		const struct head_case *c = &head_cases[i];
+		size_t rest = c->len - (sizeof(rl) - 1);
+		enum http_status got;
+		char *s;
+
+		if (c->len <= sizeof(rl) - 1 ||
+		    memcmp(c->in, rl, sizeof(rl) - 1) != 0)
+			continue;
+		s = malloc(3 + rest);
+		assert_non_null(s);
+		memcpy(s, "0\r\n", 3);
+		memcpy(s + 3, c->in + sizeof(rl) - 1, rest);
+		got = scan(s, 3 + rest, &at);
+		free(s);
+		if (c->want == HTTP_OK ? got != HTTP_OK || at != 3 + rest
+		                       : got != HTTP_BAD_REQUEST)
+			fail_msg("%s: as trailers, got %d", c->what, (int)got);
+		checked++;
+	}
+	assert_true(checked >= 20);
+}
+
 int
 main(void)
 {
@@ -667,6 +1633,25 @@ main(void)
 	    cmocka_unit_test(test_incremental),
 	    cmocka_unit_test(test_bytes_after_head),
 	    cmocka_unit_test(test_status_kinds),
+	    cmocka_unit_test(test_response_ok),
+	    cmocka_unit_test(test_response_no_reason),
+	    cmocka_unit_test(test_response_table),
+	    cmocka_unit_test(test_response_fields_as_requests),
+	    cmocka_unit_test(test_response_limits),
+	    cmocka_unit_test(test_list_next),
+	    cmocka_unit_test(test_span_ieq),
+	    cmocka_unit_test(test_has_token),
+	    cmocka_unit_test(test_request_body_table),
+	    cmocka_unit_test(test_response_body_table),
+	    cmocka_unit_test(test_chunked_table),
+	    cmocka_unit_test(test_chunked_splits),
+	    cmocka_unit_test(test_chunked_byte_by_byte_long),
+	    cmocka_unit_test(test_chunked_sticky_error),
+	    cmocka_unit_test(test_chunked_data_bytes),
+	    cmocka_unit_test(test_chunked_large),
+	    cmocka_unit_test(test_chunked_line_limit),
+	    cmocka_unit_test(test_chunked_trailer_count),
+	    cmocka_unit_test(test_chunked_trailers_as_fields),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
