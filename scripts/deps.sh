@@ -34,6 +34,8 @@ test)
 	need_cmd nft nftables
 	need_cmd jq jq
 	need_cmd git git
+	need_cmd node nodejs
+	need_cmd npm npm
 	[ -x /usr/bin/python3 ] || missing="$missing python3"
 	need_py pytest python3-pytest
 	need_py requests python3-requests
