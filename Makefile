@@ -34,7 +34,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_openssl
 # The I/O-free core: unit-tested without sockets.
 CORE     := host netset http policy config reason
 # Everything that touches sockets, files or signals.
-DAEMON   := main conn tunnel resolve log
+DAEMON   := main conn tunnel forward resolve log
 UNITS    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)

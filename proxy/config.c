@@ -627,9 +627,11 @@ static int
 load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = {
-	    "header_timeout_ms", "connect_timeout_ms", "idle_timeout_ms",
-	    "drain_timeout_ms",  "max_request_line",   "max_header_bytes",
-	    "max_header_fields", "buffer_bytes",       NULL};
+	    "header_timeout_ms", "connect_timeout_ms",
+	    "idle_timeout_ms",   "keepalive_timeout_ms",
+	    "drain_timeout_ms",  "max_request_line",
+	    "max_header_bytes",  "max_header_fields",
+	    "buffer_bytes",      NULL};
 	const config_setting_t *ls = config_setting_get_member(root, "limits");
 	struct config_limits *l = &c->limits;
 	const long long day_ms = 86400000LL;
@@ -638,6 +640,7 @@ load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 	    .header_timeout_ms = 10000,
 	    .connect_timeout_ms = 5000,
 	    .idle_timeout_ms = 600000,
+	    .keepalive_timeout_ms = 120000,
 	    .drain_timeout_ms = 30000,
 	    .max_request_line = 8192,
 	    .max_header_bytes = 32768,
@@ -655,6 +658,8 @@ load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 	                 &l->connect_timeout_ms) < 0 ||
 	    get_int_into(ld, ls, "idle_timeout_ms", 1, day_ms,
 	                 &l->idle_timeout_ms) < 0 ||
+	    get_int_into(ld, ls, "keepalive_timeout_ms", 1, day_ms,
+	                 &l->keepalive_timeout_ms) < 0 ||
 	    get_int_into(ld, ls, "drain_timeout_ms", 0, day_ms,
 	                 &l->drain_timeout_ms) < 0 ||
 	    get_size_into(ld, ls, "max_request_line", 64, 65536,

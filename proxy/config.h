@@ -34,6 +34,7 @@ struct config_limits {
 	int header_timeout_ms;
 	int connect_timeout_ms;
 	int idle_timeout_ms;
+	int keepalive_timeout_ms;
 	int drain_timeout_ms;
 	size_t max_request_line;
 	size_t max_header_bytes;

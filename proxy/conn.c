@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "forward.h"
 #include "host.h"
 #include "http.h"
 #include "log.h"
@@ -16,49 +18,41 @@
 #include "reason.h"
 #include "tunnel.h"
 
-/* After an error answer: how long to wait for it to drain and for the
- * client to close, and how much of what it still sends to discard. */
+/* After an error answer, or a response that ends the connection: how long
+ * to wait for it to drain and for the client to close, and how much of
+ * what the client still sends to discard. */
 #define LINGER_MS        2000
 #define LINGER_MAX_BYTES (256 * 1024)
 
 enum conn_state {
-	CONN_HEAD,       /* reading the request head */
+	CONN_HEAD,       /* waiting for (the rest of) a request head */
 	CONN_RESOLVING,  /* waiting for DNS */
-	CONN_CONNECTING, /* connecting to addrs[next_addr - 1] */
-	CONN_TUNNEL,     /* relaying */
-	CONN_REPLYING,   /* an error answer is draining */
+	CONN_CONNECTING, /* connecting to r.addrs[r.next_addr - 1] */
+	CONN_TUNNEL,     /* relaying a CONNECT tunnel */
+	CONN_FORWARD,    /* forwarding a plain-HTTP request */
+	CONN_LINGER,     /* the last answer is draining; then close */
 	CONN_CLOSED,
 };
 
-struct conn {
-	struct conn_env *env;
-	TAILQ_ENTRY(conn) link;
-	unsigned long long id;
-	enum conn_state state;
+/* One request: reset before the next on a keep-alive connection. */
+struct request {
 	struct timespec started;
-
-	struct config *config; /* the snapshot this connection started with */
-	const struct config_listener *listener;
-	const struct policy *policy;
-	char client[NETADDR_STRLEN + 8];
-	char listen_addr[NETADDR_STRLEN + 8];
-
-	struct bufferevent *client_bev; /* owned until the tunnel takes it */
-	struct bufferevent *up_bev;
-	struct event *timer; /* head, connect and linger timeouts */
-	struct resolve_query *query;
-	struct tunnel *tunnel;
-
-	/* The request. */
+	int begun;  /* a byte of its head has arrived */
+	int logged; /* its close line is written */
 	char *head;
 	struct http_request req;
 	char method[33];
-	/* The request line as sent, kept for logs even when it is malformed. */
+	/* The request line as sent, kept for logs even when malformed. */
 	char raw_host[LOG_VALUE_MAX + 1];
 	size_t raw_host_len;
 	int have_dest;
+	int is_connect;
 	struct host host;
 	uint16_t port;
+	char *path;      /* plain HTTP: the origin-form target */
+	char *authority; /* plain HTTP: the Host to send */
+	struct http_body body;
+	int client_close;
 
 	/* Addresses that passed the policy, in the order to try them. */
 	struct netaddr addrs[RESOLVE_MAX_ADDRS];
@@ -72,10 +66,37 @@ struct conn {
 	int upstream_known;
 	struct netaddr upstream;
 	uint64_t bytes_up, bytes_down;
+};
+
+struct conn {
+	struct conn_env *env;
+	TAILQ_ENTRY(conn) link;
+	unsigned long long id;
+	enum conn_state state;
+	unsigned nrequests; /* requests completed on this connection */
+
+	struct config *config; /* the snapshot this connection started with */
+	const struct config_listener *listener;
+	const struct policy *policy;
+	char client[NETADDR_STRLEN + 8];
+	char listen_addr[NETADDR_STRLEN + 8];
+
+	struct bufferevent *client_bev; /* owned until a tunnel takes it */
+	struct bufferevent *up_bev;
+	struct event *timer; /* head, connect and linger timeouts */
+	struct resolve_query *query;
+	struct tunnel *tunnel;
+	struct forward *forward;
 	size_t discarded;
+
+	struct request r;
 };
 
 static void conn_close(struct conn *c);
+static void conn_fail(struct conn *c, enum reason why, const struct verdict *v,
+                      const struct netaddr *addr);
+static void wait_request(struct conn *c);
+static void head_timeout_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Point the connection's one timer at a new job. */
 static void
@@ -87,17 +108,17 @@ set_timer(struct conn *c, event_callback_fn cb, int ms)
 	event_assign(c->timer, c->env->base, -1, 0, cb, c);
 	evtimer_add(c->timer, &tv);
 }
-static void conn_fail(struct conn *c, enum reason why, const struct verdict *v,
-                      const struct netaddr *addr);
 
 /* --- logging ------------------------------------------------------------ */
 
-/* The fields every line of a connection carries.  mode is the policy's,
+/* The fields every line of a request carries.  mode is the policy's,
  * unless a deny line says how that refusal was applied. */
 static void
 log_conn(struct log_line *l, const struct conn *c, const char *event,
          const char *mode)
 {
+	const struct request *r = &c->r;
+
 	log_begin(l, event);
 	log_int(l, "conn", (long long)c->id);
 	log_str(l, "client", c->client);
@@ -107,13 +128,15 @@ log_conn(struct log_line *l, const struct conn *c, const char *event,
 	if (!mode)
 		mode = c->policy->mode == POLICY_REPORT ? "report" : "enforce";
 	log_str(l, "mode", mode);
-	if (c->method[0])
-		log_str(l, "method", c->method);
-	if (c->have_dest) {
-		log_str(l, "host", c->host.name);
-		log_int(l, "port", c->port);
-	} else if (c->raw_host_len) {
-		log_strn(l, "host", c->raw_host, c->raw_host_len);
+	if (r->method[0])
+		log_str(l, "method", r->method);
+	if (r->have_dest) {
+		log_str(l, "host", r->host.name);
+		log_int(l, "port", r->port);
+		if (r->path)
+			log_str(l, "path", r->path);
+	} else if (r->raw_host_len) {
+		log_strn(l, "host", r->raw_host, r->raw_host_len);
 	}
 }
 
@@ -125,6 +148,7 @@ log_conn(struct log_line *l, const struct conn *c, const char *event,
 static void
 note_request_line(struct conn *c, const char *p, size_t len)
 {
+	struct request *r = &c->r;
 	size_t end = 0, sp1, sp2, colon;
 
 	while (end < len && end < 16384 && p[end] != '\r' && p[end] != '\n')
@@ -133,14 +157,14 @@ note_request_line(struct conn *c, const char *p, size_t len)
 		;
 	if (sp1 == end)
 		return;
-	if (!c->method[0] && sp1 > 0 && sp1 < sizeof(c->method)) {
-		memcpy(c->method, p, sp1);
-		c->method[sp1] = '\0';
+	if (!r->method[0] && sp1 > 0 && sp1 < sizeof(r->method)) {
+		memcpy(r->method, p, sp1);
+		r->method[sp1] = '\0';
 		/* The log escapes it; keep it printable here too. */
 		for (size_t i = 0; i < sp1; i++)
-			if ((unsigned char)c->method[i] <= ' ' ||
-			    (unsigned char)c->method[i] >= 0x7f)
-				c->method[i] = '?';
+			if ((unsigned char)r->method[i] <= ' ' ||
+			    (unsigned char)r->method[i] >= 0x7f)
+				r->method[i] = '?';
 	}
 	for (sp2 = sp1 + 1; sp2 < end && p[sp2] != ' '; sp2++)
 		;
@@ -149,10 +173,10 @@ note_request_line(struct conn *c, const char *p, size_t len)
 		colon--;
 	if (colon < sp2 && colon > sp1 + 1 && p[colon - 1] == ':')
 		sp2 = colon - 1;
-	c->raw_host_len = sp2 - sp1 - 1;
-	if (c->raw_host_len > LOG_VALUE_MAX)
-		c->raw_host_len = LOG_VALUE_MAX;
-	memcpy(c->raw_host, p + sp1 + 1, c->raw_host_len);
+	r->raw_host_len = sp2 - sp1 - 1;
+	if (r->raw_host_len > LOG_VALUE_MAX)
+		r->raw_host_len = LOG_VALUE_MAX;
+	memcpy(r->raw_host, p + sp1 + 1, r->raw_host_len);
 }
 
 static void
@@ -188,48 +212,65 @@ log_decision(const struct conn *c, enum reason why, const struct verdict *v,
 		log_str(&l, "range", v->range);
 	if (v && v->rule)
 		log_str(&l, "rule", v->rule->name);
-	else if (why == REASON_ALLOWED && c->rule)
-		log_str(&l, "rule", c->rule->name);
+	else if (why == REASON_ALLOWED && c->r.rule)
+		log_str(&l, "rule", c->r.rule->name);
 	else
 		log_str(&l, "rule", NULL);
 	log_str(&l, "reason", ri->name);
 	if (report)
 		log_str(&l, "message", "report mode: not enforced");
-	else
+	else if (why != REASON_ALLOWED || c->r.is_connect)
 		log_int(&l, "status", ri->status);
 	log_end(&l);
 }
 
 static long long
-elapsed_ms(const struct conn *c)
+elapsed_ms(const struct timespec *since)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - c->started.tv_sec) * 1000LL +
-	       (now.tv_nsec - c->started.tv_nsec) / 1000000;
+	return (now.tv_sec - since->tv_sec) * 1000LL +
+	       (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
+/* The close line of the current request. */
 static void
-log_close(const struct conn *c)
+log_close(struct conn *c)
 {
+	const struct request *r = &c->r;
 	struct log_line l;
 
+	if (r->logged)
+		return;
+	c->r.logged = 1;
 	log_conn(&l, c, "close", NULL);
-	if (c->upstream_known)
-		log_addr(&l, "addr", &c->upstream);
-	if (c->rule && c->status == 200)
-		log_str(&l, "rule", c->rule->name);
-	log_str(&l, "reason", reason_get(c->reason)->name);
-	if (c->status)
-		log_int(&l, "status", c->status);
-	log_int(&l, "bytes_up", (long long)c->bytes_up);
-	log_int(&l, "bytes_down", (long long)c->bytes_down);
-	log_int(&l, "duration_ms", elapsed_ms(c));
+	if (r->upstream_known)
+		log_addr(&l, "addr", &r->upstream);
+	if (r->rule && r->status >= 100 && r->status < 400 &&
+	    !reason_is_denial(r->reason))
+		log_str(&l, "rule", r->rule->name);
+	log_str(&l, "reason", reason_get(r->reason)->name);
+	if (r->status)
+		log_int(&l, "status", r->status);
+	log_int(&l, "bytes_up", (long long)r->bytes_up);
+	log_int(&l, "bytes_down", (long long)r->bytes_down);
+	log_int(&l, "duration_ms", elapsed_ms(&r->started));
 	log_end(&l);
 }
 
 /* --- answers ------------------------------------------------------------ */
+
+static void
+dest_text(const struct request *r, char *buf, size_t len)
+{
+	if (r->have_dest)
+		snprintf(buf, len, "%s%s%s:%u",
+		         r->host.kind == HOST_IPV6 ? "[" : "", r->host.name,
+		         r->host.kind == HOST_IPV6 ? "]" : "", r->port);
+	else
+		snprintf(buf, len, "(unknown)");
+}
 
 /* Write the error answer for `why` to the client. */
 static void
@@ -238,14 +279,11 @@ write_answer(struct conn *c, enum reason why, const struct verdict *v,
 {
 	const struct reason_info *ri = reason_get(why);
 	struct evbuffer *out = bufferevent_get_output(c->client_bev);
-	char dest[HOST_NAME_MAX_LEN + 16] = "(unknown)";
+	char dest[HOST_NAME_MAX_LEN + 16];
 	char body[2048], abuf[NETADDR_STRLEN];
 	int n;
 
-	if (c->have_dest)
-		snprintf(dest, sizeof(dest), "%s%s%s:%u",
-		         c->host.kind == HOST_IPV6 ? "[" : "", c->host.name,
-		         c->host.kind == HOST_IPV6 ? "]" : "", c->port);
+	dest_text(&c->r, dest, sizeof(dest));
 	if (reason_is_denial(why)) {
 		n = snprintf(
 		    body, sizeof(body),
@@ -259,7 +297,7 @@ write_answer(struct conn *c, enum reason why, const struct verdict *v,
 		    "try to work around it (other hosts, IP addresses,\n"
 		    "ports or tools). If the task needs this destination, "
 		    "ask the operator to\nadd it to the egress policy.\n",
-		    dest, c->method, c->policy->name, ri->name, ri->text,
+		    dest, c->r.method, c->policy->name, ri->name, ri->text,
 		    addr ? "  address:     " : "",
 		    addr ? netaddr_str(addr, abuf) : "",
 		    addr && v && v->range ? " (" : "",
@@ -280,7 +318,7 @@ write_answer(struct conn *c, enum reason why, const struct verdict *v,
 	                    ri->proxy_status);
 	if (why == REASON_DNS_NXDOMAIN)
 		evbuffer_add_printf(out, "; rcode=\"NXDOMAIN\"");
-	if (c->have_dest)
+	if (c->r.have_dest)
 		evbuffer_add_printf(out, "; details=\"%s: %s\"", ri->name,
 		                    dest);
 	else
@@ -290,6 +328,7 @@ write_answer(struct conn *c, enum reason why, const struct verdict *v,
 	                    "Content-Length: %d\r\nConnection: close\r\n\r\n",
 	                    n);
 	evbuffer_add(out, body, (size_t)n);
+	c->r.bytes_down += evbuffer_get_length(out);
 }
 
 static void
@@ -300,9 +339,9 @@ linger_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_close(arg);
 }
 
-/* Whatever the client sends after a refusal is read and thrown away (never
- * forwarded): closing with unread input would reset the connection and
- * could destroy the answer before the client reads it. */
+/* Whatever the client sends after the last answer is read and thrown away
+ * (never forwarded): closing with unread input would reset the connection
+ * and could destroy the answer before the client reads it. */
 static void
 linger_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -331,26 +370,11 @@ linger_event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_close(arg); /* EOF or error: the client is done. */
 }
 
-/* Log the decision, answer, and close once the answer has drained. */
+/* Let what was written to the client drain, then close. */
 static void
-conn_fail(struct conn *c, enum reason why, const struct verdict *v,
-          const struct netaddr *addr)
+linger(struct conn *c)
 {
-	log_decision(c, why, v, addr, 0);
-	c->status = reason_get(why)->status;
-	c->reason = why;
-	if (addr) {
-		c->upstream = *addr;
-		c->upstream_known = 1;
-	}
-	resolve_cancel(c->query);
-	c->query = NULL;
-	if (c->up_bev) {
-		bufferevent_free(c->up_bev);
-		c->up_bev = NULL;
-	}
-	c->state = CONN_REPLYING;
-	write_answer(c, why, v, addr);
+	c->state = CONN_LINGER;
 	bufferevent_setcb(c->client_bev, linger_read_cb, linger_write_cb,
 	                  linger_event_cb, c);
 	bufferevent_setwatermark(c->client_bev, EV_READ, 0, 0);
@@ -358,18 +382,49 @@ conn_fail(struct conn *c, enum reason why, const struct verdict *v,
 	bufferevent_set_timeouts(c->client_bev, NULL, NULL);
 	bufferevent_enable(c->client_bev, EV_READ | EV_WRITE);
 	set_timer(c, linger_timeout_cb, LINGER_MS);
+	if (evbuffer_get_length(bufferevent_get_output(c->client_bev)) == 0)
+		linger_write_cb(c->client_bev, c);
 	/* Bytes already read after the head are dropped, never forwarded. */
 	linger_read_cb(c->client_bev, c);
 }
 
-/* --- the tunnel ---------------------------------------------------------- */
+static void
+free_upstream(struct conn *c)
+{
+	forward_free(c->forward);
+	c->forward = NULL;
+	if (c->up_bev)
+		bufferevent_free(c->up_bev);
+	c->up_bev = NULL;
+}
+
+/* Log the decision, answer, and close once the answer has drained. */
+static void
+conn_fail(struct conn *c, enum reason why, const struct verdict *v,
+          const struct netaddr *addr)
+{
+	log_decision(c, why, v, addr, 0);
+	c->r.status = reason_get(why)->status;
+	c->r.reason = why;
+	if (addr) {
+		c->r.upstream = *addr;
+		c->r.upstream_known = 1;
+	}
+	resolve_cancel(c->query);
+	c->query = NULL;
+	free_upstream(c);
+	write_answer(c, why, v, addr);
+	linger(c);
+}
+
+/* --- the tunnel and the forward ------------------------------------------ */
 
 static void
 tunnel_done(void *arg, enum reason why)
 {
 	struct conn *c = arg;
 
-	c->reason = why;
+	c->r.reason = why;
 	conn_close(c);
 }
 
@@ -379,22 +434,80 @@ start_tunnel(struct conn *c)
 	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 	const struct config_limits *lim = &c->config->limits;
 
-	evtimer_del(c->timer);
-	c->upstream = c->addrs[c->next_addr - 1];
-	c->upstream_known = 1;
-	c->status = 200;
-	c->reason = REASON_ALLOWED;
-	log_decision(c, REASON_ALLOWED, NULL, &c->upstream, 0);
+	c->r.status = 200;
+	c->r.reason = REASON_ALLOWED;
+	log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
 	bufferevent_write(c->client_bev, ok, sizeof(ok) - 1);
 	c->tunnel = tunnel_new(c->client_bev, c->up_bev, lim->buffer_bytes,
 	                       lim->idle_timeout_ms, tunnel_done, c);
 	if (!c->tunnel) {
-		c->reason = REASON_INTERNAL_ERROR;
+		c->r.reason = REASON_INTERNAL_ERROR;
 		conn_close(c);
 		return;
 	}
 	c->client_bev = c->up_bev = NULL;
 	c->state = CONN_TUNNEL;
+}
+
+static void
+request_reset(struct conn *c)
+{
+	free(c->r.head);
+	free(c->r.path);
+	free(c->r.authority);
+	memset(&c->r, 0, sizeof(c->r));
+	clock_gettime(CLOCK_MONOTONIC, &c->r.started);
+	c->r.reason = REASON_CLIENT_CLOSED;
+}
+
+static void
+forward_done(void *arg, const struct forward_result *res)
+{
+	struct conn *c = arg;
+
+	c->r.bytes_up = res->bytes_up;
+	c->r.bytes_down = res->bytes_down;
+	if (res->status == 0 && reason_get(res->reason)->status != 0) {
+		/* Nothing reached the client yet: it can still be told. */
+		conn_fail(c, res->reason, NULL, &c->r.upstream);
+		return;
+	}
+	if (res->status == 0) {
+		c->r.reason = res->reason;
+		conn_close(c);
+		return;
+	}
+	c->r.status = res->status;
+	c->r.reason = res->reason;
+	log_close(c);
+	free_upstream(c);
+	c->nrequests++;
+	if (!res->keep_client || c->env->draining) {
+		linger(c);
+		return;
+	}
+	request_reset(c);
+	wait_request(c);
+}
+
+static void
+start_forward(struct conn *c)
+{
+	struct forward_request fr = {
+	    .method = c->r.method,
+	    .req = &c->r.req,
+	    .path = {c->r.path, strlen(c->r.path)},
+	    .authority = c->r.authority,
+	    .body = c->r.body,
+	    .client_close = c->r.client_close,
+	};
+
+	log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
+	c->state = CONN_FORWARD;
+	c->forward = forward_new(c->client_bev, c->up_bev, &fr,
+	                         &c->config->limits, forward_done, c);
+	if (!c->forward)
+		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
 }
 
 /* --- connecting ---------------------------------------------------------- */
@@ -415,16 +528,28 @@ connect_reason(int err)
 }
 
 static void
+connected(struct conn *c)
+{
+	event_del(c->timer);
+	c->r.upstream = c->r.addrs[c->r.next_addr - 1];
+	c->r.upstream_known = 1;
+	if (c->r.is_connect)
+		start_tunnel(c);
+	else
+		start_forward(c);
+}
+
+static void
 up_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
-		start_tunnel(c);
+		connected(c);
 		return;
 	}
-	c->connect_error = connect_reason(EVUTIL_SOCKET_ERROR());
+	c->r.connect_error = connect_reason(EVUTIL_SOCKET_ERROR());
 	bufferevent_free(c->up_bev);
 	c->up_bev = NULL;
 	connect_next(c);
@@ -437,7 +562,7 @@ connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	c->connect_error = REASON_CONNECT_TIMEOUT;
+	c->r.connect_error = REASON_CONNECT_TIMEOUT;
 	bufferevent_free(c->up_bev);
 	c->up_bev = NULL;
 	connect_next(c);
@@ -448,22 +573,24 @@ connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void
 connect_next(struct conn *c)
 {
+	struct request *r = &c->r;
+
 	c->state = CONN_CONNECTING;
-	while (c->next_addr < c->naddrs) {
-		const struct netaddr *a = &c->addrs[c->next_addr++];
+	while (r->next_addr < r->naddrs) {
+		const struct netaddr *a = &r->addrs[r->next_addr++];
 		struct sockaddr_storage ss;
-		socklen_t len = netaddr_to_sockaddr(a, c->port, &ss);
+		socklen_t len = netaddr_to_sockaddr(a, r->port, &ss);
 
 		c->up_bev = bufferevent_socket_new(c->env->base, -1,
 		                                   BEV_OPT_CLOSE_ON_FREE);
 		if (!c->up_bev) {
-			c->connect_error = REASON_INTERNAL_ERROR;
+			r->connect_error = REASON_INTERNAL_ERROR;
 			continue;
 		}
 		bufferevent_setcb(c->up_bev, NULL, NULL, up_event_cb, c);
 		if (bufferevent_socket_connect(
 		        c->up_bev, (struct sockaddr *)&ss, (int)len) < 0) {
-			c->connect_error =
+			r->connect_error =
 			    connect_reason(EVUTIL_SOCKET_ERROR());
 			bufferevent_free(c->up_bev);
 			c->up_bev = NULL;
@@ -473,8 +600,8 @@ connect_next(struct conn *c)
 		          c->config->limits.connect_timeout_ms);
 		return;
 	}
-	conn_fail(c, c->connect_error, NULL,
-	          c->naddrs ? &c->addrs[c->naddrs - 1] : NULL);
+	conn_fail(c, r->connect_error, NULL,
+	          r->naddrs ? &r->addrs[r->naddrs - 1] : NULL);
 }
 
 /* --- resolving ----------------------------------------------------------- */
@@ -484,6 +611,7 @@ resolved(enum resolve_status status, const struct netaddr *addrs, size_t naddrs,
          void *arg)
 {
 	struct conn *c = arg;
+	struct request *r = &c->r;
 	struct verdict refused = {REASON_ADDRESS_PROHIBITED, NULL, NULL};
 	const struct netaddr *refused_addr = NULL;
 
@@ -508,10 +636,10 @@ resolved(enum resolve_status status, const struct netaddr *addrs, size_t naddrs,
 	for (size_t i = 0; i < naddrs; i++) {
 		struct verdict v;
 
-		if (policy_check_addr(c->policy, c->method, &c->host, c->port,
+		if (policy_check_addr(c->policy, r->method, &r->host, r->port,
 		                      &addrs[i], &v)) {
-			if (!c->rule)
-				c->rule = v.rule;
+			if (!r->rule)
+				r->rule = v.rule;
 		} else if (policy_report_waives(c->policy, &v)) {
 			log_decision(c, v.reason, &v, &addrs[i], 1);
 		} else {
@@ -521,9 +649,9 @@ resolved(enum resolve_status status, const struct netaddr *addrs, size_t naddrs,
 			}
 			continue;
 		}
-		c->addrs[c->naddrs++] = addrs[i];
+		r->addrs[r->naddrs++] = addrs[i];
 	}
-	if (c->naddrs == 0) {
+	if (r->naddrs == 0) {
 		conn_fail(c, refused.reason, &refused, refused_addr);
 		return;
 	}
@@ -558,54 +686,159 @@ http_limits_of(const struct conn *c, struct http_limits *hl)
 	hl->max_head = lim->max_header_bytes;
 }
 
+/* Does a Via field already name egressd as a recipient?  Then the request
+ * has looped back (RFC 9110 §7.6.3). */
+static int
+via_has_us(const struct http_request *req)
+{
+	for (size_t i = 0; i < req->nfields; i++) {
+		struct http_span rest = req->fields[i].value, item;
+
+		if (!http_span_ieq(req->fields[i].name, "via"))
+			continue;
+		while (http_list_next(&rest, &item)) {
+			const char *sp = memchr(item.p, ' ', item.len);
+			struct http_span by;
+
+			if (!sp)
+				continue;
+			by.p = sp + 1;
+			by.len = item.len - (size_t)(by.p - item.p);
+			/* received-by may be followed by a comment. */
+			for (size_t j = 0; j < by.len; j++)
+				if (by.p[j] == ' ') {
+					by.len = j;
+					break;
+				}
+			if (http_span_ieq(by, "egressd"))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * An absolute-form http:// target (RFC 9112 §3.2.2): route by its authority
+ * only; keep its path and query as the origin-form target to send.
+ * REASON_ALLOWED, or why not.
+ */
+static enum reason
+parse_absolute(struct request *r)
+{
+	struct http_span t = r->req.target;
+	const char *auth, *end, *stop;
+	int need;
+
+	if (t.len < 7 || strncasecmp(t.p, "http://", 7) != 0)
+		return REASON_BAD_TARGET;
+	/* A fragment is never part of a request-target (RFC 9112 §3.2). */
+	if (memchr(t.p, '#', t.len))
+		return REASON_BAD_TARGET;
+	auth = t.p + 7;
+	end = t.p + t.len;
+	for (stop = auth; stop < end && *stop != '/' && *stop != '?'; stop++)
+		;
+	if (host_parse_authority(auth, (size_t)(stop - auth), 80, &r->host,
+	                         &r->port) < 0)
+		return REASON_MALFORMED_HOST;
+	r->have_dest = 1;
+	need = (int)(end - stop) + 2;
+	if (!(r->path = malloc((size_t)need)))
+		return REASON_INTERNAL_ERROR;
+	snprintf(r->path, (size_t)need, "%s%.*s", *stop == '/' ? "" : "/",
+	         (int)(end - stop), stop);
+	need = (int)strlen(r->host.name) + 10;
+	if (!(r->authority = malloc((size_t)need)))
+		return REASON_INTERNAL_ERROR;
+	snprintf(r->authority, (size_t)need, "%s%s%s",
+	         r->host.kind == HOST_IPV6 ? "[" : "", r->host.name,
+	         r->host.kind == HOST_IPV6 ? "]" : "");
+	if (r->port != 80)
+		snprintf(r->authority + strlen(r->authority),
+		         (size_t)need - strlen(r->authority), ":%u", r->port);
+	return REASON_ALLOWED;
+}
+
 static void
 handle_request(struct conn *c, size_t head_len)
 {
+	struct request *r = &c->r;
 	struct http_limits hl;
 	struct verdict v;
 	enum http_status st;
+	enum reason why;
+	size_t nhost = 0;
 
 	http_limits_of(c, &hl);
-	st = http_parse_request(c->head, head_len, &hl, &c->req);
-	if (c->req.method.len > 0 && c->req.method.len < sizeof(c->method)) {
-		memcpy(c->method, c->req.method.p, c->req.method.len);
-		c->method[c->req.method.len] = '\0';
+	st = http_parse_request(r->head, head_len, &hl, &r->req);
+	if (r->req.method.len > 0 && r->req.method.len < sizeof(r->method)) {
+		memcpy(r->method, r->req.method.p, r->req.method.len);
+		r->method[r->req.method.len] = '\0';
 	}
 	if (st != HTTP_OK) {
 		conn_fail(c, head_reason(st), NULL, NULL);
 		return;
 	}
-	if (!http_span_eq(c->req.method, "CONNECT")) {
-		conn_fail(c, REASON_METHOD_NOT_SUPPORTED, NULL, NULL);
+	/* RFC 9112 §3.2: more than one Host is a bad request, whatever a
+	 * proxy does with it. */
+	for (size_t i = 0; i < r->req.nfields; i++)
+		nhost += http_span_ieq(r->req.fields[i].name, "host");
+	if (nhost > 1) {
+		conn_fail(c, REASON_MALFORMED_REQUEST, NULL, NULL);
 		return;
 	}
-	/* RFC 9110 §9.3.6: CONNECT's target is authority-form, host:port. */
-	if (host_parse_authority(c->req.target.p, c->req.target.len, 0,
-	                         &c->host, &c->port) < 0) {
-		conn_fail(c, REASON_MALFORMED_HOST, NULL, NULL);
+	if (http_request_body(&r->req, &r->body) != HTTP_OK) {
+		conn_fail(c, REASON_BAD_FRAMING, NULL, NULL);
 		return;
 	}
-	c->have_dest = 1;
-	/* Decide before resolving: a refused name is never sent to DNS. */
-	if (!policy_check_name(c->policy, c->method, &c->host, c->port, &v)) {
-		if (!policy_report_waives(c->policy, &v)) {
-			conn_fail(c, v.reason, &v,
-			          c->host.kind == HOST_NAME ? NULL
-			                                    : &c->host.addr);
+	r->client_close = r->req.version_minor == 0 ||
+	                  http_fields_has_token(r->req.fields, r->req.nfields,
+	                                        "connection", "close");
+	r->is_connect = http_span_eq(r->req.method, "CONNECT");
+	if (r->is_connect) {
+		/* RFC 9110 §9.3.6: authority-form, host:port, no content. */
+		if (host_parse_authority(r->req.target.p, r->req.target.len, 0,
+		                         &r->host, &r->port) < 0) {
+			conn_fail(
+			    c,
+			    memchr(r->req.target.p, '/', r->req.target.len)
+			        ? REASON_BAD_TARGET
+			        : REASON_MALFORMED_HOST,
+			    NULL, NULL);
 			return;
 		}
-		log_decision(c, v.reason, &v,
-		             c->host.kind == HOST_NAME ? NULL : &c->host.addr,
-		             1);
+		r->have_dest = 1;
+		if (r->body.kind != HTTP_BODY_NONE) {
+			conn_fail(c, REASON_BAD_FRAMING, NULL, NULL);
+			return;
+		}
+	} else if ((why = parse_absolute(r)) != REASON_ALLOWED) {
+		conn_fail(c, why, NULL, NULL);
+		return;
 	}
-	c->rule = v.rule;
-	if (c->host.kind != HOST_NAME) {
-		c->addrs[c->naddrs++] = c->host.addr;
+	if (via_has_us(&r->req)) {
+		conn_fail(c, REASON_LOOP_DETECTED, NULL, NULL);
+		return;
+	}
+	/* Decide before resolving: a refused name is never sent to DNS. */
+	if (!policy_check_name(c->policy, r->method, &r->host, r->port, &v)) {
+		const struct netaddr *lit =
+		    r->host.kind == HOST_NAME ? NULL : &r->host.addr;
+
+		if (!policy_report_waives(c->policy, &v)) {
+			conn_fail(c, v.reason, &v, lit);
+			return;
+		}
+		log_decision(c, v.reason, &v, lit, 1);
+	}
+	r->rule = v.rule;
+	if (r->host.kind != HOST_NAME) {
+		r->addrs[r->naddrs++] = r->host.addr;
 		connect_next(c);
 		return;
 	}
 	c->state = CONN_RESOLVING;
-	c->query = resolve_start(c->env->resolver, c->host.name, resolved, c);
+	c->query = resolve_start(c->env->resolver, r->host.name, resolved, c);
 	if (!c->query)
 		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
 }
@@ -620,25 +853,36 @@ head_read_cb(struct bufferevent *bev, void *arg)
 	enum http_status st;
 	const char *p;
 
+	if (len == 0)
+		return;
+	if (!c->r.begun) {
+		/* The first byte of a request: from here the head timeout. */
+		c->r.begun = 1;
+		clock_gettime(CLOCK_MONOTONIC, &c->r.started);
+		if (c->nrequests > 0)
+			set_timer(c, head_timeout_cb,
+			          c->config->limits.header_timeout_ms);
+	}
 	http_limits_of(c, &hl);
 	p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
 	st = http_head_end(p, len, &hl, &head_len);
 	if (st == HTTP_INCOMPLETE)
 		return;
-	evtimer_del(c->timer);
+	event_del(c->timer);
 	note_request_line(c, p, len);
 	if (st != HTTP_OK) {
 		conn_fail(c, head_reason(st), NULL, NULL);
 		return;
 	}
-	if (!(c->head = malloc(head_len))) {
+	if (!(c->r.head = malloc(head_len))) {
 		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
 		return;
 	}
-	memcpy(c->head, p, head_len);
+	memcpy(c->r.head, p, head_len);
 	evbuffer_drain(in, head_len);
 	/* Nothing more is read until the request is decided: bytes after the
-	 * head reach the upstream only through an established tunnel. */
+	 * head reach the upstream only through an established tunnel or as
+	 * the body of an allowed request. */
 	bufferevent_disable(bev, EV_READ);
 	handle_request(c, head_len);
 }
@@ -650,7 +894,7 @@ head_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	(void)what;
-	c->reason = REASON_CLIENT_CLOSED;
+	c->r.reason = REASON_CLIENT_CLOSED;
 	conn_close(c);
 }
 
@@ -663,9 +907,40 @@ head_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (len == 0 && c->nrequests > 0) {
+		/* An idle keep-alive connection: close it quietly. */
+		c->r.reason = REASON_IDLE_TIMEOUT;
+		conn_close(c);
+		return;
+	}
 	note_request_line(c, (const char *)evbuffer_pullup(in, (ev_ssize_t)len),
 	                  len);
 	conn_fail(c, REASON_HEADER_TIMEOUT, NULL, NULL);
+}
+
+/* Wait for the next request head: the first one within header_timeout_ms,
+ * a later one on a kept-alive connection within keepalive_timeout_ms. */
+static void
+wait_request(struct conn *c)
+{
+	const struct config_limits *lim = &c->config->limits;
+
+	c->state = CONN_HEAD;
+	bufferevent_setcb(c->client_bev, head_read_cb, NULL, head_event_cb, c);
+	bufferevent_set_timeouts(c->client_bev, NULL, NULL);
+	/* Read at most one byte past the head limit: enough to know. */
+	bufferevent_setwatermark(c->client_bev, EV_READ, 0,
+	                         lim->max_header_bytes + 1);
+	bufferevent_setwatermark(c->client_bev, EV_WRITE, 0, 0);
+	bufferevent_enable(c->client_bev, EV_READ | EV_WRITE);
+	set_timer(c, head_timeout_cb,
+	          c->nrequests ? lim->keepalive_timeout_ms
+	                       : lim->header_timeout_ms);
+	/* A pipelined request may already be waiting. */
+	if (evbuffer_get_length(bufferevent_get_input(c->client_bev)) > 0)
+		bufferevent_trigger(c->client_bev, EV_READ,
+		                    BEV_TRIG_IGNORE_WATERMARKS |
+		                        BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* --- life and death ------------------------------------------------------ */
@@ -673,7 +948,6 @@ head_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void
 sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
-	struct sockaddr_storage ss;
 	struct netaddr a;
 	char abuf[NETADDR_STRLEN];
 	uint16_t port;
@@ -682,12 +956,17 @@ sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "?");
 		return;
 	}
-	memcpy(&ss, sa,
-	       sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-	                                : sizeof(struct sockaddr_in6));
-	port = sa->sa_family == AF_INET
-	           ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-	           : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in sin;
+
+		memcpy(&sin, sa, sizeof(sin));
+		port = ntohs(sin.sin_port);
+	} else {
+		struct sockaddr_in6 sin6;
+
+		memcpy(&sin6, sa, sizeof(sin6));
+		port = ntohs(sin6.sin6_port);
+	}
 	if (netaddr_is_v4(&a))
 		snprintf(buf, len, "%s:%u", netaddr_str(&a, abuf), port);
 	else
@@ -698,7 +977,6 @@ void
 conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
             socklen_t salen, size_t listener)
 {
-	const struct config_limits *lim = &env->config->limits;
 	struct conn *c = calloc(1, sizeof(*c));
 
 	(void)salen;
@@ -708,11 +986,10 @@ conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 	}
 	c->env = env;
 	c->id = ++env->next_id;
-	clock_gettime(CLOCK_MONOTONIC, &c->started);
 	c->config = config_ref(env->config);
 	c->listener = &c->config->listeners[listener];
 	c->policy = c->listener->policy;
-	c->reason = REASON_CLIENT_CLOSED;
+	request_reset(c);
 	sockaddr_text(sa, c->client, sizeof(c->client));
 	snprintf(c->listen_addr, sizeof(c->listen_addr),
 	         strchr(c->listener->address, ':') ? "[%s]:%u" : "%s:%u",
@@ -720,23 +997,16 @@ conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 	c->client_bev =
 	    bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(env->base, head_timeout_cb, c);
-	if (c->timer)
-		event_del(c->timer);
 	TAILQ_INSERT_TAIL(&env->conns, c, link);
 	env->active++;
 	if (!c->client_bev || !c->timer) {
 		if (!c->client_bev)
 			evutil_closesocket(fd);
-		c->reason = REASON_INTERNAL_ERROR;
+		c->r.reason = REASON_INTERNAL_ERROR;
 		conn_close(c);
 		return;
 	}
-	bufferevent_setcb(c->client_bev, head_read_cb, NULL, head_event_cb, c);
-	/* Read at most one byte past the head limit: enough to know. */
-	bufferevent_setwatermark(c->client_bev, EV_READ, 0,
-	                         lim->max_header_bytes + 1);
-	bufferevent_enable(c->client_bev, EV_READ | EV_WRITE);
-	set_timer(c, head_timeout_cb, lim->header_timeout_ms);
+	wait_request(c);
 }
 
 static void
@@ -746,21 +1016,25 @@ conn_close(struct conn *c)
 
 	if (c->state == CONN_CLOSED)
 		return;
-	c->state = CONN_CLOSED;
 	if (c->tunnel) {
-		c->bytes_up = tunnel_bytes_up(c->tunnel);
-		c->bytes_down = tunnel_bytes_down(c->tunnel);
+		c->r.bytes_up = tunnel_bytes_up(c->tunnel);
+		c->r.bytes_down = tunnel_bytes_down(c->tunnel);
 	}
-	log_close(c);
+	/* A request in progress gets its close line; so does a connection
+	 * that never sent one.  An idle kept-alive connection has said all. */
+	if (c->r.begun || c->nrequests == 0 || c->state != CONN_HEAD)
+		log_close(c);
+	c->state = CONN_CLOSED;
 	resolve_cancel(c->query);
 	tunnel_free(c->tunnel);
+	free_upstream(c);
 	if (c->client_bev)
 		bufferevent_free(c->client_bev);
-	if (c->up_bev)
-		bufferevent_free(c->up_bev);
 	if (c->timer)
 		event_free(c->timer);
-	free(c->head);
+	free(c->r.head);
+	free(c->r.path);
+	free(c->r.authority);
 	config_unref(c->config);
 	TAILQ_REMOVE(&env->conns, c, link);
 	free(c);
@@ -774,7 +1048,7 @@ conn_close_all(struct conn_env *env, enum reason why)
 	struct conn *c;
 
 	while ((c = TAILQ_FIRST(&env->conns))) {
-		c->reason = why;
+		c->r.reason = why;
 		conn_close(c);
 	}
 }

@@ -45,9 +45,16 @@ static const struct reason_info reasons[REASON_COUNT] = {
     [REASON_HEADER_TIMEOUT] = {408, "Request Timeout", REQUEST_ERROR,
                                "header_timeout",
                                "The request head did not arrive in time."},
-    [REASON_METHOD_NOT_SUPPORTED] =
-        {501, "Not Implemented", REQUEST_ERROR, "method_not_supported",
-         "This proxy only tunnels CONNECT requests."},
+    [REASON_BAD_TARGET] = {400, "Bad Request", REQUEST_ERROR, "bad_target",
+                           "The request-target must be host:port for "
+                           "CONNECT, or an absolute http:// URL."},
+    [REASON_BAD_FRAMING] = {400, "Bad Request", REQUEST_ERROR, "bad_framing",
+                            "The request's Content-Length or "
+                            "Transfer-Encoding is invalid or ambiguous."},
+    [REASON_LOOP_DETECTED] = {508, "Loop Detected", "proxy_loop_detected",
+                              "loop_detected",
+                              "The request has already passed through "
+                              "egressd."},
     [REASON_DNS_NXDOMAIN] = {502, "Bad Gateway", "dns_error", "dns_nxdomain",
                              "The name does not exist."},
     [REASON_DNS_ERROR] = {502, "Bad Gateway", "dns_error", "dns_error",
@@ -67,6 +74,18 @@ static const struct reason_info reasons[REASON_COUNT] = {
     [REASON_CONNECT_ERROR] = {502, "Bad Gateway", "destination_unavailable",
                               "connect_error",
                               "The destination could not be reached."},
+    [REASON_BAD_RESPONSE] = {502, "Bad Gateway", "http_protocol_error",
+                             "bad_response",
+                             "The destination sent an invalid HTTP "
+                             "response."},
+    [REASON_RESPONSE_INCOMPLETE] = {502, "Bad Gateway",
+                                    "http_response_incomplete",
+                                    "response_incomplete",
+                                    "The destination closed the connection "
+                                    "before its response was complete."},
+    [REASON_UPSTREAM_TIMEOUT] = {504, "Gateway Timeout",
+                                 "connection_read_timeout", "upstream_timeout",
+                                 "The destination did not respond in time."},
     [REASON_INTERNAL_ERROR] = {500, "Internal Server Error",
                                "proxy_internal_error", "internal_error",
                                "The proxy ran out of a resource."},
@@ -74,6 +93,7 @@ static const struct reason_info reasons[REASON_COUNT] = {
     [REASON_UPSTREAM_CLOSED] = {0, NULL, NULL, "upstream_closed", NULL},
     [REASON_IDLE_TIMEOUT] = {0, NULL, NULL, "idle_timeout", NULL},
     [REASON_SHUTDOWN] = {0, NULL, NULL, "shutdown", NULL},
+    [REASON_COMPLETE] = {0, NULL, NULL, "complete", NULL},
 };
 
 const struct reason_info *

@@ -1,0 +1,556 @@
+#include "forward.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/uio.h>
+
+/* The name egressd gives itself in Via (RFC 9110 §7.6.3). */
+#define VIA_NAME "egressd"
+
+/* Longest chunk-size or trailer line accepted. */
+#define CHUNK_LINE_MAX 4096
+
+/* One direction's body: from src's input to dst's output. */
+struct pump {
+	struct bufferevent *src, *dst;
+	struct http_body body;
+	uint64_t left; /* HTTP_BODY_LENGTH: bytes still to come */
+	struct http_chunked chunked;
+	int active;
+	int done;
+	uint64_t *count;
+};
+
+enum response_state {
+	RESPONSE_HEAD,
+	RESPONSE_BODY,
+};
+
+struct forward {
+	struct bufferevent *client, *upstream;
+	const struct config_limits *lim;
+	struct forward_request fr;
+	int client_minor;
+	struct pump request, response;
+	enum response_state state;
+	int keep_client;
+	struct forward_result res;
+	struct event *idle;
+	struct timeval last;
+	forward_done_cb done;
+	void *arg;
+	int finished;
+};
+
+/* --- heads ---------------------------------------------------------------- */
+
+int
+forward_is_hop_by_hop(const struct http_field *fields, size_t n,
+                      struct http_span name)
+{
+	/* RFC 9110 §7.6.1, and the proxy-only fields: Proxy-Authorization is
+	 * the client's credential for egressd, never for the upstream. */
+	static const char *const always[] = {"connection",
+	                                     "proxy-connection",
+	                                     "keep-alive",
+	                                     "te",
+	                                     "trailer",
+	                                     "upgrade",
+	                                     "proxy-authorization",
+	                                     "proxy-authenticate",
+	                                     NULL};
+
+	for (const char *const *a = always; *a; a++)
+		if (http_span_ieq(name, *a))
+			return 1;
+	for (size_t i = 0; i < n; i++) {
+		struct http_span rest = fields[i].value, item;
+
+		if (!http_span_ieq(fields[i].name, "connection"))
+			continue;
+		while (http_list_next(&rest, &item))
+			if (item.len == name.len &&
+			    strncasecmp(item.p, name.p, name.len) == 0)
+				return 1;
+	}
+	return 0;
+}
+
+static void
+add_field(struct evbuffer *out, const struct http_field *f)
+{
+	evbuffer_add(out, f->name.p, f->name.len);
+	evbuffer_add(out, ": ", 2);
+	evbuffer_add(out, f->value.p, f->value.len);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Via: the values received, then ours (RFC 9110 §7.6.3). */
+static void
+add_via(struct evbuffer *out, const struct http_field *fields, size_t n,
+        int minor)
+{
+	evbuffer_add_printf(out, "Via: ");
+	for (size_t i = 0; i < n; i++) {
+		if (!http_span_ieq(fields[i].name, "via"))
+			continue;
+		evbuffer_add(out, fields[i].value.p, fields[i].value.len);
+		evbuffer_add(out, ", ", 2);
+	}
+	evbuffer_add_printf(out, "1.%d " VIA_NAME "\r\n", minor);
+}
+
+static void
+write_request_head(struct forward *f)
+{
+	const struct http_request *req = f->fr.req;
+	struct evbuffer *out = bufferevent_get_output(f->upstream);
+	size_t before = evbuffer_get_length(out);
+
+	/* RFC 9112 §3.2.2: the Host of an absolute-form request is its
+	 * authority, whatever Host field the client sent. */
+	evbuffer_add_printf(out, "%s %.*s HTTP/1.%d\r\nHost: %s\r\n",
+	                    f->fr.method, (int)f->fr.path.len, f->fr.path.p,
+	                    f->client_minor, f->fr.authority);
+	for (size_t i = 0; i < req->nfields; i++) {
+		const struct http_field *fl = &req->fields[i];
+
+		if (forward_is_hop_by_hop(req->fields, req->nfields,
+		                          fl->name) ||
+		    http_span_ieq(fl->name, "host") ||
+		    http_span_ieq(fl->name, "content-length") ||
+		    http_span_ieq(fl->name, "transfer-encoding") ||
+		    http_span_ieq(fl->name, "via"))
+			continue;
+		add_field(out, fl);
+	}
+	add_via(out, req->fields, req->nfields, f->client_minor);
+	/* One framing field of our own: a list such as "5, 5" is valid to us
+	 * and may not be to the upstream. */
+	if (f->fr.body.kind == HTTP_BODY_LENGTH)
+		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+		                    (unsigned long long)f->fr.body.length);
+	else if (f->fr.body.kind == HTTP_BODY_CHUNKED)
+		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+	/* Upstream connections are not reused. */
+	evbuffer_add_printf(out, "Connection: close\r\n\r\n");
+	f->res.bytes_up += evbuffer_get_length(out) - before;
+}
+
+static void
+write_response_head(struct forward *f, const struct http_response *resp,
+                    const struct http_body *body, int interim)
+{
+	struct evbuffer *out = bufferevent_get_output(f->client);
+	size_t before = evbuffer_get_length(out);
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", resp->status,
+	                    (int)resp->reason.len, resp->reason.p);
+	for (size_t i = 0; i < resp->nfields; i++) {
+		const struct http_field *fl = &resp->fields[i];
+
+		if (forward_is_hop_by_hop(resp->fields, resp->nfields,
+		                          fl->name) ||
+		    http_span_ieq(fl->name, "via"))
+			continue;
+		/* Framing fields pass only where they still describe what is
+		 * sent: Content-Length of a bodiless response (HEAD, 304) and
+		 * Transfer-Encoding of a chunked or close-delimited one. */
+		if (http_span_ieq(fl->name, "content-length") &&
+		    body->kind != HTTP_BODY_NONE)
+			continue;
+		if (http_span_ieq(fl->name, "transfer-encoding") &&
+		    body->kind != HTTP_BODY_CHUNKED &&
+		    body->kind != HTTP_BODY_CLOSE)
+			continue;
+		add_field(out, fl);
+	}
+	add_via(out, resp->fields, resp->nfields, resp->version_minor);
+	if (!interim) {
+		if (body->kind == HTTP_BODY_LENGTH)
+			evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+			                    (unsigned long long)body->length);
+		if (!f->keep_client)
+			evbuffer_add_printf(out, "Connection: close\r\n");
+	}
+	evbuffer_add(out, "\r\n", 2);
+	f->res.bytes_down += evbuffer_get_length(out) - before;
+}
+
+/* --- the end ---------------------------------------------------------------
+ */
+
+static void
+finish(struct forward *f, enum reason why)
+{
+	if (f->finished)
+		return;
+	f->finished = 1;
+	event_del(f->idle);
+	f->res.reason = why;
+	f->res.keep_client =
+	    why == REASON_COMPLETE && f->keep_client && f->request.done;
+	bufferevent_setcb(f->client, NULL, NULL, NULL, NULL);
+	bufferevent_setcb(f->upstream, NULL, NULL, NULL, NULL);
+	bufferevent_disable(f->client, EV_READ);
+	bufferevent_disable(f->upstream, EV_READ);
+	f->done(f->arg, &f->res);
+}
+
+static void
+touch(struct forward *f)
+{
+	event_base_gettimeofday_cached(bufferevent_get_base(f->client),
+	                               &f->last);
+}
+
+static void
+idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct forward *f = arg;
+	struct timeval now, since, left, limit;
+
+	(void)fd;
+	(void)what;
+	event_base_gettimeofday_cached(bufferevent_get_base(f->client), &now);
+	limit.tv_sec = f->lim->idle_timeout_ms / 1000;
+	limit.tv_usec = (f->lim->idle_timeout_ms % 1000) * 1000;
+	timersub(&now, &f->last, &since);
+	if (!timercmp(&since, &limit, <)) {
+		finish(f, REASON_UPSTREAM_TIMEOUT);
+		return;
+	}
+	timersub(&limit, &since, &left);
+	evtimer_add(f->idle, &left);
+}
+
+/* --- bodies ----------------------------------------------------------------
+ */
+
+static void
+pump_start(struct pump *p, const struct http_body *body)
+{
+	p->body = *body;
+	p->left = body->length;
+	p->active = 1;
+	p->done = body->kind == HTTP_BODY_NONE ||
+	          (body->kind == HTTP_BODY_LENGTH && body->length == 0);
+	http_chunked_init(&p->chunked, CHUNK_LINE_MAX);
+}
+
+/* How many of the bytes waiting in `in` belong to the body; sets p->done
+ * when its end is among them.  -1 on malformed chunked framing. */
+static long long
+pump_measure(struct pump *p, struct evbuffer *in)
+{
+	size_t avail = evbuffer_get_length(in);
+	struct evbuffer_iovec vec[8];
+	struct evbuffer_ptr pos;
+	size_t n = 0;
+
+	switch (p->body.kind) {
+	case HTTP_BODY_NONE:
+		p->done = 1;
+		return 0;
+	case HTTP_BODY_LENGTH:
+		n = avail < p->left ? avail : (size_t)p->left;
+		p->left -= n;
+		p->done = p->left == 0;
+		return (long long)n;
+	case HTTP_BODY_CLOSE:
+		return (long long)avail;
+	case HTTP_BODY_CHUNKED:
+		break;
+	}
+	evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET);
+	while (n < avail && !p->done) {
+		int nv = evbuffer_peek(in, -1, &pos, vec, 8);
+
+		if (nv <= 0)
+			break;
+		for (int i = 0; i < nv && i < 8 && !p->done; i++) {
+			size_t used = 0;
+			enum http_status st =
+			    http_chunked_scan(&p->chunked, vec[i].iov_base,
+			                      vec[i].iov_len, &used);
+
+			if (st == HTTP_BAD_REQUEST)
+				return -1;
+			n += used;
+			p->done = st == HTTP_OK;
+		}
+		if (evbuffer_ptr_set(in, &pos, n, EVBUFFER_PTR_SET) < 0)
+			break;
+	}
+	return (long long)n;
+}
+
+/* Move what belongs to the body; stop reading src when dst is full. */
+static int
+pump_run(struct forward *f, struct pump *p)
+{
+	struct evbuffer *in = bufferevent_get_input(p->src);
+	struct evbuffer *out = bufferevent_get_output(p->dst);
+	long long n;
+
+	if (!p->active || p->done)
+		return 0;
+	if ((n = pump_measure(p, in)) < 0)
+		return -1;
+	if (n > 0) {
+		evbuffer_remove_buffer(in, out, (size_t)n);
+		*p->count += (uint64_t)n;
+		touch(f);
+	}
+	if (p->done) {
+		p->active = 0;
+		return 0;
+	}
+	if (evbuffer_get_length(out) >= f->lim->buffer_bytes) {
+		bufferevent_disable(p->src, EV_READ);
+		bufferevent_setwatermark(p->dst, EV_WRITE,
+		                         f->lim->buffer_bytes / 2, 0);
+	}
+	return 0;
+}
+
+/* After a request body: nothing more is read from the client until conn
+ * takes the next request (which may already be waiting, pipelined). */
+static void
+request_progress(struct forward *f)
+{
+	if (pump_run(f, &f->request) < 0) {
+		f->keep_client = 0;
+		finish(f, REASON_BAD_FRAMING);
+		return;
+	}
+	if (f->request.done)
+		bufferevent_disable(f->client, EV_READ);
+}
+
+static void
+response_progress(struct forward *f)
+{
+	if (pump_run(f, &f->response) < 0) {
+		finish(f, REASON_BAD_RESPONSE);
+		return;
+	}
+	if (f->response.done)
+		finish(f, REASON_COMPLETE);
+}
+
+/* --- the response head -----------------------------------------------------
+ */
+
+static void
+read_response_head(struct forward *f)
+{
+	struct evbuffer *in = bufferevent_get_input(f->upstream);
+	struct http_limits hl = {
+	    .max_request_line = f->lim->max_request_line,
+	    .max_field_line = f->lim->max_header_bytes,
+	    .max_fields = HTTP_MAX_FIELDS,
+	    .max_head = f->lim->max_header_bytes,
+	};
+
+	while (f->state == RESPONSE_HEAD) {
+		size_t len = evbuffer_get_length(in), head_len = 0;
+		const char *p;
+		struct http_response resp;
+		struct http_body body = {HTTP_BODY_NONE, 0};
+		enum http_status st;
+
+		if (len == 0)
+			return;
+		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+		st = http_head_end(p, len, &hl, &head_len);
+		if (st == HTTP_INCOMPLETE)
+			return;
+		if (st != HTTP_OK ||
+		    http_parse_response(p, head_len, &hl, &resp) != HTTP_OK) {
+			finish(f, REASON_BAD_RESPONSE);
+			return;
+		}
+		touch(f);
+		if (resp.status < 200) {
+			/* Interim responses go to an HTTP/1.1 client as they
+			 * are (RFC 9110 §15.2); 101 cannot happen: Upgrade is
+			 * never forwarded. */
+			if (resp.status == 101) {
+				finish(f, REASON_BAD_RESPONSE);
+				return;
+			}
+			if (f->client_minor == 1)
+				write_response_head(f, &resp, &body, 1);
+			evbuffer_drain(in, head_len);
+			continue;
+		}
+		if (http_response_body(&resp, f->fr.method, &body) != HTTP_OK) {
+			finish(f, REASON_BAD_RESPONSE);
+			return;
+		}
+		if (body.kind == HTTP_BODY_CLOSE)
+			f->keep_client = 0;
+		f->res.status = resp.status;
+		write_response_head(f, &resp, &body, 0);
+		evbuffer_drain(in, head_len);
+		f->state = RESPONSE_BODY;
+		pump_start(&f->response, &body);
+	}
+	response_progress(f);
+}
+
+/* --- callbacks -------------------------------------------------------------
+ */
+
+static void
+client_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	request_progress(arg);
+}
+
+static void
+client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct forward *f = arg;
+
+	(void)bev;
+	if (f->response.active &&
+	    !(bufferevent_get_enabled(f->upstream) & EV_READ))
+		bufferevent_enable(f->upstream, EV_READ);
+}
+
+static void
+client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct forward *f = arg;
+
+	(void)bev;
+	(void)what;
+	f->keep_client = 0;
+	/* A client gone, or half-closed, before its request body was
+	 * complete has abandoned the request. */
+	if (!f->request.done || (what & BEV_EVENT_ERROR)) {
+		finish(f, REASON_CLIENT_CLOSED);
+		return;
+	}
+	bufferevent_disable(f->client, EV_READ);
+}
+
+static void
+upstream_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct forward *f = arg;
+
+	(void)bev;
+	if (f->state == RESPONSE_HEAD)
+		read_response_head(f);
+	else
+		response_progress(f);
+}
+
+static void
+upstream_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct forward *f = arg;
+
+	(void)bev;
+	if (f->request.active &&
+	    !(bufferevent_get_enabled(f->client) & EV_READ))
+		bufferevent_enable(f->client, EV_READ);
+}
+
+static void
+upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct forward *f = arg;
+
+	(void)bev;
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	/* Whatever arrived before the EOF belongs to the response. */
+	upstream_read_cb(f->upstream, f);
+	if (f->finished)
+		return;
+	if (f->state == RESPONSE_BODY &&
+	    f->response.body.kind == HTTP_BODY_CLOSE &&
+	    (what & BEV_EVENT_EOF)) {
+		finish(f, REASON_COMPLETE);
+		return;
+	}
+	f->keep_client = 0;
+	finish(f, REASON_RESPONSE_INCOMPLETE);
+}
+
+struct forward *
+forward_new(struct bufferevent *client, struct bufferevent *upstream,
+            const struct forward_request *fr, const struct config_limits *lim,
+            forward_done_cb done, void *arg)
+{
+	struct forward *f = calloc(1, sizeof(*f));
+	struct timeval tv = {lim->idle_timeout_ms / 1000,
+	                     (lim->idle_timeout_ms % 1000) * 1000};
+
+	if (!f)
+		return NULL;
+	f->idle = evtimer_new(bufferevent_get_base(client), idle_cb, f);
+	if (!f->idle) {
+		free(f);
+		return NULL;
+	}
+	f->client = client;
+	f->upstream = upstream;
+	f->lim = lim;
+	f->fr = *fr;
+	f->client_minor = fr->req->version_minor;
+	/* HTTP/1.0 clients get one request per connection. */
+	f->keep_client = !fr->client_close && f->client_minor == 1;
+	f->done = done;
+	f->arg = arg;
+	f->request.src = client;
+	f->request.dst = upstream;
+	f->request.count = &f->res.bytes_up;
+	f->response.src = upstream;
+	f->response.dst = client;
+	f->response.count = &f->res.bytes_down;
+	touch(f);
+	evtimer_add(f->idle, &tv);
+
+	write_request_head(f);
+	pump_start(&f->request, &fr->body);
+	bufferevent_setcb(client, client_read_cb, client_write_cb,
+	                  client_event_cb, f);
+	bufferevent_setcb(upstream, upstream_read_cb, upstream_write_cb,
+	                  upstream_event_cb, f);
+	bufferevent_setwatermark(client, EV_READ, 0, 0);
+	bufferevent_setwatermark(client, EV_WRITE, 0, 0);
+	bufferevent_setwatermark(upstream, EV_READ, 0, 0);
+	bufferevent_setwatermark(upstream, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(client, NULL, NULL);
+	bufferevent_set_timeouts(upstream, NULL, NULL);
+	bufferevent_enable(upstream, EV_READ | EV_WRITE);
+	bufferevent_enable(client, EV_WRITE);
+	if (!f->request.done) {
+		bufferevent_enable(client, EV_READ);
+		/* Body bytes may already be waiting; take them from the loop,
+		 * never from inside forward_new. */
+		bufferevent_trigger(client, EV_READ,
+		                    BEV_TRIG_IGNORE_WATERMARKS |
+		                        BEV_TRIG_DEFER_CALLBACKS);
+	}
+	return f;
+}
+
+void
+forward_free(struct forward *f)
+{
+	if (!f)
+		return;
+	event_free(f->idle);
+	free(f);
+}
