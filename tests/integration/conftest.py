@@ -18,12 +18,19 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 
 import harness as H
 
-TEST_TIMEOUT_S = 60
+TEST_TIMEOUT_S = 30
+# The whole suite takes ~30 s against a working egressd. Against a badly
+# broken one every test waits out its deadlines; past this budget the
+# remaining tests fail at once, so that the run still ends with a summary
+# well inside run.sh's hard limit.
+SUITE_BUDGET_S = 150
+_T0 = time.monotonic()
 
 
 def pytest_configure(config):
@@ -37,6 +44,9 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def _bounded_test():
     """No test runs longer than TEST_TIMEOUT_S, whatever it waits for."""
+    if time.monotonic() - _T0 > SUITE_BUDGET_S:
+        pytest.fail("suite time budget (%ds) exhausted: not run" % SUITE_BUDGET_S)
+
     def on_alarm(signum, frame):
         raise TimeoutError("test exceeded %ds" % TEST_TIMEOUT_S)
     old = signal.signal(signal.SIGALRM, on_alarm)
@@ -156,12 +166,45 @@ def _start_main(world):
                      lambda port, log: H.render_config(port, log, world.policy)).start()
 
 
+def _check_exit(e):
+    """After stop(): egressd exited 0 (unless the test said otherwise) and
+    its stderr holds no sanitizer report."""
+    rc = e.stop()
+    err = e.stderr()
+    problems = []
+    if e.expect_rc is not None and rc != e.expect_rc:
+        problems.append("exit status %r after SIGTERM (expected %r)" % (rc, e.expect_rc))
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        if marker in err:
+            problems.append("sanitizer report (%s)" % marker)
+    if problems:
+        return "egressd in %s: %s; stderr:\n%s" % (e.dir, ", ".join(problems), err)
+    return None
+
+
+_SESSION_PROBLEMS = []
+
+
 @pytest.fixture(scope="session")
 def _main_holder(world):
     holder = {"e": None}
     yield holder
     if holder["e"] is not None:
-        holder["e"].stop()
+        msg = _check_exit(holder["e"])
+        if msg:
+            _SESSION_PROBLEMS.append(msg)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for msg in _SESSION_PROBLEMS:
+        terminalreporter.write_sep("=", "shared egressd instance", red=True)
+        terminalreporter.write_line(msg)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    if _SESSION_PROBLEMS and session.exitstatus == 0:
+        session.exitstatus = 1
 
 
 @pytest.fixture
@@ -174,6 +217,8 @@ def proxy(world, _main_holder):
     yield e
     assert e.alive(), "egressd died during this test (exit %s); stderr:\n%s" % (
         e.proc.returncode, e.stderr())
+    for marker in ("ERROR: AddressSanitizer", "runtime error:"):
+        assert marker not in e.stderr(), "sanitizer report during this test:\n" + e.stderr()
 
 
 @pytest.fixture
@@ -187,5 +232,6 @@ def egressd_factory(world):
         made.append(e)
         return e.start() if start else e
     yield factory
-    for e in made:
-        e.stop()
+    problems = [m for m in (_check_exit(e) for e in made) if m]
+    if problems:
+        pytest.fail("\n\n".join(problems))

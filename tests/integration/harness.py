@@ -482,7 +482,7 @@ class JsonLog:
     def find(self, since=0, **want):
         return [l for l in self.since(since) if all(l.get(k) == v for k, v in want.items())]
 
-    def wait(self, since=0, timeout=5.0, pred=None, **want):
+    def wait(self, since=0, timeout=3.0, pred=None, **want):
         def look():
             for l in self.since(since):
                 if all(l.get(k) == v for k, v in want.items()) and (pred is None or pred(l)):
@@ -534,6 +534,7 @@ class Egressd:
         self.config_fn = config_fn
         self.port = free_port()
         self.proc = None
+        self.expect_rc = 0  # exit status expected after SIGTERM; None: any
         self.log = JsonLog(self.log_path)
         self.write_config(config_fn(self.port, self.log_path))
 

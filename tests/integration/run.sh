@@ -60,8 +60,8 @@ ip -n "$ns" link set lo up || exit 2
 # pytest runs inside the namespace, so every process it starts does too.
 # timeout(1) bounds the whole run; pytest's own summary line is printed as is.
 EGRESSD_IT_NETNS="$ns" PYTHONDONTWRITEBYTECODE=1 \
-	timeout -k 10 270 ip netns exec "$ns" \
+	timeout -k 10 200 ip netns exec "$ns" \
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider --rootdir="$here" --basetemp="$work" "$@"
 rc=$?
-[ $rc = 124 ] && echo "integration: timed out after 270s" >&2
+[ $rc = 124 ] && echo "integration: timed out after 200s" >&2
 exit $rc
