@@ -7,10 +7,11 @@ addresses on lo and binds port 53 and 443.
 The world (session-wide):
   dnsmasq on 127.0.0.53:53 answering the test names (harness.DNS_RECORDS);
   TLS upstreams "api" on 198.51.100.10:443 and "git" on 10.20.0.7:443;
+  a plain HTTP/1.1 upstream (keep-alive) on 198.51.100.10:80;
   plain TCP servers on 203.0.113.20: echo :443, reply-after-EOF :444, bulk :445;
   canaries that must never see a connection: 10.0.0.5:443,
   169.254.169.254:443, 127.0.0.1:443, 127.0.0.1:LOOP (loopback.test's port),
-  [::1]:443, 198.51.100.10:8443.
+  [::1]:443, 198.51.100.10:8443, 169.254.169.254:80, 10.0.0.5:80.
 """
 
 import os
@@ -113,6 +114,8 @@ def world(tmp_path_factory):
         w.echo = S("echo", H.ADDR_ECHO, H.PORT_ECHO, H.echo_handler)
         w.eof_reply = S("eof-reply", H.ADDR_ECHO, H.PORT_EOF_REPLY, H.eof_reply_handler)
         w.bulk = S("bulk", H.ADDR_ECHO, H.PORT_BULK, H.bulk_handler)
+        w.http_requests = []
+        w.http = S("http-api", H.ADDR_API, 80, H.make_http_handler("api", w.http_requests))
         w.canaries = [
             S("canary-private", H.ADDR_PRIVATE, 443, H.canary_handler),
             S("canary-metadata", H.ADDR_METADATA, 443, H.canary_handler),
@@ -120,9 +123,11 @@ def world(tmp_path_factory):
             S("canary-loopback", "127.0.0.1", w.loop_port, H.canary_handler),
             S("canary-ipv6-loopback", "::1", 443, H.canary_handler, family=socket.AF_INET6),
             S("canary-api-8443", H.ADDR_API, 8443, H.canary_handler),
+            S("canary-metadata-80", H.ADDR_METADATA, 80, H.canary_handler),
+            S("canary-private-80", H.ADDR_PRIVATE, 80, H.canary_handler),
         ]
         w.canary = {c.name: c for c in w.canaries}
-        w.upstreams = [w.api, w.git, w.echo, w.eof_reply, w.bulk]
+        w.upstreams = [w.api, w.git, w.echo, w.eof_reply, w.bulk, w.http]
         for s in w.upstreams + w.canaries:
             s.start()
             started.append(s)

@@ -75,6 +75,7 @@ REASON_PHRASES = {
     502: "Bad Gateway",
     504: "Gateway Timeout",
     505: "HTTP Version Not Supported",
+    508: "Loop Detected",
 }
 
 
@@ -712,6 +713,46 @@ class Client:
         self.response = r
         return r
 
+    def read_message(self, timeout=5.0):
+        """One plain-HTTP response on a kept-alive connection: head, then a
+        body framed by Content-Length or chunked (no waiting for EOF)."""
+        r = Response(self.read_head(timeout))
+        fields = [(k.lower(), v) for k, v in r.headers]
+        te = [v.lower() for k, v in fields if k == "transfer-encoding"]
+        cl = [v for k, v in fields if k == "content-length"]
+        if te and te[-1] == "chunked":
+            body = b""
+            while True:
+                line = self._line(timeout)
+                size = int(line.split(b";")[0], 16)
+                if size == 0:
+                    while self._line(timeout):
+                        pass
+                    break
+                body += self.recv_exact(size, timeout)
+                assert self.recv_exact(2, timeout) == b"\r\n"
+            r.body = body
+        elif cl:
+            r.body = self.recv_exact(int(cl[0]), timeout)
+        else:
+            r.body = b""
+        r.trailing = b""
+        return r
+
+    def _line(self, timeout):
+        d = Deadline(timeout)
+        while b"\r\n" not in self.buf:
+            assert not d.expired(), "no line within %ss" % timeout
+            self.sock.settimeout(max(0.01, d.left()))
+            try:
+                b = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            assert b, "EOF inside a chunked body"
+            self.buf += b
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
     def recv_exact(self, n, timeout=5.0):
         d = Deadline(timeout)
         while len(self.buf) < n:
@@ -898,3 +939,95 @@ def break_config(text, old, new, marker):
     assert text.count(old) == 1, (old, text)
     text = text.replace(old, new)
     return text, line_of(text, marker)
+
+
+# ---------------------------------------------------------------- plain HTTP upstream
+
+
+def _read_until(c, buf, sep, limit=1 << 20):
+    while sep not in buf:
+        b = c.recv(65536)
+        if not b:
+            raise EOFError
+        buf += b
+        if len(buf) > limit:
+            raise ValueError("too long")
+    i = buf.index(sep)
+    return buf[:i], buf[i + len(sep):]
+
+
+def _read_n(c, buf, n):
+    while len(buf) < n:
+        b = c.recv(max(65536, n - len(buf)))
+        if not b:
+            raise EOFError
+        buf += b
+    return buf[:n], buf[n:]
+
+
+def parse_head(head):
+    lines = head.decode("latin-1").split("\r\n")
+    fields = []
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        fields.append((k.strip().lower(), v.strip()))
+    return lines[0], fields
+
+
+def read_http_body(c, buf, fields):
+    """Body of a message with these (lower-cased) fields: chunked or sized."""
+    te = [v.lower() for k, v in fields if k == "transfer-encoding"]
+    cl = [v for k, v in fields if k == "content-length"]
+    if te and te[-1] == "chunked":
+        body = b""
+        while True:
+            size_line, buf = _read_until(c, buf, b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                _trailers, buf = _read_until(c, buf, b"\r\n") if not buf.startswith(b"\r\n") \
+                    else (b"", buf[2:])
+                return body, buf
+            chunk, buf = _read_n(c, buf, size + 2)
+            body += chunk[:-2]
+    if cl:
+        return _read_n(c, buf, int(cl[0]))
+    return b"", buf
+
+
+class HttpRecord:
+    def __init__(self, request_line, fields, body):
+        self.request_line, self.fields, self.body = request_line, fields, body
+
+    def header(self, name):
+        return [v for k, v in self.fields if k == name.lower()]
+
+
+def make_http_handler(label, requests_log):
+    """A plain HTTP/1.1 origin server with keep-alive; every request it gets is
+    appended to requests_log. GET /big?n=N answers N bytes."""
+    def handler(c, rec):
+        c.settimeout(10)
+        buf = b""
+        for _ in range(100):
+            try:
+                head, buf = _read_until(c, buf, b"\r\n\r\n")
+            except EOFError:
+                return
+            rec.add(head + b"\r\n\r\n")
+            request_line, fields = parse_head(head)
+            body, buf = read_http_body(c, buf, fields)
+            rec.add(body)
+            requests_log.append(HttpRecord(request_line, fields, body))
+            method, target = request_line.split(" ")[:2]
+            if target.startswith("/big?n="):
+                payload = BULK_BLOCK[:int(target.split("=")[1])]
+            else:
+                payload = ("plain upstream %s: %s %s body=%d\n" % (
+                    label, method, target, len(body))).encode()
+            close = any(v.lower() == "close" for k, v in fields if k == "connection")
+            resp = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n"
+                    % (len(payload), b"Connection: close\r\n" if close else b""))
+            c.sendall(resp + (b"" if method == "HEAD" else payload))
+            if close:
+                return
+    return handler

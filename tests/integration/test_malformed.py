@@ -30,9 +30,18 @@ CASES = [
      b"CONNECT api.allowed.test:443 HTTP/2.0\r\nHost: api.allowed.test:443\r\n\r\n",
      [(505, "bad_version")]),
     ("no-version", b"CONNECT api.allowed.test:443\r\n\r\n", [MR, (505, "bad_version")]),
+    # methods are case-sensitive: "connect" is not CONNECT, and its
+    # authority-form target is no absolute http:// URL
     ("lowercase-method",
      b"connect api.allowed.test:443 HTTP/1.1\r\nHost: api.allowed.test:443\r\n\r\n",
-     [MR, (501, "method_not_supported")]),
+     [MR, (400, "bad_target"), (501, "method_not_supported")]),
+    ("origin-form", b"GET / HTTP/1.1\r\nHost: api.allowed.test\r\n\r\n", [(400, "bad_target")]),
+    ("https-absolute-form",
+     b"GET https://api.allowed.test/ HTTP/1.1\r\nHost: api.allowed.test\r\n\r\n",
+     [(400, "bad_target")]),
+    ("connect-with-body",
+     H.connect_req("api.allowed.test:443", b"Content-Length: 5\r\n") + b"hello",
+     [(400, "bad_framing")]),
     ("header-without-colon",
      b"CONNECT api.allowed.test:443 HTTP/1.1\r\nHost api.allowed.test\r\n\r\n", [MR]),
     ("space-before-colon",
@@ -46,9 +55,6 @@ CASES = [
          b"X-F%02d: v\r\n" % i for i in range(70))),
      [(431, "header_too_large")]),
     ("request-line-too-long", H.connect_req(LONG_NAME + ":443"), [(414, "uri_too_long")]),
-    ("plain-http-get",
-     b"GET http://api.allowed.test/ HTTP/1.1\r\nHost: api.allowed.test\r\n\r\n",
-     [(501, "method_not_supported")]),
 ]
 
 
