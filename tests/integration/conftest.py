@@ -167,7 +167,7 @@ def watch(world):
 
 
 def _start_main(world):
-    return H.Egressd(world.tmp, "main-%d" % H.free_port(),
+    return H.Egressd(world.tmp, "main",
                      lambda port, log: H.render_config(port, log, world.policy)).start()
 
 
@@ -233,7 +233,7 @@ def egressd_factory(world):
     made = []
 
     def factory(name, config_fn, start=True):
-        e = H.Egressd(world.tmp, "%s-%d" % (name, H.free_port()), config_fn)
+        e = H.Egressd(world.tmp, name, config_fn)
         made.append(e)
         return e.start() if start else e
     yield factory

@@ -7,6 +7,7 @@ Every wait is bounded by a deadline; every socket has a timeout.
 """
 
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -107,12 +108,20 @@ def run(cmd, timeout=20, **kw):
 
 
 def free_port(host="127.0.0.1"):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A port nobody listens on, outside the ephemeral range (32768-60999)
+    so that no client's source port takes it before the server binds it."""
+    rnd = random.Random()
+    for _ in range(100):
+        port = rnd.randrange(10000, 30000)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port found")
 
 
 def listening(port, host_hex="0100007F"):
@@ -523,11 +532,15 @@ def line_of(text, needle):
     return hits[0]
 
 
+_SEQ = itertools.count(1)
+
+
 class Egressd:
     def __init__(self, tmp, name, config_fn):
-        """config_fn(port, log_path) -> config text."""
-        self.dir = os.path.join(tmp, name)
-        os.makedirs(self.dir, exist_ok=True)
+        """config_fn(port, log_path) -> config text. Files go to a directory
+        of its own under tmp, named after name."""
+        self.dir = os.path.join(tmp, "%s-%d" % (name, next(_SEQ)))
+        os.makedirs(self.dir)
         self.conf = os.path.join(self.dir, "egressd.conf")
         self.log_path = os.path.join(self.dir, "decisions.log")
         self.out_path = os.path.join(self.dir, "stdout")

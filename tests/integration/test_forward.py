@@ -18,19 +18,36 @@ WEB_POLICY = """  { name = "web";
   }"""
 
 
+def _start_web(world):
+    return H.Egressd(world.tmp, "web",
+                     lambda port, log: H.render_config(port, log, WEB_POLICY)).start()
+
+
 @pytest.fixture(scope="module")
-def web(world):
-    e = H.Egressd(world.tmp, "web-%d" % H.free_port(),
-                  lambda port, log: H.render_config(port, log, WEB_POLICY)).start()
-    yield e
-    rc = e.stop()
-    assert rc == 0, "egressd (web) exit %r; stderr:\n%s" % (rc, e.stderr())
+def _web_holder(world):
+    holder = {"e": None, "dead": []}
+    yield holder
+    problems = list(holder["dead"])
+    if holder["e"] is not None:
+        rc = holder["e"].stop()
+        if rc != 0:
+            problems.append("egressd (web) exit %r; stderr:\n%s" % (rc, holder["e"].stderr()))
+    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture
-def alive(web):
-    yield web
-    assert web.alive(), "egressd died during this test; stderr:\n" + web.stderr()
+def alive(world, _web_holder):
+    """egressd on the "web" policy; restarted when a previous test killed it,
+    and each test fails if it dies during it."""
+    e = _web_holder["e"]
+    if e is None or not e.alive():
+        _web_holder["e"] = e = _start_web(world)
+    yield e
+    if not e.alive():
+        _web_holder["dead"].append("died in a test")
+    assert e.alive(), "egressd died during this test; stderr:\n" + e.stderr()
+    for marker in ("ERROR: AddressSanitizer", "runtime error:"):
+        assert marker not in e.stderr(), "sanitizer report during this test:\n" + e.stderr()
 
 
 def get(target, extra=b"", method=b"GET", body=b""):
