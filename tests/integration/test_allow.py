@@ -77,3 +77,29 @@ def test_host_is_normalised_before_matching(world, proxy):
     allow = proxy.log.wait(since=mark, event="allow", rule="api")
     assert allow["host"] == "api.allowed.test", allow
 
+
+
+def test_listener_selects_policy(world, egressd_factory):
+    """Each listener gives its clients its policy; an empty rule list denies all."""
+    other = H.free_port()
+    policies = world.policy + """,
+  { name = "strict";
+    rules = ( );
+  }"""
+    e = egressd_factory("listeners", lambda port, log: H.render_config(
+        port, log, policies,
+        listen='{ address = "127.0.0.1"; port = %d; policy = "agent"; },\n'
+               '           { address = "127.0.0.1"; port = %d; policy = "strict"; }' % (port, other)))
+    H.wait_until(lambda: H.listening(other), 5, what="the second listener")
+    target = "%s:%d" % (H.ADDR_ECHO, H.PORT_ECHO)
+    c, r = H.tunnel(e.port, target)
+    with c:
+        assert r.status == 200, r
+        assert c.echo(b"agent") == b"agent"
+    r = H.request(other, H.connect_req(target))
+    H.assert_refusal(r, "destination_ip_prohibited", "ip_literal_not_allowed", target, "strict")
+    r = H.request(other, H.connect_req("api.allowed.test:443"))
+    H.assert_refusal(r, "http_request_denied", "host_not_allowed", "api.allowed.test:443", "strict")
+    line = e.log.wait(event="deny", client=r.client)
+    assert line["policy"] == "strict", line
+    assert line.get("listener") == "127.0.0.1:%d" % other, line

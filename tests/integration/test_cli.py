@@ -145,3 +145,23 @@ def test_version(world):
     assert p.returncode == 0, p.stderr
     version = open(os.path.join(H.ROOT, "VERSION")).read().strip()
     assert p.stdout.strip() == "egressd " + version, p.stdout
+
+
+@pytest.mark.parametrize("target,verdict", [
+    ("a.wild.test:443", "allow"),
+    ("a.b.wild.test:443", "allow"),
+    ("wild.test:443", "deny"),        # *.suffix matches proper subdomains only
+    ("awild.test:443", "deny"),
+    ("a.wild.test.evil:443", "deny"),
+    ("A.WILD.TEST.:443", "allow"),    # normalised first
+])
+def test_explain_wildcard_patterns(world, tmp_path, target, verdict):
+    policy = """  { name = "wild";
+    rules = ( { name = "w"; hosts = [ "*.wild.test" ]; ports = [ 443 ]; } );
+  }"""
+    path, _ = _conf(world, tmp_path, H.render_config(H.free_port(), str(tmp_path / "l"), policy))
+    p = _explain(path, target)
+    assert p.returncode == (0 if verdict == "allow" else 1), (p.stdout, p.stderr)
+    assert "verdict: %s" % verdict in p.stdout.splitlines(), p.stdout
+    if verdict == "deny":
+        assert "reason: host_not_allowed" in p.stdout.splitlines(), p.stdout
