@@ -67,7 +67,7 @@ def main_policy(loop_port):
     rules = (
       { name = "api";
         hosts = [ "api.allowed.test", "nx.allowed.test", "noaddr.allowed.test",
-                  "refused.allowed.test" ];
+                  "refused.allowed.test", "mixed.allowed.test" ];
         ports = [ 443 ];
         networks = [ "198.51.100.0/24" ]; },
       { name = "unpinned";
@@ -78,6 +78,10 @@ def main_policy(loop_port):
         hosts = [ "git.corp.test" ];
         ports = [ 443 ];
         networks = [ "10.20.0.0/16" ]; },
+      { name = "multi";
+        hosts = [ "fallback.allowed.test" ];
+        ports = [ 443 ];
+        networks = [ "198.51.100.0/24", "203.0.113.0/24" ]; },
       { name = "ip-range";
         networks = [ "203.0.113.0/24" ];
         ports = [ 443, 444, 445 ]; }

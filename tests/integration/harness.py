@@ -53,12 +53,15 @@ DNS_RECORDS = {
     "git.corp.test": ADDR_GIT,
     "v6loop.test": "::1",
     "mapped.test": "::ffff:10.0.0.5",
+    "mixed.allowed.test": [ADDR_PRIVATE, ADDR_API],  # one address outside the pin
+    "fallback.allowed.test": [ADDR_DEAD, ADDR_API],  # the first refuses connections
     "nx.allowed.test": None,
     "noaddr.allowed.test": "nodata",
     # refused.allowed.test: not configured at all -> dnsmasq answers REFUSED
 }
 
-CERT_NAMES = ["api.allowed.test", "denied.test", "unpinned.test",
+CERT_NAMES = ["api.allowed.test", "denied.test", "unpinned.test", "mixed.allowed.test",
+              "fallback.allowed.test",
               "git.corp.test", "ip:" + ADDR_API, "ip:" + ADDR_ECHO]
 
 BULK_BLOCK = random.Random(4242).randbytes(1 << 20)  # 1 MiB, deterministic
@@ -406,7 +409,8 @@ class Dnsmasq:
             if addr == "nodata":
                 args.append('--txt-record=%s,"no address here"' % name)
             else:
-                args.append("--address=/%s/%s" % (name, addr))
+                for a in ([addr] if isinstance(addr, str) else addr):
+                    args.append("--address=/%s/%s" % (name, a))
             # answer other types with NODATA here rather than "forward" (REFUSED)
             args.append("--local=/%s/" % name)
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,

@@ -103,3 +103,28 @@ def test_listener_selects_policy(world, egressd_factory):
     line = e.log.wait(event="deny", client=r.client)
     assert line["policy"] == "strict", line
     assert line.get("listener") == "127.0.0.1:%d" % other, line
+
+
+def test_only_addresses_that_passed_are_connected_to(world, proxy, watch):
+    """mixed.allowed.test has 10.0.0.5 and 198.51.100.10; its rule pins
+    198.51.100.0/24: the private address is dropped, never connected to."""
+    w = watch(world.canaries)
+    for _ in range(3):  # whatever order the answers come in
+        mark = proxy.log.mark()
+        rc, body, code, err = H.curl(proxy.port, "https://mixed.allowed.test/", cacert=world.ca)
+        assert rc == 0, err
+        assert "upstream api" in body
+        allow = proxy.log.wait(since=mark, event="allow", host="mixed.allowed.test")
+        assert allow["addr"] == H.ADDR_API and allow["rule"] == "api", allow
+    w.assert_nothing()
+
+
+def test_connect_falls_back_to_next_address(world, proxy):
+    """fallback.allowed.test has 203.0.113.21 (refuses) and 198.51.100.10."""
+    for _ in range(3):
+        mark = proxy.log.mark()
+        rc, body, code, err = H.curl(proxy.port, "https://fallback.allowed.test/", cacert=world.ca)
+        assert rc == 0, err
+        assert "upstream api" in body
+        allow = proxy.log.wait(since=mark, event="allow", host="fallback.allowed.test")
+        assert allow["addr"] == H.ADDR_API and allow["rule"] == "multi", allow

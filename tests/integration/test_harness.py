@@ -27,6 +27,7 @@ def test_dnsmasq_answers_and_logs(world):
     assert H.dns_query("nx.allowed.test")[0] == 3  # NXDOMAIN
     assert H.dns_query("noaddr.allowed.test") == (0, [])  # exists, no address
     assert H.dns_query("refused.allowed.test")[0] == 5  # REFUSED
+    assert sorted(H.dns_query("mixed.allowed.test")[1]) == sorted([H.ADDR_PRIVATE, H.ADDR_API])
     qs = world.dns.queries_since(mark)
     assert "api.allowed.test" in qs and "metadata.test" in qs
     assert "denied.test" not in qs
