@@ -128,3 +128,33 @@ def test_connect_falls_back_to_next_address(world, proxy):
         assert "upstream api" in body
         allow = proxy.log.wait(since=mark, event="allow", host="fallback.allowed.test")
         assert allow["addr"] == H.ADDR_API and allow["rule"] == "multi", allow
+
+
+def test_python_clients_through_connect(world, proxy):
+    """requests and httpx, as an agent's tools would use them (HTTPS_PROXY)."""
+    import httpx
+    import requests
+    proxy_url = "http://127.0.0.1:%d" % proxy.port
+    s = requests.Session()
+    s.trust_env = False
+    try:
+        resp = s.get("https://api.allowed.test/", proxies={"https": proxy_url},
+                     verify=world.ca, timeout=5)
+        assert resp.status_code == 200 and "upstream api" in resp.text
+        try:
+            s.get("https://denied.test/", proxies={"https": proxy_url}, verify=world.ca, timeout=5)
+        except requests.exceptions.ProxyError as ex:
+            assert "403" in str(ex), ex
+        else:
+            raise AssertionError("requests reached a denied name")
+    finally:
+        s.close()
+    with httpx.Client(proxies=proxy_url, verify=world.ca, trust_env=False, timeout=5) as c:
+        resp = c.get("https://git.corp.test/")
+        assert resp.status_code == 200 and "upstream git" in resp.text
+        try:
+            c.get("https://metadata.test/")
+        except httpx.ProxyError as ex:
+            assert "403" in str(ex), ex
+        else:
+            raise AssertionError("httpx reached metadata.test")
