@@ -1043,6 +1043,22 @@ conn_close(struct conn *c)
 }
 
 void
+conn_close_idle(struct conn_env *env)
+{
+	struct conn *c, *next;
+
+	for (c = TAILQ_FIRST(&env->conns); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->state == CONN_HEAD && !c->r.begun &&
+		    evbuffer_get_length(bufferevent_get_input(c->client_bev)) ==
+		        0) {
+			c->r.reason = REASON_SHUTDOWN;
+			conn_close(c);
+		}
+	}
+}
+
+void
 conn_close_all(struct conn_env *env, enum reason why)
 {
 	struct conn *c;

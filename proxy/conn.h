@@ -52,6 +52,10 @@ void conn_env_clear(struct conn_env *env);
 void conn_accept(struct conn_env *env, evutil_socket_t fd,
                  const struct sockaddr *sa, socklen_t salen, size_t listener);
 
+/* Draining: close the connections that are waiting for a request and have
+ * received none of it (idle keep-alive clients); the rest may finish. */
+void conn_close_idle(struct conn_env *env);
+
 /* Close every connection now (drain deadline), logging `why`. */
 void conn_close_all(struct conn_env *env, enum reason why);
 

@@ -319,6 +319,7 @@ stop(struct daemon *d)
 	d->env.draining = 1;
 	d->env.on_drained = drained;
 	close_listeners(d);
+	conn_close_idle(&d->env);
 	snprintf(msg, sizeof(msg),
 	         "stopping: no new connections; %zu open, draining for up to "
 	         "%d ms",
