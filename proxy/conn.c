@@ -461,9 +461,11 @@ request_reset(struct conn *c)
 }
 
 static void
-forward_done(void *arg, const struct forward_result *res)
+forward_done(void *arg, const struct forward_result *result)
 {
 	struct conn *c = arg;
+	/* The result lives in the forward, which free_upstream frees. */
+	struct forward_result copy = *result, *res = &copy;
 
 	c->r.bytes_up = res->bytes_up;
 	c->r.bytes_down = res->bytes_down;
