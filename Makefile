@@ -7,7 +7,7 @@
 #                                          (objects in build-san/)
 
 CC       ?= cc
-PKGS     := libevent libcares libconfig openssl
+PKGS     := libevent libevent_pthreads libcares libconfig openssl
 SANITIZE ?=
 
 ifeq ($(SANITIZE),)
@@ -29,12 +29,12 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(SANFLAGS) \
 LDFLAGS  += -pie -Wl,-z,relro,-z,now $(SANFLAGS)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_openssl
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 # The I/O-free core: unit-tested without sockets.
-CORE     := host netset http policy config reason
+CORE     := host netset http policy config reason metrics
 # Everything that touches sockets, files or signals.
-DAEMON   := main conn tunnel forward resolve log
+DAEMON   := main worker admin conn tunnel forward resolve log
 UNITS    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "metrics.h"
 
 /* The state of one load: where errors go. */
 struct load {
@@ -439,6 +440,7 @@ load_policy(struct load *ld, const config_setting_t *ps, struct policy *p)
 		                 name);
 	if (!(p->name = xstrdup(ld, ps, name)))
 		return -1;
+	p->metrics_slot = metrics_policy_slot(name);
 	if (!mode || strcmp(mode, "enforce") == 0)
 		p->mode = POLICY_ENFORCE;
 	else if (strcmp(mode, "report") == 0)
@@ -700,6 +702,45 @@ load_log(struct load *ld, const config_setting_t *root, struct config *c)
 	return c->log_path ? 0 : -1;
 }
 
+static int
+load_admin(struct load *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = {"address", "port", NULL};
+	const config_setting_t *as = config_setting_get_member(root, "admin");
+	const char *address = NULL;
+	long long port = 0;
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	if (!as)
+		return 0;
+	if (!is_group(as))
+		return load_fail(ld, as,
+		                 "admin: expected a group { address = "
+		                 "\"127.0.0.1\"; port = 9090; }");
+	if (check_keys(ld, as, "admin", keys) < 0 ||
+	    get_string(ld, as, "address", &address) < 0 ||
+	    get_int(ld, as, "port", 1, 65535, &port) < 0)
+		return -1;
+	if (!address || port == 0)
+		return load_fail(ld, as,
+		                 "admin: address and port are required");
+	if (inet_pton(AF_INET, address, buf) != 1 &&
+	    inet_pton(AF_INET6, address, buf) != 1)
+		return load_fail(ld, config_setting_get_member(as, "address"),
+		                 "address: \"%s\" is not an IP address",
+		                 address);
+	for (size_t i = 0; i < c->nlisteners; i++)
+		if (c->listeners[i].port == port &&
+		    strcmp(c->listeners[i].address, address) == 0)
+			return load_fail(ld, as,
+			                 "admin: %s port %lld is also "
+			                 "a proxy listener",
+			                 address, port);
+	c->admin_port = (uint16_t)port;
+	c->admin_address = xstrdup(ld, as, address);
+	return c->admin_address ? 0 : -1;
+}
+
 static void
 config_free(struct config *c)
 {
@@ -713,6 +754,7 @@ config_free(struct config *c)
 		policy_free(&c->policies[i]);
 	free(c->policies);
 	free(c->log_path);
+	free(c->admin_address);
 	free(c->path);
 	free(c);
 }
@@ -720,8 +762,9 @@ config_free(struct config *c)
 struct config *
 config_load(const char *path, char *err, size_t errlen)
 {
-	static const char *const keys[] = {"listen", "resolver", "log",
-	                                   "limits", "policies", NULL};
+	static const char *const keys[] = {"listen",  "resolver", "log",
+	                                   "limits",  "policies", "admin",
+	                                   "workers", NULL};
 	struct load ld = {path, err, errlen};
 	struct config *c;
 	config_t cf;
@@ -751,7 +794,8 @@ config_load(const char *path, char *err, size_t errlen)
 	    load_policies(&ld, root, c) < 0 ||
 	    load_listeners(&ld, root, c) < 0 ||
 	    load_resolver(&ld, root, c) < 0 || load_limits(&ld, root, c) < 0 ||
-	    load_log(&ld, root, c) < 0)
+	    load_log(&ld, root, c) < 0 || load_admin(&ld, root, c) < 0 ||
+	    get_int_into(&ld, root, "workers", 0, 256, &c->workers) < 0)
 		goto out;
 	if (!(c->path = strdup(path))) {
 		snprintf(err, errlen, "%s: out of memory", path);
@@ -794,7 +838,11 @@ config_policy(const struct config *c, const char *name)
 int
 config_same_listeners(const struct config *a, const struct config *b)
 {
-	if (a->nlisteners != b->nlisteners)
+	if (a->nlisteners != b->nlisteners || a->workers != b->workers ||
+	    a->admin_port != b->admin_port ||
+	    !a->admin_address != !b->admin_address ||
+	    (a->admin_address &&
+	     strcmp(a->admin_address, b->admin_address) != 0))
 		return 0;
 	for (size_t i = 0; i < a->nlisteners; i++)
 		if (a->listeners[i].port != b->listeners[i].port ||

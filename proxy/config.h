@@ -48,7 +48,10 @@ struct config {
 	struct config_listener *listeners;
 	size_t nlisteners;
 	struct config_resolver resolver;
-	char *log_path; /* "-" for stdout */
+	char *log_path;      /* "-" for stdout */
+	int workers;         /* threads; 0: one per online CPU */
+	char *admin_address; /* NULL: no admin listener */
+	uint16_t admin_port;
 	struct config_limits limits;
 	struct policy *policies;
 	size_t npolicies;
@@ -70,8 +73,9 @@ void config_unref(struct config *c);
 const struct policy *config_policy(const struct config *c, const char *name);
 
 /*
- * Do two snapshots bind the same listeners (address, port, in order)?
- * A reload may change policies, not sockets.  1 or 0.
+ * Do two snapshots agree on what only a restart can change: the listeners
+ * (address, port, in order), the admin listener and the worker count?
+ * A reload may change policies, not sockets or threads.  1 or 0.
  */
 int config_same_listeners(const struct config *a, const struct config *b);
 

@@ -1,6 +1,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "host.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "reason.h"
 #include "tunnel.h"
@@ -60,6 +62,9 @@ struct request {
 	const struct rule *rule;
 	enum reason connect_error;
 
+	struct timespec dns_started, connect_started;
+	int in_progress; /* counted in egressd_active_requests */
+
 	/* The outcome, for the close line. */
 	int status;
 	enum reason reason;
@@ -91,6 +96,8 @@ struct conn {
 
 	struct request r;
 };
+
+static atomic_ullong next_conn_id;
 
 static void conn_close(struct conn *c);
 static void conn_fail(struct conn *c, enum reason why, const struct verdict *v,
@@ -201,6 +208,7 @@ log_decision(const struct conn *c, enum reason why, const struct verdict *v,
 	int deny = reason_is_denial(why);
 	struct log_line l;
 
+	metrics_request(c->policy->metrics_slot, why, report);
 	log_conn(&l, c,
 	         why == REASON_ALLOWED ? "allow"
 	         : deny                ? "deny"
@@ -224,6 +232,16 @@ log_decision(const struct conn *c, enum reason why, const struct verdict *v,
 	log_end(&l);
 }
 
+static double
+elapsed_s(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - since->tv_sec) +
+	       (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
 static long long
 elapsed_ms(const struct timespec *since)
 {
@@ -244,6 +262,12 @@ log_close(struct conn *c)
 	if (r->logged)
 		return;
 	c->r.logged = 1;
+	if (r->in_progress) {
+		/* Relayed bytes only; egressd's own answers are not traffic. */
+		metrics_bytes(r->bytes_up, r->bytes_down);
+		c->r.in_progress = 0;
+		metrics_active(-1);
+	}
 	log_conn(&l, c, "close", NULL);
 	if (r->upstream_known)
 		log_addr(&l, "addr", &r->upstream);
@@ -436,6 +460,8 @@ start_tunnel(struct conn *c)
 
 	c->r.status = 200;
 	c->r.reason = REASON_ALLOWED;
+	c->r.in_progress = 1;
+	metrics_active(1);
 	log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
 	bufferevent_write(c->client_bev, ok, sizeof(ok) - 1);
 	c->tunnel = tunnel_new(c->client_bev, c->up_bev, lim->buffer_bytes,
@@ -505,6 +531,8 @@ start_forward(struct conn *c)
 	};
 
 	log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
+	c->r.in_progress = 1;
+	metrics_active(1);
 	c->state = CONN_FORWARD;
 	c->forward = forward_new(c->client_bev, c->up_bev, &fr,
 	                         &c->config->limits, forward_done, c);
@@ -532,6 +560,7 @@ connect_reason(int err)
 static void
 connected(struct conn *c)
 {
+	metrics_observe(METRICS_CONNECT, elapsed_s(&c->r.connect_started));
 	event_del(c->timer);
 	c->r.upstream = c->r.addrs[c->r.next_addr - 1];
 	c->r.upstream_known = 1;
@@ -590,6 +619,7 @@ connect_next(struct conn *c)
 			continue;
 		}
 		bufferevent_setcb(c->up_bev, NULL, NULL, up_event_cb, c);
+		clock_gettime(CLOCK_MONOTONIC, &r->connect_started);
 		if (bufferevent_socket_connect(
 		        c->up_bev, (struct sockaddr *)&ss, (int)len) < 0) {
 			r->connect_error =
@@ -618,6 +648,7 @@ resolved(enum resolve_status status, const struct netaddr *addrs, size_t naddrs,
 	const struct netaddr *refused_addr = NULL;
 
 	c->query = NULL;
+	metrics_observe(METRICS_DNS, elapsed_s(&r->dns_started));
 	switch (status) {
 	case RESOLVE_OK:
 		break;
@@ -840,6 +871,7 @@ handle_request(struct conn *c, size_t head_len)
 		return;
 	}
 	c->state = CONN_RESOLVING;
+	clock_gettime(CLOCK_MONOTONIC, &r->dns_started);
 	c->query = resolve_start(c->env->resolver, r->host.name, resolved, c);
 	if (!c->query)
 		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
@@ -986,8 +1018,12 @@ conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 		evutil_closesocket(fd);
 		return;
 	}
+	metrics_connection();
 	c->env = env;
-	c->id = ++env->next_id;
+	/* Numbered across all workers, so a number names one connection. */
+	c->id =
+	    atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed) +
+	    1;
 	c->config = config_ref(env->config);
 	c->listener = &c->config->listeners[listener];
 	c->policy = c->listener->policy;

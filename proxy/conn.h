@@ -26,7 +26,6 @@ struct conn_env {
 	struct event_base *base;
 	struct resolver *resolver;
 	struct config *config; /* current snapshot; new connections ref it */
-	unsigned long long next_id;
 	size_t active;
 	int draining;
 	/* Called when the last connection closes while draining. */

@@ -8,36 +8,65 @@
 #include <time.h>
 #include <unistd.h>
 
-static int log_fd = STDOUT_FILENO;
+/*
+ * The log's descriptor number never changes once open: a new file (reload,
+ * SIGUSR1) is put in its place with dup2(2), which is atomic, so workers
+ * writing at that moment never see a closed or reused descriptor.
+ */
+static int log_fd = -1;
 static char *log_path;
 
+/* A new descriptor for path ("-": a copy of stdout). */
 static int
-open_file(const char *path, char *err, size_t errlen)
+open_target(const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	int fd;
 
+	if (strcmp(path, "-") == 0)
+		fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+	else
+		fd =
+		    open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0 && err)
-		snprintf(err, errlen, "log: %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "log: %s: %s",
+		         strcmp(path, "-") == 0 ? "stdout" : path,
+		         strerror(errno));
 	return fd;
+}
+
+/* Put fd where the log writes, and close fd. */
+static int
+install(int fd)
+{
+	if (log_fd < 0) {
+		log_fd = fd;
+		return 0;
+	}
+	if (dup3(fd, log_fd, O_CLOEXEC) < 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 int
 log_open(const char *path, char *err, size_t errlen)
 {
-	int fd = STDOUT_FILENO;
 	char *copy = strdup(path);
+	int fd;
 
 	if (!copy) {
 		snprintf(err, errlen, "log: out of memory");
 		return -1;
 	}
-	if (strcmp(path, "-") != 0 && (fd = open_file(path, err, errlen)) < 0) {
+	if ((fd = open_target(path, err, errlen)) < 0 || install(fd) < 0) {
+		if (fd >= 0)
+			snprintf(err, errlen, "log: %s: %s", path,
+			         strerror(errno));
 		free(copy);
 		return -1;
 	}
-	if (log_fd != STDOUT_FILENO)
-		close(log_fd);
-	log_fd = fd;
 	free(log_path);
 	log_path = copy;
 	return 0;
@@ -50,11 +79,9 @@ log_reopen(void)
 
 	if (!log_path || strcmp(log_path, "-") == 0)
 		return 0;
-	if ((fd = open_file(log_path, NULL, 0)) < 0)
+	if ((fd = open_target(log_path, NULL, 0)) < 0)
 		return -1;
-	close(log_fd);
-	log_fd = fd;
-	return 0;
+	return install(fd);
 }
 
 static void
@@ -189,7 +216,8 @@ log_end(struct log_line *l)
 	l->buf[l->len++] = '}';
 	l->buf[l->len++] = '\n';
 	while (off < l->len) {
-		ssize_t n = write(log_fd, l->buf + off, l->len - off);
+		ssize_t n = write(log_fd < 0 ? STDOUT_FILENO : log_fd,
+		                  l->buf + off, l->len - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -4,33 +4,34 @@
  * main owns the command line, start-up, the listeners and the signals.
  */
 #include <arpa/inet.h>
-#include <stddef.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/listener.h>
+#include <event2/thread.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "config.h"
-#include "conn.h"
 #include "host.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "resolve.h"
+#include "worker.h"
 
 #ifndef EGRESSD_VERSION
 #define EGRESSD_VERSION "0.0.0"
 #endif
 
 #define DEFAULT_CONFIG "/etc/egressd/egressd.conf"
-
-/* After EMFILE/ENFILE, accepting pauses this long instead of spinning. */
-#define ACCEPT_PAUSE_MS 200
 
 static void
 usage(FILE *f)
@@ -136,120 +137,64 @@ explain(const struct config *c, const char *target, const char *method,
 	return allowed ? 0 : 1;
 }
 
-/* --- listeners ----------------------------------------------------------- */
+/* --- the daemon ---------------------------------------------------------- */
 
-struct daemon;
-
-struct listener {
-	struct daemon *d;
-	struct evconnlistener *lev;
-	size_t index; /* in the config's listeners */
-	struct event *resume;
-};
+/* While draining, how often the main thread looks at the workers. */
+#define DRAIN_POLL_MS 50
 
 struct daemon {
 	struct event_base *base;
-	struct resolver *resolver;
-	struct conn_env env;
-	struct listener *listeners;
-	size_t nlisteners;
-	struct event *signals[5];
-	struct event *drain_timer;
+	struct worker **workers;
+	size_t nworkers;
+	struct admin *admin;
+	struct event *signals[4];
+	struct event *drain_poll;
+	struct timespec drain_deadline;
+	int draining, stopped;
+	struct config *config; /* the current snapshot */
 	const char *config_path;
 };
 
-static void
-accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-          int salen, void *arg)
-{
-	struct listener *l = arg;
-
-	(void)lev;
-	conn_accept(&l->d->env, fd, sa, (socklen_t)salen, l->index);
-}
-
-static void
-resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct listener *l = arg;
-
-	(void)fd;
-	(void)what;
-	if (l->lev && !l->d->env.draining)
-		evconnlistener_enable(l->lev);
-}
-
-static void
-accept_error_cb(struct evconnlistener *lev, void *arg)
-{
-	struct listener *l = arg;
-	struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
-	char msg[128];
-
-	snprintf(msg, sizeof(msg), "accept: %s",
-	         strerror(EVUTIL_SOCKET_ERROR()));
-	log_lifecycle("error", "accept_failed", msg);
-	/* Out of descriptors: pause accepting instead of spinning; closing
-	 * connections frees some. */
-	evconnlistener_disable(lev);
-	evtimer_add(l->resume, &tv);
-}
-
 static int
-bind_listeners(struct daemon *d, const struct config *c)
+online_cpus(void)
 {
-	d->listeners = calloc(c->nlisteners, sizeof(*d->listeners));
-	if (!d->listeners)
-		return -1;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+/*
+ * Listeners are bound with SO_REUSEPORT so that every worker has its own.
+ * That would also let a second egressd (or anything of the same user) bind
+ * the same port silently; binding once without it first catches that.
+ */
+static int
+check_ports_free(const struct config *c)
+{
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		const struct config_listener *cl = &c->listeners[i];
-		struct listener *l = &d->listeners[d->nlisteners++];
 		struct sockaddr_storage ss;
-		socklen_t len;
-		struct netaddr a;
 		struct host h;
+		socklen_t len;
+		int fd, one = 1;
 
-		l->d = d;
-		l->index = i;
-		if (host_parse(cl->address, strlen(cl->address), 0, &h) < 0 ||
-		    h.kind == HOST_NAME) {
-			fprintf(stderr, "egressd: listen: bad address %s\n",
-			        cl->address);
+		if (host_parse(cl->address, strlen(cl->address), 0, &h) < 0)
 			return -1;
-		}
-		a = h.addr;
-		len = netaddr_to_sockaddr(&a, cl->port, &ss);
-		l->resume = evtimer_new(d->base, resume_cb, l);
-		l->lev = evconnlistener_new_bind(
-		    d->base, accept_cb, l,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-		        LEV_OPT_CLOSE_ON_EXEC,
-		    1024, (struct sockaddr *)&ss, (int)len);
-		if (!l->lev || !l->resume) {
+		len = netaddr_to_sockaddr(&h.addr, cl->port, &ss);
+		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
 			fprintf(stderr, "egressd: listen on %s port %u: %s\n",
-			        cl->address, cl->port,
-			        strerror(EVUTIL_SOCKET_ERROR()));
+			        cl->address, cl->port, strerror(errno));
+			close(fd);
 			return -1;
 		}
-		evconnlistener_set_error_cb(l->lev, accept_error_cb);
+		close(fd);
 	}
 	return 0;
 }
-
-static void
-close_listeners(struct daemon *d)
-{
-	for (size_t i = 0; i < d->nlisteners; i++) {
-		if (d->listeners[i].lev)
-			evconnlistener_free(d->listeners[i].lev);
-		if (d->listeners[i].resume)
-			event_free(d->listeners[i].resume);
-		d->listeners[i].lev = NULL;
-		d->listeners[i].resume = NULL;
-	}
-}
-
-/* --- signals ------------------------------------------------------------- */
 
 static void
 reload(struct daemon *d)
@@ -258,80 +203,105 @@ reload(struct daemon *d)
 	struct config *c = config_load(d->config_path, err, sizeof(err));
 
 	if (!c) {
+		metrics_reload(0);
 		log_lifecycle("error", "reload_failed", err);
 		return;
 	}
-	if (!config_same_listeners(c, d->env.config)) {
+	if (!config_same_listeners(c, d->config)) {
 		snprintf(msg, sizeof(msg),
-		         "%s: listen changed; restart egressd to change "
-		         "listeners (nothing was reloaded)",
+		         "%s: listen, admin or workers changed; restart "
+		         "egressd to change them (nothing was reloaded)",
 		         d->config_path);
+		metrics_reload(0);
 		log_lifecycle("error", "reload_failed", msg);
 		config_unref(c);
 		return;
 	}
-	if (strcmp(c->log_path, d->env.config->log_path) != 0 &&
+	if (strcmp(c->log_path, d->config->log_path) != 0 &&
 	    log_open(c->log_path, err, sizeof(err)) < 0) {
+		metrics_reload(0);
 		log_lifecycle("error", "reload_failed", err);
 		config_unref(c);
 		return;
 	}
-	conn_env_set_config(&d->env, c);
-	config_unref(c);
+	for (size_t i = 0; i < d->nworkers; i++)
+		worker_set_config(d->workers[i], c);
+	config_unref(d->config);
+	d->config = c;
+	metrics_reload(1);
 	snprintf(msg, sizeof(msg),
 	         "%s: reloaded; new connections use the new policies",
 	         d->config_path);
 	log_lifecycle("reload", NULL, msg);
 }
 
-static void
-drained(struct conn_env *env)
+static long long
+ms_until(const struct timespec *t)
 {
-	struct daemon *d =
-	    (struct daemon *)((char *)env - offsetof(struct daemon, env));
+	struct timespec now;
 
-	event_base_loopexit(d->base, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (t->tv_sec - now.tv_sec) * 1000LL +
+	       (t->tv_nsec - now.tv_nsec) / 1000000;
 }
 
+/* While draining: end the loop once every worker is done; at the deadline,
+ * tell them to close what is left. */
 static void
-drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
+drain_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
+	struct timeval tv = {0, DRAIN_POLL_MS * 1000};
+	size_t done = 0;
 
 	(void)fd;
 	(void)what;
-	conn_close_all(&d->env, REASON_SHUTDOWN);
-	event_base_loopexit(d->base, NULL);
+	for (size_t i = 0; i < d->nworkers; i++)
+		done += worker_done(d->workers[i]) != 0;
+	if (done == d->nworkers) {
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	if (!d->stopped && ms_until(&d->drain_deadline) <= 0) {
+		d->stopped = 1;
+		for (size_t i = 0; i < d->nworkers; i++)
+			worker_stop(d->workers[i]);
+	}
+	evtimer_add(d->drain_poll, &tv);
 }
 
 static void
 stop(struct daemon *d)
 {
-	int ms = d->env.config->limits.drain_timeout_ms;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	char msg[128];
+	int ms = d->config->limits.drain_timeout_ms;
+	size_t open = 0;
+	char msg[160];
 
-	if (d->env.draining) {
+	if (d->draining) {
 		/* A second signal: stop now. */
-		drain_deadline_cb(-1, 0, d);
+		clock_gettime(CLOCK_MONOTONIC, &d->drain_deadline);
+		drain_poll_cb(-1, 0, d);
 		return;
 	}
-	d->env.draining = 1;
-	d->env.on_drained = drained;
-	close_listeners(d);
-	conn_close_idle(&d->env);
+	d->draining = 1;
+	metrics_set_ready(0);
+	for (size_t i = 0; i < d->nworkers; i++) {
+		open += worker_active(d->workers[i]);
+		worker_drain(d->workers[i]);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &d->drain_deadline);
+	d->drain_deadline.tv_sec += ms / 1000;
+	d->drain_deadline.tv_nsec += (ms % 1000) * 1000000L;
+	if (d->drain_deadline.tv_nsec >= 1000000000L) {
+		d->drain_deadline.tv_sec++;
+		d->drain_deadline.tv_nsec -= 1000000000L;
+	}
 	snprintf(msg, sizeof(msg),
 	         "stopping: no new connections; %zu open, draining for up to "
 	         "%d ms",
-	         d->env.active, ms);
+	         open, ms);
 	log_lifecycle("stop", NULL, msg);
-	if (d->env.active == 0) {
-		event_base_loopexit(d->base, NULL);
-		return;
-	}
-	d->drain_timer = evtimer_new(d->base, drain_deadline_cb, d);
-	if (d->drain_timer)
-		evtimer_add(d->drain_timer, &tv);
+	drain_poll_cb(-1, 0, d);
 }
 
 static void
@@ -365,27 +335,40 @@ run(struct config *c, const char *path)
 	struct daemon d;
 	char err[512], msg[1024];
 	size_t off;
-	int rc = 1;
+	int rc = 1, n;
 
 	memset(&d, 0, sizeof(d));
 	d.config_path = path;
+	d.config = config_ref(c);
 	if (log_open(c->log_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "egressd: %s\n", err);
-		return 1;
+		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (resolve_library_init() < 0 || !(d.base = event_base_new())) {
+	if (evthread_use_pthreads() < 0 || resolve_library_init() < 0 ||
+	    !(d.base = event_base_new()) ||
+	    !(d.drain_poll = evtimer_new(d.base, drain_poll_cb, &d))) {
 		fprintf(stderr, "egressd: cannot start the event loop\n");
-		return 1;
+		goto out;
 	}
-	if (!(d.resolver =
-	          resolver_new(d.base, &c->resolver, err, sizeof(err)))) {
+	if (check_ports_free(c) < 0)
+		goto out;
+	n = c->workers > 0 ? c->workers : online_cpus();
+	if (!(d.workers = calloc((size_t)n, sizeof(*d.workers))))
+		goto out;
+	for (int i = 0; i < n; i++) {
+		if (!(d.workers[i] = worker_new(i, c, err, sizeof(err)))) {
+			fprintf(stderr, "egressd: %s\n", err);
+			goto out;
+		}
+		d.nworkers++;
+	}
+	if (c->admin_address &&
+	    !(d.admin = admin_new(d.base, c->admin_address, c->admin_port,
+	                          d.workers, d.nworkers, err, sizeof(err)))) {
 		fprintf(stderr, "egressd: %s\n", err);
 		goto out;
 	}
-	conn_env_init(&d.env, d.base, d.resolver, c);
-	if (bind_listeners(&d, c) < 0)
-		goto out;
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		d.signals[i] = evsignal_new(d.base, sigs[i], signal_cb, &d);
 		if (!d.signals[i] || evsignal_add(d.signals[i], NULL) < 0) {
@@ -393,30 +376,43 @@ run(struct config *c, const char *path)
 			goto out;
 		}
 	}
+	for (size_t i = 0; i < d.nworkers; i++)
+		if (worker_start(d.workers[i]) < 0) {
+			fprintf(stderr, "egressd: cannot start a worker\n");
+			goto out;
+		}
+	metrics_set_ready(1);
 	off = (size_t)snprintf(msg, sizeof(msg),
 	                       "egressd " EGRESSD_VERSION " listening on");
 	for (size_t i = 0; i < c->nlisteners && off < sizeof(msg); i++)
 		off += (size_t)snprintf(
 		    msg + off, sizeof(msg) - off, "%s %s port %u", i ? "," : "",
 		    c->listeners[i].address, c->listeners[i].port);
+	if (off < sizeof(msg))
+		snprintf(msg + off, sizeof(msg) - off, "; %zu workers",
+		         d.nworkers);
 	log_lifecycle("start", NULL, msg);
 	event_base_dispatch(d.base);
-	log_lifecycle("stop", NULL, "stopped");
 	rc = 0;
 out:
-	conn_close_all(&d.env, REASON_SHUTDOWN);
-	close_listeners(&d);
-	free(d.listeners);
+	metrics_set_ready(0);
+	/* Workers that are still running (a start-up failure) stop now. */
+	for (size_t i = 0; i < d.nworkers; i++)
+		worker_stop(d.workers[i]);
+	for (size_t i = 0; i < d.nworkers; i++)
+		worker_free(d.workers[i]);
+	free(d.workers);
+	admin_free(d.admin);
 	for (size_t i = 0; i < sizeof(d.signals) / sizeof(d.signals[0]); i++)
 		if (d.signals[i])
 			event_free(d.signals[i]);
-	if (d.drain_timer)
-		event_free(d.drain_timer);
-	resolver_free(d.resolver);
-	if (d.env.config)
-		conn_env_clear(&d.env);
+	if (d.drain_poll)
+		event_free(d.drain_poll);
 	if (d.base)
 		event_base_free(d.base);
+	config_unref(d.config);
+	if (rc == 0)
+		log_lifecycle("stop", NULL, "stopped");
 	return rc;
 }
 

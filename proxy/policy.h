@@ -37,6 +37,7 @@ struct rule {
 struct policy {
 	char *name;
 	enum policy_mode mode;
+	int metrics_slot; /* see metrics_policy_slot */
 	struct rule *rules;
 	size_t nrules;
 };
