@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -512,10 +513,260 @@ load_policies(struct load *ld, const config_setting_t *root, struct config *c)
 	return 0;
 }
 
+/* identify = [ "proxy-auth", "source" ]: how clients of a listener are
+ * identified, in order. */
+static int
+load_identify(struct load *ld, const config_setting_t *e,
+              const struct config *c, struct config_listener *l)
+{
+	const config_setting_t *s;
+
+	if (get_sequence(ld, e, "identify", CONFIG_TYPE_STRING, &s) < 0)
+		return -1;
+	if (!s)
+		return 0;
+	if (config_setting_length(s) == 0 || config_setting_length(s) > 2)
+		return load_fail(ld, s,
+		                 "identify: one or two of "
+		                 "\"proxy-auth\", \"source\"");
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *m = config_setting_get_elem(s, i);
+		const char *v = config_setting_get_string(m);
+		enum identify_method how;
+
+		if (strcmp(v, "proxy-auth") == 0)
+			how = IDENTIFY_PROXY_AUTH;
+		else if (strcmp(v, "source") == 0)
+			how = IDENTIFY_SOURCE;
+		else
+			return load_fail(ld, m,
+			                 "identify: \"%s\": expected "
+			                 "\"proxy-auth\" or \"source\"",
+			                 v);
+		for (size_t j = 0; j < l->nidentify; j++)
+			if (l->identify[j] == how)
+				return load_fail(ld, m,
+				                 "identify: \"%s\" "
+				                 "twice",
+				                 v);
+		if (c->nidentities == 0)
+			return load_fail(ld, m,
+			                 "identify: there are no "
+			                 "identities to identify");
+		l->identify[l->nidentify++] = how;
+	}
+	return 0;
+}
+
+static int
+load_identity_limits(struct load *ld, const config_setting_t *is,
+                     struct identity *id)
+{
+	static const char *const keys[] = {
+	    "max_tunnels",      "requests_per_second", "burst",
+	    "max_tunnel_bytes", "max_tunnel_ms",       NULL};
+	const config_setting_t *ls = config_setting_get_member(is, "limits");
+	struct identity_limits *l = &id->limits;
+	long long rps = 0, bytes = 0;
+
+	if (!ls)
+		return 0;
+	if (!is_group(ls))
+		return load_fail(ld, ls, "limits: expected a group { ... }");
+	if (check_keys(ld, ls, "identity limits", keys) < 0 ||
+	    get_int_into(ld, ls, "max_tunnels", 0, 1000000, &l->max_tunnels) <
+	        0 ||
+	    get_int(ld, ls, "requests_per_second", 0, 1000000, &rps) < 0 ||
+	    get_int_into(ld, ls, "burst", 0, 1000000, &l->burst) < 0 ||
+	    get_int(ld, ls, "max_tunnel_bytes", 0, (long long)1 << 62, &bytes) <
+	        0 ||
+	    get_int_into(ld, ls, "max_tunnel_ms", 0, 86400000LL * 365,
+	                 &l->max_tunnel_ms) < 0)
+		return -1;
+	l->per_second = (double)rps;
+	l->max_tunnel_bytes = (uint64_t)bytes;
+	if (l->per_second > 0 && l->burst == 0)
+		l->burst = (int)rps;
+	return 0;
+}
+
+static int
+load_identity(struct load *ld, const config_setting_t *is, struct config *c,
+              struct identity *id)
+{
+	static const char *const keys[] = {"name",      "policy", "sources",
+	                                   "tls_names", "limits", NULL};
+	const config_setting_t *s;
+	const char *name, *policy;
+
+	if (!is_group(is))
+		return load_fail(ld, is,
+		                 "identities: each identity is a group");
+	id->line = config_setting_source_line(is);
+	if (check_keys(ld, is, "identity", keys) < 0 ||
+	    get_string(ld, is, "name", &name) < 0 ||
+	    get_string(ld, is, "policy", &policy) < 0)
+		return -1;
+	if (!name || !valid_name(name))
+		return load_fail(ld, is,
+		                 "identity: name is required (letters, "
+		                 "digits, '-', '_' and '.')");
+	if (!policy || !(id->policy = config_policy(c, policy)))
+		return load_fail(ld, is, "identity \"%s\": policy %s%s%s", name,
+		                 policy ? "\"" : "is required",
+		                 policy ? policy : "",
+		                 policy ? "\" does not exist" : "");
+	if (!(id->name = xstrdup(ld, is, name)))
+		return -1;
+	if (!(id->state = identity_state_for(name)))
+		return load_fail(ld, is, "out of memory");
+	if (get_sequence(ld, is, "sources", CONFIG_TYPE_STRING, &s) < 0)
+		return -1;
+	for (int i = 0; s && i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const char *text = config_setting_get_string(e), *why = "";
+		struct cidr cidr;
+
+		if (cidr_parse(text, &cidr, &why) < 0)
+			return load_fail(ld, e, "sources: \"%s\": %s", text,
+			                 why);
+		if (netset_add(&id->sources, &cidr) < 0)
+			return load_fail(ld, e, "out of memory");
+	}
+	if (get_sequence(ld, is, "tls_names", CONFIG_TYPE_STRING, &s) < 0)
+		return -1;
+	if (s && config_setting_length(s) > 0) {
+		int n = config_setting_length(s);
+
+		if (!(id->tls_names = calloc((size_t)n, sizeof(char *))))
+			return load_fail(ld, s, "out of memory");
+		for (int i = 0; i < n; i++) {
+			const config_setting_t *e =
+			    config_setting_get_elem(s, i);
+
+			if (!(id->tls_names[id->ntls_names++] =
+			          xstrdup(ld, e, config_setting_get_string(e))))
+				return -1;
+		}
+	}
+	return load_identity_limits(ld, is, id);
+}
+
+/* The credentials file: "NAME basic|bearer SALT HASH" lines, each for an
+ * identity of the config. */
+static int
+load_credentials(struct load *ld, const config_setting_t *root,
+                 struct config *c)
+{
+	const config_setting_t *cs =
+	    config_setting_get_member(root, "credentials");
+	const char *path;
+	char line[1024], full[4096];
+	FILE *f;
+	int lineno = 0, rc = 0;
+
+	if (get_string(ld, root, "credentials", &path) < 0)
+		return -1;
+	if (!path)
+		return 0;
+	if (path[0] != '/' && strchr(ld->path, '/'))
+		/* Relative to the config file, not to where egressd runs. */
+		snprintf(full, sizeof(full), "%.*s/%s",
+		         (int)(strrchr(ld->path, '/') - ld->path), ld->path,
+		         path);
+	else
+		snprintf(full, sizeof(full), "%s", path);
+	if (!(c->credentials_path = xstrdup(ld, cs, full)))
+		return -1;
+	if (!(f = fopen(full, "r")))
+		return load_fail(ld, cs, "credentials: %s: %s", full,
+		                 strerror(errno));
+	while (rc == 0 && fgets(line, sizeof(line), f)) {
+		struct credential cred;
+		const char *why = "";
+		char *name;
+		struct identity *id = NULL;
+		int r;
+
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			rc = -1;
+			snprintf(ld->err, ld->errlen, "%s:%d: line too long",
+			         full, lineno);
+			break;
+		}
+		if ((r = identity_parse_credential(line, &name, &cred, &why)) ==
+		    1)
+			continue;
+		if (r < 0) {
+			snprintf(ld->err, ld->errlen, "%s:%d: %s", full, lineno,
+			         why);
+			rc = -1;
+			break;
+		}
+		for (size_t i = 0; i < c->nidentities; i++)
+			if (strcmp(c->identities[i].name, name) == 0)
+				id = &c->identities[i];
+		if (!id) {
+			snprintf(ld->err, ld->errlen,
+			         "%s:%d: no identity is named \"%s\"", full,
+			         lineno, name);
+			rc = -1;
+			break;
+		}
+		struct credential *grown =
+		    realloc(id->creds, (id->ncreds + 1) * sizeof(*grown));
+		if (!grown) {
+			snprintf(ld->err, ld->errlen, "%s: out of memory",
+			         full);
+			rc = -1;
+			break;
+		}
+		id->creds = grown;
+		id->creds[id->ncreds++] = cred;
+	}
+	fclose(f);
+	return rc;
+}
+
+static int
+load_identities(struct load *ld, const config_setting_t *root, struct config *c)
+{
+	const config_setting_t *is =
+	    config_setting_get_member(root, "identities");
+	int n;
+
+	if (!is)
+		return 0;
+	if (config_setting_type(is) != CONFIG_TYPE_LIST)
+		return load_fail(ld, is,
+		                 "identities: expected a list "
+		                 "( { ... } )");
+	n = config_setting_length(is);
+	if (!(c->identities = calloc((size_t)n + 1, sizeof(*c->identities))))
+		return load_fail(ld, is, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(is, i);
+
+		if (load_identity(ld, e, c, &c->identities[c->nidentities++]) <
+		    0)
+			return -1;
+		for (int j = 0; j < i; j++)
+			if (strcmp(c->identities[j].name,
+			           c->identities[i].name) == 0)
+				return load_fail(ld, e,
+				                 "identity name \"%s\" "
+				                 "is used twice",
+				                 c->identities[i].name);
+	}
+	return load_credentials(ld, root, c);
+}
+
 static int
 load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 {
-	static const char *const keys[] = {"address", "port", "policy", NULL};
+	static const char *const keys[] = {"address", "port", "policy",
+	                                   "identify", NULL};
 	const config_setting_t *ls = config_setting_get_member(root, "listen");
 	int n;
 
@@ -557,7 +808,15 @@ load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 		if (!(l->address = xstrdup(ld, e, address)))
 			return -1;
 		l->port = (uint16_t)port;
-		if (policy) {
+		if (load_identify(ld, e, c, l) < 0)
+			return -1;
+		if (l->nidentify > 0) {
+			if (policy)
+				return load_fail(
+				    ld, config_setting_get_member(e, "policy"),
+				    "listener: with identify, the identity "
+				    "chooses the policy; remove policy");
+		} else if (policy) {
 			l->policy = config_policy(c, policy);
 			if (!l->policy)
 				return load_fail(
@@ -755,6 +1014,10 @@ config_free(struct config *c)
 	free(c->policies);
 	free(c->log_path);
 	free(c->admin_address);
+	for (size_t i = 0; i < c->nidentities; i++)
+		identity_free(&c->identities[i]);
+	free(c->identities);
+	free(c->credentials_path);
 	free(c->path);
 	free(c);
 }
@@ -762,9 +1025,9 @@ config_free(struct config *c)
 struct config *
 config_load(const char *path, char *err, size_t errlen)
 {
-	static const char *const keys[] = {"listen",  "resolver", "log",
-	                                   "limits",  "policies", "admin",
-	                                   "workers", NULL};
+	static const char *const keys[] = {
+	    "listen", "resolver", "log",        "limits",      "policies",
+	    "admin",  "workers",  "identities", "credentials", NULL};
 	struct load ld = {path, err, errlen};
 	struct config *c;
 	config_t cf;
@@ -792,6 +1055,7 @@ config_load(const char *path, char *err, size_t errlen)
 	/* Policies first: listeners refer to them. */
 	if (check_keys(&ld, root, "the file", keys) < 0 ||
 	    load_policies(&ld, root, c) < 0 ||
+	    load_identities(&ld, root, c) < 0 ||
 	    load_listeners(&ld, root, c) < 0 ||
 	    load_resolver(&ld, root, c) < 0 || load_limits(&ld, root, c) < 0 ||
 	    load_log(&ld, root, c) < 0 || load_admin(&ld, root, c) < 0 ||

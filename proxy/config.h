@@ -13,12 +13,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "identity.h"
 #include "policy.h"
+
+enum identify_method {
+	IDENTIFY_PROXY_AUTH, /* Proxy-Authorization: Basic or Bearer */
+	IDENTIFY_SOURCE,     /* the client's address */
+};
 
 struct config_listener {
 	char *address;
 	uint16_t port;
-	const struct policy *policy; /* points into the same snapshot */
+	/* Without identify: every client gets this policy (points into the
+	 * same snapshot).  With it: NULL, and the identity decides. */
+	const struct policy *policy;
+	enum identify_method identify[2]; /* tried in this order */
+	size_t nidentify;
 };
 
 struct config_resolver {
@@ -55,6 +65,9 @@ struct config {
 	struct config_limits limits;
 	struct policy *policies;
 	size_t npolicies;
+	struct identity *identities;
+	size_t nidentities;
+	char *credentials_path;
 };
 
 /*

@@ -65,6 +65,11 @@ struct request {
 	struct timespec dns_started, connect_started;
 	int in_progress; /* counted in egressd_active_requests */
 
+	/* Who asked, and so which policy applies; NULL until known. */
+	const struct identity *identity;
+	const struct policy *policy;
+	int tunnel_slot; /* holds one of the identity's tunnel slots */
+
 	/* The outcome, for the close line. */
 	int status;
 	enum reason reason;
@@ -82,7 +87,7 @@ struct conn {
 
 	struct config *config; /* the snapshot this connection started with */
 	const struct config_listener *listener;
-	const struct policy *policy;
+	struct netaddr client_addr;
 	char client[NETADDR_STRLEN + 8];
 	char listen_addr[NETADDR_STRLEN + 8];
 
@@ -130,11 +135,12 @@ log_conn(struct log_line *l, const struct conn *c, const char *event,
 	log_int(l, "conn", (long long)c->id);
 	log_str(l, "client", c->client);
 	log_str(l, "listener", c->listen_addr);
-	log_str(l, "identity", NULL);
-	log_str(l, "policy", c->policy->name);
-	if (!mode)
-		mode = c->policy->mode == POLICY_REPORT ? "report" : "enforce";
-	log_str(l, "mode", mode);
+	log_str(l, "identity", r->identity ? r->identity->name : NULL);
+	log_str(l, "policy", r->policy ? r->policy->name : NULL);
+	if (!mode && r->policy)
+		mode = r->policy->mode == POLICY_REPORT ? "report" : "enforce";
+	if (mode)
+		log_str(l, "mode", mode);
 	if (r->method[0])
 		log_str(l, "method", r->method);
 	if (r->have_dest) {
@@ -208,7 +214,8 @@ log_decision(const struct conn *c, enum reason why, const struct verdict *v,
 	int deny = reason_is_denial(why);
 	struct log_line l;
 
-	metrics_request(c->policy->metrics_slot, why, report);
+	metrics_request(c->r.policy ? c->r.policy->metrics_slot : -1, why,
+	                report);
 	log_conn(&l, c,
 	         why == REASON_ALLOWED ? "allow"
 	         : deny                ? "deny"
@@ -252,6 +259,15 @@ elapsed_ms(const struct timespec *since)
 	       (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
+static void
+release_slot(struct conn *c)
+{
+	if (c->r.tunnel_slot) {
+		identity_release_tunnel(c->r.identity);
+		c->r.tunnel_slot = 0;
+	}
+}
+
 /* The close line of the current request. */
 static void
 log_close(struct conn *c)
@@ -262,6 +278,7 @@ log_close(struct conn *c)
 	if (r->logged)
 		return;
 	c->r.logged = 1;
+	release_slot(c);
 	if (r->in_progress) {
 		/* Relayed bytes only; egressd's own answers are not traffic. */
 		metrics_bytes(r->bytes_up, r->bytes_down);
@@ -321,8 +338,9 @@ write_answer(struct conn *c, enum reason why, const struct verdict *v,
 		    "try to work around it (other hosts, IP addresses,\n"
 		    "ports or tools). If the task needs this destination, "
 		    "ask the operator to\nadd it to the egress policy.\n",
-		    dest, c->r.method, c->policy->name, ri->name, ri->text,
-		    addr ? "  address:     " : "",
+		    dest, c->r.method,
+		    c->r.policy ? c->r.policy->name : "(none)", ri->name,
+		    ri->text, addr ? "  address:     " : "",
 		    addr ? netaddr_str(addr, abuf) : "",
 		    addr && v && v->range ? " (" : "",
 		    addr && v && v->range ? v->range : "",
@@ -347,6 +365,11 @@ write_answer(struct conn *c, enum reason why, const struct verdict *v,
 		                    dest);
 	else
 		evbuffer_add_printf(out, "; details=\"%s\"", ri->name);
+	if (ri->status == 407)
+		/* RFC 9110 §11.7.1: say which schemes will do. */
+		evbuffer_add_printf(out, "\r\nProxy-Authenticate: Basic "
+		                         "realm=\"egressd\", Bearer "
+		                         "realm=\"egressd\"");
 	evbuffer_add_printf(out,
 	                    "\r\nContent-Type: text/plain; charset=utf-8\r\n"
 	                    "Content-Length: %d\r\nConnection: close\r\n\r\n",
@@ -471,6 +494,10 @@ start_tunnel(struct conn *c)
 		conn_close(c);
 		return;
 	}
+	if (c->r.identity)
+		tunnel_set_limits(c->tunnel,
+		                  c->r.identity->limits.max_tunnel_bytes,
+		                  c->r.identity->limits.max_tunnel_ms);
 	c->client_bev = c->up_bev = NULL;
 	c->state = CONN_TUNNEL;
 }
@@ -484,6 +511,8 @@ request_reset(struct conn *c)
 	memset(&c->r, 0, sizeof(c->r));
 	clock_gettime(CLOCK_MONOTONIC, &c->r.started);
 	c->r.reason = REASON_CLIENT_CLOSED;
+	/* A listener without identify knows the policy before any request. */
+	c->r.policy = c->listener->policy;
 }
 
 static void
@@ -669,11 +698,11 @@ resolved(enum resolve_status status, const struct netaddr *addrs, size_t naddrs,
 	for (size_t i = 0; i < naddrs; i++) {
 		struct verdict v;
 
-		if (policy_check_addr(c->policy, r->method, &r->host, r->port,
+		if (policy_check_addr(r->policy, r->method, &r->host, r->port,
 		                      &addrs[i], &v)) {
 			if (!r->rule)
 				r->rule = v.rule;
-		} else if (policy_report_waives(c->policy, &v)) {
+		} else if (policy_report_waives(r->policy, &v)) {
 			log_decision(c, v.reason, &v, &addrs[i], 1);
 		} else {
 			if (!refused_addr) {
@@ -792,6 +821,60 @@ parse_absolute(struct request *r)
 	return REASON_ALLOWED;
 }
 
+/*
+ * Who is asking?  With identify on the listener, the identity chooses the
+ * policy: Proxy-Authorization when sent (wrong credentials are refused,
+ * never passed over), then the source address, in the listener's order.
+ * REASON_ALLOWED, or why not.
+ */
+static enum reason
+identify(struct conn *c)
+{
+	const struct config_listener *l = c->listener;
+	const struct config *cf = c->config;
+	struct request *r = &c->r;
+	const struct identity *id = NULL;
+	int asked_auth = 0;
+
+	if (l->nidentify == 0)
+		return REASON_ALLOWED;
+	for (size_t i = 0; i < l->nidentify && !id; i++) {
+		const struct http_field *pa;
+
+		switch (l->identify[i]) {
+		case IDENTIFY_PROXY_AUTH:
+			asked_auth = 1;
+			pa = http_field_get(&r->req, "proxy-authorization");
+			if (!pa)
+				break;
+			id = identity_by_credentials(
+			    cf->identities, cf->nidentities, pa->value.p,
+			    pa->value.len);
+			if (!id)
+				return REASON_AUTH_FAILED;
+			break;
+		case IDENTIFY_SOURCE:
+			id = identity_by_source(cf->identities, cf->nidentities,
+			                        &c->client_addr);
+			break;
+		}
+	}
+	if (!id)
+		return asked_auth ? REASON_AUTH_REQUIRED : REASON_NO_IDENTITY;
+	r->identity = id;
+	r->policy = id->policy;
+	return REASON_ALLOWED;
+}
+
+static long long
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static void
 handle_request(struct conn *c, size_t head_len)
 {
@@ -853,18 +936,32 @@ handle_request(struct conn *c, size_t head_len)
 		conn_fail(c, REASON_LOOP_DETECTED, NULL, NULL);
 		return;
 	}
+	if ((why = identify(c)) != REASON_ALLOWED ||
+	    (r->identity && (why = identity_admit_request(
+	                         r->identity, now_ns())) != REASON_ALLOWED)) {
+		conn_fail(c, why, NULL, NULL);
+		return;
+	}
 	/* Decide before resolving: a refused name is never sent to DNS. */
-	if (!policy_check_name(c->policy, r->method, &r->host, r->port, &v)) {
+	if (!policy_check_name(r->policy, r->method, &r->host, r->port, &v)) {
 		const struct netaddr *lit =
 		    r->host.kind == HOST_NAME ? NULL : &r->host.addr;
 
-		if (!policy_report_waives(c->policy, &v)) {
+		if (!policy_report_waives(r->policy, &v)) {
 			conn_fail(c, v.reason, &v, lit);
 			return;
 		}
 		log_decision(c, v.reason, &v, lit, 1);
 	}
 	r->rule = v.rule;
+	if (r->identity) {
+		if ((why = identity_take_tunnel(r->identity)) !=
+		    REASON_ALLOWED) {
+			conn_fail(c, why, NULL, NULL);
+			return;
+		}
+		r->tunnel_slot = 1;
+	}
 	if (r->host.kind != HOST_NAME) {
 		r->addrs[r->naddrs++] = r->host.addr;
 		connect_next(c);
@@ -1026,7 +1123,8 @@ conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 	    1;
 	c->config = config_ref(env->config);
 	c->listener = &c->config->listeners[listener];
-	c->policy = c->listener->policy;
+	if (netaddr_from_sockaddr(&c->client_addr, sa) < 0)
+		memset(&c->client_addr, 0, sizeof(c->client_addr));
 	request_reset(c);
 	sockaddr_text(sa, c->client, sizeof(c->client));
 	snprintf(c->listen_addr, sizeof(c->listen_addr),
@@ -1063,6 +1161,7 @@ conn_close(struct conn *c)
 	if (c->r.begun || c->nrequests == 0 || c->state != CONN_HEAD)
 		log_close(c);
 	c->state = CONN_CLOSED;
+	release_slot(c);
 	resolve_cancel(c->query);
 	tunnel_free(c->tunnel);
 	free_upstream(c);

@@ -21,6 +21,7 @@
 #include "admin.h"
 #include "config.h"
 #include "host.h"
+#include "identity.h"
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
@@ -135,6 +136,43 @@ explain(const struct config *c, const char *target, const char *method,
 	if (!allowed && policy_report_waives(p, &v))
 		printf("mode: report: this would be logged, not refused\n");
 	return allowed ? 0 : 1;
+}
+
+/* --- --hash-secret -----------------------------------------------------------
+ */
+
+/* Print a credentials-file line for the secret read from stdin. */
+static int
+hash_secret(const char *name, const char *kind)
+{
+	char secret[1024], line[256];
+	size_t len;
+
+	if (!kind || (strcmp(kind, "basic") && strcmp(kind, "bearer"))) {
+		fprintf(stderr,
+		        "usage: egressd --hash-secret NAME basic|bearer "
+		        "< secret\n");
+		return 2;
+	}
+	if (!fgets(secret, sizeof(secret), stdin)) {
+		fprintf(stderr, "egressd: --hash-secret: no secret on stdin\n");
+		return 2;
+	}
+	len = strcspn(secret, "\r\n");
+	if (len == 0) {
+		fprintf(stderr, "egressd: --hash-secret: empty secret\n");
+		return 2;
+	}
+	if (identity_format_credential(name,
+	                               strcmp(kind, "basic") == 0
+	                                   ? CREDENTIAL_BASIC
+	                                   : CREDENTIAL_BEARER,
+	                               secret, len, line, sizeof(line)) < 0) {
+		fprintf(stderr, "egressd: --hash-secret: failed\n");
+		return 1;
+	}
+	printf("%s\n", line);
+	return 0;
 }
 
 /* --- the daemon ---------------------------------------------------------- */
@@ -419,7 +457,7 @@ out:
 int
 main(int argc, char **argv)
 {
-	enum { OPT_EXPLAIN = 256, OPT_METHOD, OPT_POLICY };
+	enum { OPT_EXPLAIN = 256, OPT_METHOD, OPT_POLICY, OPT_HASH };
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"test", no_argument, NULL, 't'},
@@ -428,6 +466,7 @@ main(int argc, char **argv)
 	    {"explain", required_argument, NULL, OPT_EXPLAIN},
 	    {"method", required_argument, NULL, OPT_METHOD},
 	    {"policy", required_argument, NULL, OPT_POLICY},
+	    {"hash-secret", required_argument, NULL, OPT_HASH},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *path = DEFAULT_CONFIG, *target = NULL, *method = "CONNECT";
@@ -459,6 +498,9 @@ main(int argc, char **argv)
 		case OPT_POLICY:
 			policy = optarg;
 			break;
+		case OPT_HASH:
+			return hash_secret(optarg,
+			                   optind < argc ? argv[optind] : NULL);
 		default:
 			usage(stderr);
 			return 2;

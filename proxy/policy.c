@@ -158,7 +158,7 @@ policy_check_name(const struct policy *p, const char *method,
 int
 policy_report_waives(const struct policy *p, const struct verdict *v)
 {
-	return p->mode == POLICY_REPORT && reason_is_denial(v->reason) &&
+	return p->mode == POLICY_REPORT && reason_is_policy(v->reason) &&
 	       v->reason != REASON_ADDRESS_PROHIBITED && v->range == NULL;
 }
 

@@ -28,6 +28,24 @@ static const struct reason_info reasons[REASON_COUNT] = {
     [REASON_ADDRESS_NOT_IN_NETWORKS] =
         {403, "Forbidden", IP_PROHIBITED, "address_not_in_networks",
          "The name resolved outside the networks its rule pins it to."},
+    [REASON_AUTH_REQUIRED] = {407, "Proxy Authentication Required", DENIED,
+                              "auth_required",
+                              "This proxy needs credentials "
+                              "(Proxy-Authorization)."},
+    [REASON_AUTH_FAILED] = {407, "Proxy Authentication Required", DENIED,
+                            "auth_failed",
+                            "The proxy credentials were not accepted."},
+    [REASON_NO_IDENTITY] = {403, "Forbidden", DENIED, "no_identity",
+                            "This client matches no identity, so no "
+                            "policy allows it anything."},
+    [REASON_LIMIT_RATE] = {429, "Too Many Requests", "connection_limit_reached",
+                           "limit_rate",
+                           "This client is sending requests faster than "
+                           "its limit."},
+    [REASON_LIMIT_TUNNELS] = {429, "Too Many Requests",
+                              "connection_limit_reached", "limit_tunnels",
+                              "This client has as many connections open "
+                              "as its limit allows."},
     [REASON_MALFORMED_REQUEST] = {400, "Bad Request", REQUEST_ERROR,
                                   "malformed_request",
                                   "The request is not valid HTTP/1.1."},
@@ -94,6 +112,8 @@ static const struct reason_info reasons[REASON_COUNT] = {
     [REASON_IDLE_TIMEOUT] = {0, NULL, NULL, "idle_timeout", NULL},
     [REASON_SHUTDOWN] = {0, NULL, NULL, "shutdown", NULL},
     [REASON_COMPLETE] = {0, NULL, NULL, "complete", NULL},
+    [REASON_LIMIT_BYTES] = {0, NULL, NULL, "limit_bytes", NULL},
+    [REASON_LIMIT_LIFETIME] = {0, NULL, NULL, "limit_lifetime", NULL},
 };
 
 const struct reason_info *
@@ -106,5 +126,12 @@ reason_get(enum reason r)
 int
 reason_is_denial(enum reason r)
 {
-	return reasons[r].status == 403;
+	return reasons[r].status == 403 || reasons[r].status == 407 ||
+	       reasons[r].status == 429;
+}
+
+int
+reason_is_policy(enum reason r)
+{
+	return reasons[r].status == 403 && r != REASON_NO_IDENTITY;
 }

@@ -16,6 +16,12 @@ enum reason {
 	REASON_IP_LITERAL_NOT_ALLOWED,
 	REASON_ADDRESS_PROHIBITED,
 	REASON_ADDRESS_NOT_IN_NETWORKS,
+	/* Who the client is, and its limits. */
+	REASON_AUTH_REQUIRED,
+	REASON_AUTH_FAILED,
+	REASON_NO_IDENTITY,
+	REASON_LIMIT_RATE,
+	REASON_LIMIT_TUNNELS,
 	/* Bad requests. */
 	REASON_MALFORMED_REQUEST,
 	REASON_MALFORMED_HOST,
@@ -44,6 +50,8 @@ enum reason {
 	REASON_IDLE_TIMEOUT,
 	REASON_SHUTDOWN,
 	REASON_COMPLETE,
+	REASON_LIMIT_BYTES,
+	REASON_LIMIT_LIFETIME,
 	REASON_COUNT
 };
 
@@ -58,7 +66,11 @@ struct reason_info {
 /* The table entry for r; never NULL. */
 const struct reason_info *reason_get(enum reason r);
 
-/* Is r a policy refusal (a "deny" rather than an "error")?  1 or 0. */
+/* Is r a refusal (403, 407 or 429: a "deny" rather than an "error")?
+ * 1 or 0. */
 int reason_is_denial(enum reason r);
+
+/* Is r a refusal by the policy's rules or address guard (403)?  1 or 0. */
+int reason_is_policy(enum reason r);
 
 #endif

@@ -17,6 +17,8 @@ struct tunnel {
 	int idle_ms;
 	struct timeval last; /* last byte either way */
 	struct event *idle;
+	struct event *lifetime;
+	uint64_t max_bytes;
 	tunnel_done_cb done;
 	void *arg;
 	int finished;
@@ -66,7 +68,8 @@ pass_eof(struct tunnel *t, int i)
 		finish(t, closed_reason(t));
 }
 
-static void
+/* Returns -1 when the tunnel finished (and may be freed already). */
+static int
 relay(struct tunnel *t, int i)
 {
 	struct evbuffer *in = bufferevent_get_input(t->side[i]);
@@ -74,7 +77,11 @@ relay(struct tunnel *t, int i)
 	size_t n = evbuffer_get_length(in);
 
 	if (n == 0)
-		return;
+		return 0;
+	if (t->max_bytes && t->bytes[0] + t->bytes[1] + n > t->max_bytes) {
+		finish(t, REASON_LIMIT_BYTES);
+		return -1;
+	}
 	t->bytes[i] += n;
 	event_base_gettimeofday_cached(bufferevent_get_base(dst), &t->last);
 	evbuffer_add_buffer(bufferevent_get_output(dst), in);
@@ -83,6 +90,7 @@ relay(struct tunnel *t, int i)
 		bufferevent_disable(t->side[i], EV_READ);
 		bufferevent_setwatermark(dst, EV_WRITE, t->high / 2, 0);
 	}
+	return 0;
 }
 
 static void
@@ -90,7 +98,29 @@ read_cb(struct bufferevent *bev, void *arg)
 {
 	struct tunnel *t = arg;
 
-	relay(t, side_of(t, bev));
+	(void)relay(t, side_of(t, bev));
+}
+
+static void
+lifetime_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	finish(arg, REASON_LIMIT_LIFETIME);
+}
+
+void
+tunnel_set_limits(struct tunnel *t, uint64_t max_bytes, int max_ms)
+{
+	struct timeval tv = {max_ms / 1000, (max_ms % 1000) * 1000};
+
+	t->max_bytes = max_bytes;
+	if (max_ms > 0 && !t->lifetime) {
+		t->lifetime = evtimer_new(bufferevent_get_base(t->side[0]),
+		                          lifetime_cb, t);
+		if (t->lifetime)
+			evtimer_add(t->lifetime, &tv);
+	}
 }
 
 static void
@@ -115,7 +145,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	int i = side_of(t, bev);
 
 	if (what & BEV_EVENT_EOF) {
-		relay(t, i);
+		if (relay(t, i) < 0)
+			return;
 		t->eof[i] = 1;
 		if (t->first_eof < 0)
 			t->first_eof = i;
@@ -178,7 +209,8 @@ tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
 		bufferevent_setwatermark(t->side[i], EV_WRITE, 0, 0);
 		bufferevent_enable(t->side[i], EV_READ | EV_WRITE);
 	}
-	relay(t, CLIENT);
+	/* No limit is set yet, so this cannot finish the tunnel. */
+	(void)relay(t, CLIENT);
 	return t;
 }
 
@@ -200,6 +232,8 @@ tunnel_free(struct tunnel *t)
 	if (!t)
 		return;
 	event_free(t->idle);
+	if (t->lifetime)
+		event_free(t->lifetime);
 	bufferevent_free(t->side[CLIENT]);
 	bufferevent_free(t->side[UPSTREAM]);
 	free(t);

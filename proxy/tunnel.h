@@ -33,6 +33,11 @@ struct tunnel *tunnel_new(struct bufferevent *client,
                           struct bufferevent *upstream, size_t buffer_bytes,
                           int idle_ms, tunnel_done_cb done, void *arg);
 
+/* End the tunnel once max_bytes have been relayed in both directions
+ * together (REASON_LIMIT_BYTES) or after max_ms (REASON_LIMIT_LIFETIME);
+ * 0 means no limit. */
+void tunnel_set_limits(struct tunnel *t, uint64_t max_bytes, int max_ms);
+
 /* Bytes relayed so far: client → upstream, and upstream → client. */
 uint64_t tunnel_bytes_up(const struct tunnel *t);
 uint64_t tunnel_bytes_down(const struct tunnel *t);

@@ -1,0 +1,111 @@
+/*
+ * identity: who a client is, and what it may use.  No I/O.
+ *
+ * An identity names a policy and carries the ways a client can prove it is
+ * that identity: source networks, TLS client certificate names, and
+ * credentials (Basic or Bearer over Proxy-Authorization) from a file of
+ * salted SHA-256 hashes.  Its limits' counters live in a process-wide
+ * registry keyed by name, so they survive reloads and are shared by all
+ * workers without a lock (atomics only).
+ */
+#ifndef EGRESSD_IDENTITY_H
+#define EGRESSD_IDENTITY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "netset.h"
+#include "reason.h"
+
+#define IDENTITY_SALT_LEN 16
+#define IDENTITY_HASH_LEN 32
+
+enum credential_kind {
+	CREDENTIAL_BASIC,  /* user = identity name, password */
+	CREDENTIAL_BEARER, /* a token */
+};
+
+struct credential {
+	enum credential_kind kind;
+	unsigned char salt[IDENTITY_SALT_LEN];
+	unsigned char hash[IDENTITY_HASH_LEN]; /* SHA-256(salt || secret) */
+};
+
+struct identity_limits {
+	int max_tunnels;           /* concurrent; 0: no limit */
+	double per_second;         /* new requests; 0: no limit */
+	int burst;                 /* requests above the rate allowed at once */
+	uint64_t max_tunnel_bytes; /* both directions; 0: no limit */
+	int max_tunnel_ms;         /* 0: no limit */
+};
+
+/* Shared across workers and reloads. */
+struct identity_state {
+	atomic_int tunnels;
+	atomic_llong tat_ns; /* GCRA: theoretical arrival time */
+};
+
+struct identity {
+	char *name;
+	int line;
+	const struct policy *policy;
+	struct netset sources;
+	char **tls_names;
+	size_t ntls_names;
+	struct credential *creds;
+	size_t ncreds;
+	struct identity_limits limits;
+	struct identity_state *state;
+};
+
+/* The registry's state for a name, created on first use (config load).
+ * NULL when out of memory. */
+struct identity_state *identity_state_for(const char *name);
+
+/*
+ * Parse a Proxy-Authorization value ("Basic base64", "Bearer token") and
+ * find the identity whose credential it is among n identities.  Returns the
+ * identity, or NULL.  Comparisons are constant-time per credential.
+ */
+const struct identity *identity_by_credentials(const struct identity *ids,
+                                               size_t n, const char *value,
+                                               size_t len);
+
+/* The first identity whose sources contain the address, or NULL. */
+const struct identity *identity_by_source(const struct identity *ids, size_t n,
+                                          const struct netaddr *a);
+
+/* The first identity that lists this TLS name (case-insensitive), or NULL. */
+const struct identity *identity_by_tls_name(const struct identity *ids,
+                                            size_t n, const char *name);
+
+/*
+ * Admit a new request under the identity's limits at time now_ns
+ * (CLOCK_MONOTONIC).  REASON_ALLOWED, or REASON_LIMIT_RATE.
+ */
+enum reason identity_admit_request(const struct identity *id, long long now_ns);
+
+/* Take a tunnel slot: REASON_ALLOWED or REASON_LIMIT_TUNNELS.  Every
+ * REASON_ALLOWED must be matched by identity_release_tunnel. */
+enum reason identity_take_tunnel(const struct identity *id);
+void identity_release_tunnel(const struct identity *id);
+
+/*
+ * Parse one credentials-file line "NAME basic|bearer SALTHEX HASHEX".
+ * Returns 0 and fills *name (pointing into line, NUL-terminated in place)
+ * and *cred, or -1 with a static description in *why.  Blank lines and
+ * '#' comments return 1.
+ */
+int identity_parse_credential(char *line, char **name, struct credential *cred,
+                              const char **why);
+
+/* Write the credentials-file line for a secret, with a fresh random salt,
+ * into out (at least 160 bytes).  0 or -1. */
+int identity_format_credential(const char *name, enum credential_kind kind,
+                               const char *secret, size_t len, char *out,
+                               size_t outlen);
+
+void identity_free(struct identity *id);
+
+#endif
