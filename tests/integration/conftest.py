@@ -105,8 +105,10 @@ def world(tmp_path_factory):
         r = H.run(["sh", os.path.join(H.ROOT, "certs", "make-test-ca.sh"), certs] + H.CERT_NAMES)
         assert r.returncode == 0, "make-test-ca.sh: %s%s" % (r.stdout, r.stderr)
         w.ca = os.path.join(certs, "ca.crt")
+        w.certs = certs
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(certs, "server.crt"), os.path.join(certs, "server.key"))
+        w.server_ctx = ctx
 
         w.dns = H.Dnsmasq(w.tmp).start()
         started.append(w.dns)
@@ -228,6 +230,41 @@ def proxy(world, _main_holder):
         e.proc.returncode, e.stderr())
     for marker in ("ERROR: AddressSanitizer", "runtime error:"):
         assert marker not in e.stderr(), "sanitizer report during this test:\n" + e.stderr()
+
+
+@pytest.fixture(scope="session")
+def _shared_instances():
+    held = {}
+    yield held
+    for e in held.values():
+        msg = _check_exit(e)
+        if msg:
+            _SESSION_PROBLEMS.append(msg)
+
+
+@pytest.fixture
+def shared_egressd(world, _shared_instances):
+    """shared_egressd(name, policies, limits=None): an egressd on these
+    policies (text inside `policies = ( ... );`), started on first use and
+    shared by every test that asks for the same name; restarted when a
+    previous test killed it. Each test fails if it dies during it; its exit
+    and stderr are checked at the end of the session."""
+    used = []
+
+    def get(name, policies, limits=None):
+        e = _shared_instances.get(name)
+        if e is None or not e.alive():
+            e = H.Egressd(world.tmp, name, lambda port, log: H.render_config(
+                port, log, policies, limits=limits)).start()
+            _shared_instances[name] = e
+        used.append(e)
+        return e
+    yield get
+    for e in used:
+        assert e.alive(), "egressd (%s) died during this test (exit %s); stderr:\n%s" % (
+            e.dir, e.proc.returncode, e.stderr())
+        for marker in ("ERROR: AddressSanitizer", "runtime error:"):
+            assert marker not in e.stderr(), "sanitizer report during this test:\n" + e.stderr()
 
 
 @pytest.fixture

@@ -31,7 +31,13 @@ ADDR_DEAD = "203.0.113.21"  # nothing listens: connect is refused
 ADDR_PRIVATE = "10.0.0.5"  # canary (private)
 ADDR_GIT = "10.20.0.7"  # TLS upstream "git" (private, pinned by a rule)
 ADDR_METADATA = "169.254.169.254"  # canary (link-local, cloud metadata)
-LO_ADDRS = [ADDR_API, ADDR_ECHO, ADDR_DEAD, ADDR_PRIVATE, ADDR_GIT, ADDR_METADATA]
+# Servers of the toolchain and smuggling tests (started by those modules).
+ADDR_GITSRV = "198.51.100.11"  # git smart-HTTP over TLS (git.allowed.test)
+ADDR_PYPI = "198.51.100.12"  # PEP 503 simple index over TLS (pypi.allowed.test)
+ADDR_LLM = "198.51.100.13"  # fake LLM API, TLS :443 and plain :80 (llm.allowed.test)
+ADDR_ORIGIN = "198.51.100.14"  # scriptable plain HTTP origin :80, :8080 (origin.allowed.test)
+LO_ADDRS = [ADDR_API, ADDR_ECHO, ADDR_DEAD, ADDR_PRIVATE, ADDR_GIT, ADDR_METADATA,
+            ADDR_GITSRV, ADDR_PYPI, ADDR_LLM, ADDR_ORIGIN]
 
 DNS_ADDR = "127.0.0.53"
 DNS_PORT = 53
@@ -57,12 +63,24 @@ DNS_RECORDS = {
     "fallback.allowed.test": [ADDR_DEAD, ADDR_API],  # the first refuses connections
     "nx.allowed.test": None,
     "noaddr.allowed.test": "nodata",
+    # the "*.denied.test" twins point at the same servers: a wrongly allowed
+    # request would reach them (and be seen there)
+    "git.allowed.test": ADDR_GITSRV,
+    "git.denied.test": ADDR_GITSRV,
+    "pypi.allowed.test": ADDR_PYPI,
+    "pypi.denied.test": ADDR_PYPI,
+    "llm.allowed.test": ADDR_LLM,
+    "llm.denied.test": ADDR_LLM,
+    "origin.allowed.test": ADDR_ORIGIN,
+    "mirror.allowed.test": ADDR_ORIGIN,
     # refused.allowed.test: not configured at all -> dnsmasq answers REFUSED
 }
 
 CERT_NAMES = ["api.allowed.test", "denied.test", "unpinned.test", "mixed.allowed.test",
               "fallback.allowed.test",
-              "git.corp.test", "ip:" + ADDR_API, "ip:" + ADDR_ECHO]
+              "git.corp.test", "ip:" + ADDR_API, "ip:" + ADDR_ECHO,
+              "git.allowed.test", "git.denied.test", "pypi.allowed.test", "pypi.denied.test",
+              "llm.allowed.test", "llm.denied.test"]
 
 BULK_BLOCK = random.Random(4242).randbytes(1 << 20)  # 1 MiB, deterministic
 BULK_BLOCKS = 64  # 64 MiB in all
@@ -730,14 +748,17 @@ class Client:
         self.response = r
         return r
 
-    def read_message(self, timeout=5.0):
+    def read_message(self, timeout=5.0, head=False):
         """One plain-HTTP response on a kept-alive connection: head, then a
-        body framed by Content-Length or chunked (no waiting for EOF)."""
+        body framed by Content-Length or chunked (no waiting for EOF).
+        head=True: the response to a HEAD request, which has no body."""
         r = Response(self.read_head(timeout))
         fields = [(k.lower(), v) for k, v in r.headers]
         te = [v.lower() for k, v in fields if k == "transfer-encoding"]
         cl = [v for k, v in fields if k == "content-length"]
-        if te and te[-1] == "chunked":
+        if head:
+            r.body = b""
+        elif te and te[-1] == "chunked":
             body = b""
             while True:
                 line = self._line(timeout)
@@ -1048,3 +1069,208 @@ def make_http_handler(label, requests_log):
             if close:
                 return
     return handler
+
+
+# ---------------------------------------------------------------- scriptable origin
+
+
+class Wire:
+    """One server-side connection: buffered reads with raw-byte recording
+    (into the Server's ConnRecord, up to a cap, so that Watch sees them)."""
+
+    RECORD_CAP = 4 << 20
+
+    def __init__(self, sock, rec):
+        self.sock, self.rec, self.buf = sock, rec, b""
+
+    def _more(self, n=65536):
+        b = self.sock.recv(n)
+        if not b:
+            raise EOFError
+        if len(self.rec.data) < self.RECORD_CAP:
+            self.rec.add(b[:self.RECORD_CAP - len(self.rec.data)])
+        self.buf += b
+
+    def until(self, sep, limit=1 << 20):
+        while sep not in self.buf:
+            if len(self.buf) > limit:
+                raise ValueError("line too long")
+            self._more()
+        i = self.buf.index(sep)
+        out, self.buf = self.buf[:i], self.buf[i + len(sep):]
+        return out
+
+    def exact(self, n):
+        while len(self.buf) < n:
+            self._more(max(65536, min(n - len(self.buf), 1 << 20)))
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def stream(self, n, h):
+        """Consume n bytes into hash h without keeping them."""
+        left = n
+        while left:
+            if not self.buf:
+                self._more(min(left, 1 << 20))
+            take = self.buf[:left]
+            self.buf = self.buf[len(take):]
+            h.update(take)
+            left -= len(take)
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+
+class OriginRequest:
+    def __init__(self, conn_no, head):
+        self.conn_no = conn_no
+        self.raw_head = head
+        self.request_line, self.fields = parse_head(head)
+        parts = self.request_line.split(" ")
+        self.method, self.target = parts[0], parts[1] if len(parts) > 1 else ""
+        self.path = self.target.split("?")[0]
+        self.query = dict(kv.partition("=")[::2] for kv in self.target.partition("?")[2].split("&")
+                          if kv)
+        self.raw_body = b""  # the body as framed on the wire (chunk lines included)
+        self.body = b""  # decoded
+        self.trailers = []  # chunked trailer field lines, as sent
+        self.t = time.time()
+
+    def header(self, name):
+        return [v for k, v in self.fields if k == name.lower()]
+
+    def wants_close(self):
+        return any("close" in v.lower() for v in self.header("connection")) \
+            or self.request_line.endswith("HTTP/1.0")
+
+    def __repr__(self):
+        return "<OriginRequest %r fields=%r body=%d>" % (self.request_line, self.fields,
+                                                         len(self.body))
+
+
+class Origin:
+    """An HTTP/1.1 origin with keep-alive, plain or TLS (ctx), whose answers
+    are scripted by path: routes[path] = fn(origin, wire, req) -> keep_alive.
+    The default route reads the body and answers a short text naming the
+    request. Every request is kept in .requests (head fields, the body as
+    framed on the wire and decoded). Serve it with Server(..., origin.handler)."""
+
+    def __init__(self, label, ctx=None):
+        self.label, self.ctx = label, ctx
+        self.requests = []
+        self.routes = {}
+        self.lock = threading.Lock()
+        self.conn_seq = itertools.count(1)
+        self.notes = {}  # per-test scratch space of the routes (timestamps, progress)
+        self.gates = {}  # name -> threading.Event a route may wait on
+
+    def route(self, path):
+        def deco(fn):
+            self.routes[path] = fn
+            return fn
+        return deco
+
+    def gate(self, name):
+        with self.lock:
+            return self.gates.setdefault(name, threading.Event())
+
+    def note(self, key, default):
+        with self.lock:
+            return self.notes.setdefault(key, default)
+
+    def since(self, n):
+        with self.lock:
+            return list(self.requests[n:])
+
+    def count_requests(self):
+        with self.lock:
+            return len(self.requests)
+
+    def handler(self, c, rec):
+        c.settimeout(20)
+        if self.ctx is not None:
+            c = self.ctx.wrap_socket(c, server_side=True)
+        w = Wire(c, rec)
+        conn_no = next(self.conn_seq)
+        for _ in range(1000):
+            try:
+                head = w.until(b"\r\n\r\n", limit=256 * 1024)
+            except EOFError:
+                return
+            req = OriginRequest(conn_no, head)
+            with self.lock:
+                self.requests.append(req)
+            fn = self.routes.get(req.path, Origin.default_route)
+            if not fn(self, w, req):
+                break
+        if self.ctx is not None:
+            try:
+                c.unwrap()
+            except (ssl.SSLError, OSError):
+                pass
+
+    @staticmethod
+    def read_body(w, req):
+        """Read the request body into req.raw_body / req.body / req.trailers."""
+        te = [v.lower() for v in req.header("transfer-encoding")]
+        cl = req.header("content-length")
+        if te and te[-1].split(",")[-1].strip() == "chunked":
+            raw, body = b"", b""
+            while True:
+                line = w.until(b"\r\n")
+                raw += line + b"\r\n"
+                size = int(line.split(b";")[0], 16)
+                if size == 0:
+                    while True:
+                        t = w.until(b"\r\n")
+                        raw += t + b"\r\n"
+                        if not t:
+                            break
+                        req.trailers.append(t)
+                    break
+                chunk = w.exact(size + 2)
+                raw += chunk
+                body += chunk[:-2]
+            req.raw_body, req.body = raw, body
+        elif cl:
+            req.raw_body = req.body = w.exact(int(cl[0]))
+
+    @staticmethod
+    def respond(w, req, body, status="200 OK", headers=(), content_type="text/plain"):
+        close = req.wants_close()
+        head = "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (
+            status, content_type, len(body))
+        head += "".join("%s: %s\r\n" % kv for kv in headers)
+        if close:
+            head += "Connection: close\r\n"
+        w.send(head.encode("latin-1") + b"\r\n" + (b"" if req.method == "HEAD" else body))
+        return not close
+
+    def default_route(self, w, req):
+        self.read_body(w, req)
+        body = ("origin %s: %s %s body=%d sha256=%s\n" % (
+            self.label, req.method, req.target, len(req.body),
+            hashlib.sha256(req.body).hexdigest())).encode()
+        return self.respond(w, req, body)
+
+
+def chunk(data):
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+# ---------------------------------------------------------------- client processes
+
+
+def client_env(home, **proxy_vars):
+    """An environment for a client process: no proxy variable of ours
+    unless given, HOME in the test's directory, no user or system config."""
+    env = {k: v for k, v in os.environ.items()
+           if "proxy" not in k.lower() and not k.startswith(("GIT_", "PIP_", "CURL_", "SSL_",
+                                                             "REQUESTS_", "NODE_"))}
+    env.update({"HOME": home, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+                "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
+                "PIP_CONFIG_FILE": os.devnull, "PIP_NO_CACHE_DIR": "1",
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
+                "PYTHONNOUSERSITE": "1"})
+    env.update(proxy_vars)
+    return env

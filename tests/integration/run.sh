@@ -42,6 +42,7 @@ cleanup() {
 		kill -KILL "$pid" 2>/dev/null
 	done
 	ip netns del "$ns" 2>/dev/null
+	rm -rf "/etc/netns/$ns"
 	if [ "$rc" = 0 ]; then
 		rm -rf "$work"
 	else
@@ -54,6 +55,11 @@ trap 'exit 143' TERM
 
 ip netns add "$ns" || { echo "integration: ip netns add $ns failed" >&2; exit 2; }
 ip -n "$ns" link set lo up || exit 2
+# ip netns exec bind-mounts /etc/netns/NS/* over /etc: a client that resolves
+# a name itself (one that bypasses the proxy, NO_PROXY) asks the namespace's
+# dnsmasq, never the host's resolver.
+mkdir -p "/etc/netns/$ns" &&
+	echo "nameserver 127.0.0.53" >"/etc/netns/$ns/resolv.conf" || exit 2
 
 [ $# -gt 0 ] || set -- "$here"
 
