@@ -251,6 +251,79 @@ test_errors_name_file_and_line(void **state)
 }
 
 static void
+test_identities(void **state)
+{
+	char cpath[80], err[512];
+	FILE *f;
+	struct config *c;
+
+	(void)state;
+	snprintf(cpath, sizeof(cpath), "/tmp/egressd-test-creds-%d",
+	         (int)getpid());
+	f = fopen(cpath, "w");
+	assert_non_null(f);
+	fputs("# agents\n"
+	      "agent-1 basic 00112233445566778899aabbccddeeff "
+	      "00112233445566778899aabbccddeeff00112233445566778899aabbccdd"
+	      "eeff\n",
+	      f);
+	fclose(f);
+	char text[1024];
+	snprintf(
+	    text, sizeof(text),
+	    "listen = ( { address = \"127.0.0.1\"; port = 3128;\n"
+	    "             identify = [ \"proxy-auth\", \"source\" ]; } );\n"
+	    "credentials = \"%s\";\n"
+	    "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	    "identities = (\n"
+	    "  { name = \"agent-1\"; policy = \"p\";\n"
+	    "    sources = [ \"10.1.0.0/16\" ];\n"
+	    "    limits = { max_tunnels = 4; requests_per_second = 10; }; }\n"
+	    ");\n",
+	    cpath);
+	c = load_ok(text);
+	assert_int_equal(c->nidentities, 1);
+	assert_int_equal(c->identities[0].ncreds, 1);
+	assert_int_equal(c->identities[0].limits.max_tunnels, 4);
+	assert_int_equal(c->identities[0].limits.burst, 10);
+	assert_null(c->listeners[0].policy);
+	assert_int_equal(c->listeners[0].nidentify, 2);
+	assert_int_equal(c->listeners[0].identify[0], IDENTIFY_PROXY_AUTH);
+	config_unref(c);
+
+	/* A credential for an unknown identity names the credentials file
+	 * and its line. */
+	f = fopen(cpath, "a");
+	fputs("ghost bearer 00112233445566778899aabbccddeeff "
+	      "00112233445566778899aabbccddeeff00112233445566778899aabbccdd"
+	      "eeff\n",
+	      f);
+	fclose(f);
+	write_file(text);
+	assert_null(config_load(path, err, sizeof(err)));
+	char want[128];
+	snprintf(want, sizeof(want), "%s:3: no identity is named \"ghost\"",
+	         cpath);
+	assert_string_equal(err, want);
+	unlink(cpath);
+
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128;\n"
+	           "  identify = [ \"source\" ]; policy = \"p\"; } );\n"
+	           "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	           "identities = ( { name = \"a\"; policy = \"p\"; } );\n",
+	           2, "remove policy");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+	           "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	           "identities = ( { name = \"a\"; policy = \"q\"; } );\n",
+	           3, "does not exist");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128;\n"
+	           "  identify = [ \"mtls\" ]; } );\n"
+	           "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	           "identities = ( { name = \"a\"; policy = \"p\"; } );\n",
+	           2, "expected");
+}
+
+static void
 test_missing_file(void **state)
 {
 	char err[256];
@@ -278,6 +351,7 @@ main(void)
 	    cmocka_unit_test(test_refcount),
 	    cmocka_unit_test(test_same_listeners),
 	    cmocka_unit_test(test_errors_name_file_and_line),
+	    cmocka_unit_test(test_identities),
 	    cmocka_unit_test(test_missing_file),
 	};
 
