@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "resolve.h"
+#include "suggest.h"
 #include "worker.h"
 
 #ifndef EGRESSD_VERSION
@@ -44,6 +45,12 @@ usage(FILE *f)
 	        "               [--method METHOD] [--policy NAME]\n"
 	        "                                    show the decision for a "
 	        "destination\n"
+	        "       egressd --suggest LOGFILE    print rules that would "
+	        "allow what\n"
+	        "                                    report mode logged\n"
+	        "       egressd --hash-secret NAME basic|bearer < SECRET\n"
+	        "                                    print a credentials-file "
+	        "line\n"
 	        "       egressd -V                   print the version\n"
 	        "default FILE: " DEFAULT_CONFIG "\n");
 }
@@ -457,7 +464,13 @@ out:
 int
 main(int argc, char **argv)
 {
-	enum { OPT_EXPLAIN = 256, OPT_METHOD, OPT_POLICY, OPT_HASH };
+	enum {
+		OPT_EXPLAIN = 256,
+		OPT_METHOD,
+		OPT_POLICY,
+		OPT_HASH,
+		OPT_SUGGEST
+	};
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"test", no_argument, NULL, 't'},
@@ -467,6 +480,7 @@ main(int argc, char **argv)
 	    {"method", required_argument, NULL, OPT_METHOD},
 	    {"policy", required_argument, NULL, OPT_POLICY},
 	    {"hash-secret", required_argument, NULL, OPT_HASH},
+	    {"suggest", required_argument, NULL, OPT_SUGGEST},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *path = DEFAULT_CONFIG, *target = NULL, *method = "CONNECT";
@@ -498,6 +512,8 @@ main(int argc, char **argv)
 		case OPT_POLICY:
 			policy = optarg;
 			break;
+		case OPT_SUGGEST:
+			return suggest_run(optarg, stdout) < 0 ? 1 : 0;
 		case OPT_HASH:
 			return hash_secret(optarg,
 			                   optind < argc ? argv[optind] : NULL);
