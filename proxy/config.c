@@ -10,6 +10,7 @@
 
 #include "http.h"
 #include "metrics.h"
+#include "tls.h"
 
 /* The state of one load: where errors go. */
 struct load {
@@ -513,6 +514,53 @@ load_policies(struct load *ld, const config_setting_t *root, struct config *c)
 	return 0;
 }
 
+/* A path in the config, relative to the config file's directory. */
+static void
+config_relative(const struct load *ld, const char *path, char *out, size_t len)
+{
+	if (path[0] != '/' && strchr(ld->path, '/'))
+		snprintf(out, len, "%.*s/%s",
+		         (int)(strrchr(ld->path, '/') - ld->path), ld->path,
+		         path);
+	else
+		snprintf(out, len, "%s", path);
+}
+
+/* tls = { cert = "..."; key = "..."; client_ca = "..."; } */
+static int
+load_listener_tls(struct load *ld, const config_setting_t *e,
+                  struct config_listener *l, int *has_ca)
+{
+	static const char *const keys[] = {"cert", "key", "client_ca", NULL};
+	const config_setting_t *ts = config_setting_get_member(e, "tls");
+	const char *cert, *key, *ca;
+	char cpath[4096], kpath[4096], apath[4096], err[512];
+
+	*has_ca = 0;
+	if (!ts)
+		return 0;
+	if (!is_group(ts))
+		return load_fail(ld, ts,
+		                 "tls: expected a group { cert = ...; "
+		                 "key = ...; }");
+	if (check_keys(ld, ts, "tls", keys) < 0 ||
+	    get_string(ld, ts, "cert", &cert) < 0 ||
+	    get_string(ld, ts, "key", &key) < 0 ||
+	    get_string(ld, ts, "client_ca", &ca) < 0)
+		return -1;
+	if (!cert || !key)
+		return load_fail(ld, ts, "tls: cert and key are required");
+	config_relative(ld, cert, cpath, sizeof(cpath));
+	config_relative(ld, key, kpath, sizeof(kpath));
+	if (ca)
+		config_relative(ld, ca, apath, sizeof(apath));
+	if (!(l->tls = tls_server_new(cpath, kpath, ca ? apath : NULL, err,
+	                              sizeof(err))))
+		return load_fail(ld, ts, "%s", err);
+	*has_ca = ca != NULL;
+	return 0;
+}
+
 /* identify = [ "proxy-auth", "source" ]: how clients of a listener are
  * identified, in order. */
 static int
@@ -525,10 +573,10 @@ load_identify(struct load *ld, const config_setting_t *e,
 		return -1;
 	if (!s)
 		return 0;
-	if (config_setting_length(s) == 0 || config_setting_length(s) > 2)
+	if (config_setting_length(s) == 0 || config_setting_length(s) > 3)
 		return load_fail(ld, s,
-		                 "identify: one or two of "
-		                 "\"proxy-auth\", \"source\"");
+		                 "identify: one or more of \"proxy-auth\", "
+		                 "\"source\", \"tls-client-cert\"");
 	for (int i = 0; i < config_setting_length(s); i++) {
 		const config_setting_t *m = config_setting_get_elem(s, i);
 		const char *v = config_setting_get_string(m);
@@ -538,10 +586,19 @@ load_identify(struct load *ld, const config_setting_t *e,
 			how = IDENTIFY_PROXY_AUTH;
 		else if (strcmp(v, "source") == 0)
 			how = IDENTIFY_SOURCE;
-		else
+		else if (strcmp(v, "tls-client-cert") == 0) {
+			how = IDENTIFY_TLS_CERT;
+			if (!l->tls)
+				return load_fail(
+				    ld, m,
+				    "identify: \"tls-client-cert\" "
+				    "needs a tls listener with "
+				    "client_ca");
+		} else
 			return load_fail(ld, m,
 			                 "identify: \"%s\": expected "
-			                 "\"proxy-auth\" or \"source\"",
+			                 "\"proxy-auth\", \"source\" or "
+			                 "\"tls-client-cert\"",
 			                 v);
 		for (size_t j = 0; j < l->nidentify; j++)
 			if (l->identify[j] == how)
@@ -669,13 +726,8 @@ load_credentials(struct load *ld, const config_setting_t *root,
 		return -1;
 	if (!path)
 		return 0;
-	if (path[0] != '/' && strchr(ld->path, '/'))
-		/* Relative to the config file, not to where egressd runs. */
-		snprintf(full, sizeof(full), "%.*s/%s",
-		         (int)(strrchr(ld->path, '/') - ld->path), ld->path,
-		         path);
-	else
-		snprintf(full, sizeof(full), "%s", path);
+	/* Relative to the config file, not to where egressd runs. */
+	config_relative(ld, path, full, sizeof(full));
 	if (!(c->credentials_path = xstrdup(ld, cs, full)))
 		return -1;
 	if (!(f = fopen(full, "r")))
@@ -765,8 +817,8 @@ load_identities(struct load *ld, const config_setting_t *root, struct config *c)
 static int
 load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 {
-	static const char *const keys[] = {"address", "port", "policy",
-	                                   "identify", NULL};
+	static const char *const keys[] = {"address",  "port", "policy",
+	                                   "identify", "tls",  NULL};
 	const config_setting_t *ls = config_setting_get_member(root, "listen");
 	int n;
 
@@ -808,8 +860,17 @@ load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 		if (!(l->address = xstrdup(ld, e, address)))
 			return -1;
 		l->port = (uint16_t)port;
-		if (load_identify(ld, e, c, l) < 0)
+		int has_ca;
+
+		if (load_listener_tls(ld, e, l, &has_ca) < 0 ||
+		    load_identify(ld, e, c, l) < 0)
 			return -1;
+		for (size_t j = 0; j < l->nidentify; j++)
+			if (l->identify[j] == IDENTIFY_TLS_CERT && !has_ca)
+				return load_fail(
+				    ld, config_setting_get_member(e, "tls"),
+				    "tls: identify \"tls-client-cert\" needs "
+				    "client_ca");
 		if (l->nidentify > 0) {
 			if (policy)
 				return load_fail(
@@ -1003,8 +1064,10 @@ load_admin(struct load *ld, const config_setting_t *root, struct config *c)
 static void
 config_free(struct config *c)
 {
-	for (size_t i = 0; i < c->nlisteners; i++)
+	for (size_t i = 0; i < c->nlisteners; i++) {
 		free(c->listeners[i].address);
+		tls_server_free(c->listeners[i].tls);
+	}
 	free(c->listeners);
 	for (size_t i = 0; i < c->resolver.nservers; i++)
 		free(c->resolver.servers[i]);

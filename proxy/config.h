@@ -19,7 +19,10 @@
 enum identify_method {
 	IDENTIFY_PROXY_AUTH, /* Proxy-Authorization: Basic or Bearer */
 	IDENTIFY_SOURCE,     /* the client's address */
+	IDENTIFY_TLS_CERT,   /* the client's TLS certificate (TLS listener) */
 };
+
+struct tls_server;
 
 struct config_listener {
 	char *address;
@@ -27,8 +30,9 @@ struct config_listener {
 	/* Without identify: every client gets this policy (points into the
 	 * same snapshot).  With it: NULL, and the identity decides. */
 	const struct policy *policy;
-	enum identify_method identify[2]; /* tried in this order */
+	enum identify_method identify[3]; /* tried in this order */
 	size_t nidentify;
+	struct tls_server *tls; /* a TLS listener's context, else NULL */
 };
 
 struct config_resolver {

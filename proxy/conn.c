@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "reason.h"
+#include "tls.h"
 #include "tunnel.h"
 
 /* After an error answer, or a response that ends the connection: how long
@@ -821,6 +823,35 @@ parse_absolute(struct request *r)
 	return REASON_ALLOWED;
 }
 
+struct tls_match {
+	const struct config *config;
+	const struct identity *found;
+};
+
+static int
+tls_name_cb(const char *name, void *arg)
+{
+	struct tls_match *m = arg;
+
+	m->found = identity_by_tls_name(m->config->identities,
+	                                m->config->nidentities, name);
+	return m->found != NULL;
+}
+
+/* The identity a verified client certificate names, or NULL. */
+static const struct identity *
+tls_identity(struct conn *c)
+{
+	struct tls_match m = {c->config, NULL};
+	SSL *ssl;
+
+	if (!c->listener->tls ||
+	    !(ssl = bufferevent_openssl_get_ssl(c->client_bev)))
+		return NULL;
+	tls_peer_names(ssl, tls_name_cb, &m);
+	return m.found;
+}
+
 /*
  * Who is asking?  With identify on the listener, the identity chooses the
  * policy: Proxy-Authorization when sent (wrong credentials are refused,
@@ -856,6 +887,9 @@ identify(struct conn *c)
 		case IDENTIFY_SOURCE:
 			id = identity_by_source(cf->identities, cf->nidentities,
 			                        &c->client_addr);
+			break;
+		case IDENTIFY_TLS_CERT:
+			id = tls_identity(c);
 			break;
 		}
 	}
@@ -1024,7 +1058,9 @@ head_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
-	(void)what;
+	/* A TLS listener's handshake is done: the head comes next. */
+	if (what == BEV_EVENT_CONNECTED)
+		return;
 	c->r.reason = REASON_CLIENT_CLOSED;
 	conn_close(c);
 }
@@ -1130,8 +1166,24 @@ conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 	snprintf(c->listen_addr, sizeof(c->listen_addr),
 	         strchr(c->listener->address, ':') ? "[%s]:%u" : "%s:%u",
 	         c->listener->address, c->listener->port);
-	c->client_bev =
-	    bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->listener->tls) {
+		/* An https:// proxy URL: TLS first, then the same HTTP. */
+		SSL *ssl = tls_server_ssl(c->listener->tls);
+
+		c->client_bev =
+		    ssl ? bufferevent_openssl_socket_new(
+		              env->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		              BEV_OPT_CLOSE_ON_FREE)
+		        : NULL;
+		if (c->client_bev)
+			bufferevent_openssl_set_allow_dirty_shutdown(
+			    c->client_bev, 1);
+		else if (ssl)
+			SSL_free(ssl);
+	} else {
+		c->client_bev = bufferevent_socket_new(env->base, fd,
+		                                       BEV_OPT_CLOSE_ON_FREE);
+	}
 	c->timer = evtimer_new(env->base, head_timeout_cb, c);
 	TAILQ_INSERT_TAIL(&env->conns, c, link);
 	env->active++;
