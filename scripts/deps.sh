@@ -40,6 +40,7 @@ test)
 	need_py pytest python3-pytest
 	need_py requests python3-requests
 	need_py httpx python3-httpx
+	need_py pip python3-pip
 	;;
 esac
 

@@ -1161,6 +1161,7 @@ class Origin:
         self.routes = {}
         self.lock = threading.Lock()
         self.conn_seq = itertools.count(1)
+        self.fallback = None  # route for paths not in routes (default_route when None)
         self.notes = {}  # per-test scratch space of the routes (timestamps, progress)
         self.gates = {}  # name -> threading.Event a route may wait on
 
@@ -1200,7 +1201,7 @@ class Origin:
             req = OriginRequest(conn_no, head)
             with self.lock:
                 self.requests.append(req)
-            fn = self.routes.get(req.path, Origin.default_route)
+            fn = self.routes.get(req.path, self.fallback or Origin.default_route)
             if not fn(self, w, req):
                 break
         if self.ctx is not None:
