@@ -948,12 +948,18 @@ load_resolver(struct load *ld, const config_setting_t *root, struct config *c)
 static int
 load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 {
-	static const char *const keys[] = {
-	    "header_timeout_ms", "connect_timeout_ms",
-	    "idle_timeout_ms",   "keepalive_timeout_ms",
-	    "drain_timeout_ms",  "max_request_line",
-	    "max_header_bytes",  "max_header_fields",
-	    "buffer_bytes",      NULL};
+	static const char *const keys[] = {"header_timeout_ms",
+	                                   "connect_timeout_ms",
+	                                   "idle_timeout_ms",
+	                                   "keepalive_timeout_ms",
+	                                   "drain_timeout_ms",
+	                                   "max_request_line",
+	                                   "max_header_bytes",
+	                                   "max_header_fields",
+	                                   "buffer_bytes",
+	                                   "max_connections",
+	                                   "max_connections_per_client",
+	                                   NULL};
 	const config_setting_t *ls = config_setting_get_member(root, "limits");
 	struct config_limits *l = &c->limits;
 	const long long day_ms = 86400000LL;
@@ -968,6 +974,8 @@ load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 	    .max_header_bytes = 32768,
 	    .max_header_fields = 64,
 	    .buffer_bytes = 262144,
+	    .max_connections = 8192,
+	    .max_connections_per_client = 0,
 	};
 	if (!ls)
 		return 0;
@@ -991,7 +999,11 @@ load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 	    get_size_into(ld, ls, "max_header_fields", 1, HTTP_MAX_FIELDS,
 	                  &l->max_header_fields) < 0 ||
 	    get_size_into(ld, ls, "buffer_bytes", 4096, 64 << 20,
-	                  &l->buffer_bytes) < 0)
+	                  &l->buffer_bytes) < 0 ||
+	    get_int_into(ld, ls, "max_connections", 1, 1000000,
+	                 &l->max_connections) < 0 ||
+	    get_int_into(ld, ls, "max_connections_per_client", 0, 1000000,
+	                 &l->max_connections_per_client) < 0)
 		return -1;
 	if (l->max_header_bytes < l->max_request_line)
 		return load_fail(ld, ls,
@@ -1085,8 +1097,12 @@ config_free(struct config *c)
 	free(c);
 }
 
-struct config *
-config_load(const char *path, char *err, size_t errlen)
+/*
+ * Build a snapshot from text, or from the file at path when text is NULL.
+ * path names the source in messages and anchors relative file names.
+ */
+static struct config *
+load(const char *path, const char *text, char *err, size_t errlen)
 {
 	static const char *const keys[] = {
 	    "listen", "resolver", "log",        "limits",      "policies",
@@ -1103,7 +1119,8 @@ config_load(const char *path, char *err, size_t errlen)
 	}
 	atomic_init(&c->refs, 1);
 	config_init(&cf);
-	if (!config_read_file(&cf, path)) {
+	if (!(text ? config_read_string(&cf, text)
+	           : config_read_file(&cf, path))) {
 		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
 			snprintf(err, errlen, "%s: cannot read the file", path);
 		else
@@ -1135,6 +1152,42 @@ out:
 		config_free(c);
 		return NULL;
 	}
+	return c;
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	return load(path, NULL, err, errlen);
+}
+
+struct config *
+config_load_string(const char *text, size_t len, const char *name, char *err,
+                   size_t errlen)
+{
+	const char *nul = len > 0 ? memchr(text, '\0', len) : NULL;
+	struct config *c;
+	char *copy;
+
+	/* libconfig reads a C string: a NUL would silently end the text. */
+	if (nul) {
+		int line = 1;
+
+		for (const char *p = text; p < nul; p++)
+			line += *p == '\n';
+		snprintf(err, errlen, "%s:%d: a NUL byte in the text", name,
+		         line);
+		return NULL;
+	}
+	if (!(copy = malloc(len + 1))) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return NULL;
+	}
+	if (len > 0)
+		memcpy(copy, text, len);
+	copy[len] = '\0';
+	c = load(name, copy, err, errlen);
+	free(copy);
 	return c;
 }
 

@@ -54,6 +54,8 @@ struct config_limits {
 	size_t max_header_bytes;
 	size_t max_header_fields;
 	size_t buffer_bytes;
+	int max_connections;            /* client connections, all workers */
+	int max_connections_per_client; /* from one address; 0: no cap */
 };
 
 struct config {
@@ -79,6 +81,15 @@ struct config {
  * with "FILE:LINE: problem" (or "FILE: problem") written to err.
  */
 struct config *config_load(const char *path, char *err, size_t errlen);
+
+/*
+ * The same for len bytes of text held in memory (they need no NUL; one
+ * inside them is an error).  name stands for the file in messages
+ * ("NAME:LINE: problem"), in the snapshot's path, and as the directory that
+ * relative file names (credentials, certificates) are taken from.
+ */
+struct config *config_load_string(const char *text, size_t len,
+                                  const char *name, char *err, size_t errlen);
 
 /* Take another reference; returns c. */
 struct config *config_ref(struct config *c);

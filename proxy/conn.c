@@ -106,6 +106,26 @@ struct conn {
 
 static atomic_ullong next_conn_id;
 
+/*
+ * Connection caps shared by all workers: a total, and per client address
+ * in a table of counters indexed by a hash of the address.  Two clients
+ * whose addresses share a slot share its budget, which errs on the side
+ * of refusing.
+ */
+#define CLIENT_SLOTS 65536
+static atomic_int total_conns;
+static atomic_int client_conns[CLIENT_SLOTS];
+
+static unsigned
+client_slot(const struct netaddr *a)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < sizeof(a->b); i++)
+		h = (h ^ a->b[i]) * 16777619u;
+	return h % CLIENT_SLOTS;
+}
+
 static void conn_close(struct conn *c);
 static void conn_fail(struct conn *c, enum reason why, const struct verdict *v,
                       const struct netaddr *addr);
@@ -1144,7 +1164,9 @@ void
 conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
             socklen_t salen, size_t listener)
 {
+	const struct config_limits *lim = &env->config->limits;
 	struct conn *c = calloc(1, sizeof(*c));
+	int total, per_client;
 
 	(void)salen;
 	if (!c) {
@@ -1161,6 +1183,10 @@ conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 	c->listener = &c->config->listeners[listener];
 	if (netaddr_from_sockaddr(&c->client_addr, sa) < 0)
 		memset(&c->client_addr, 0, sizeof(c->client_addr));
+	/* Counted before anything can fail: conn_close uncounts. */
+	total = atomic_fetch_add(&total_conns, 1);
+	per_client =
+	    atomic_fetch_add(&client_conns[client_slot(&c->client_addr)], 1);
 	request_reset(c);
 	sockaddr_text(sa, c->client, sizeof(c->client));
 	snprintf(c->listen_addr, sizeof(c->listen_addr),
@@ -1194,6 +1220,13 @@ conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 		conn_close(c);
 		return;
 	}
+	/* Over a cap: answer at once, read nothing. */
+	if (total >= lim->max_connections ||
+	    (lim->max_connections_per_client > 0 &&
+	     per_client >= lim->max_connections_per_client)) {
+		conn_fail(c, REASON_TOO_MANY_CONNECTIONS, NULL, NULL);
+		return;
+	}
 	wait_request(c);
 }
 
@@ -1214,6 +1247,8 @@ conn_close(struct conn *c)
 		log_close(c);
 	c->state = CONN_CLOSED;
 	release_slot(c);
+	atomic_fetch_sub(&total_conns, 1);
+	atomic_fetch_sub(&client_conns[client_slot(&c->client_addr)], 1);
 	resolve_cancel(c->query);
 	tunnel_free(c->tunnel);
 	free_upstream(c);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -241,6 +242,32 @@ check_ports_free(const struct config *c)
 	return 0;
 }
 
+/* Each tunnel takes two descriptors: raise the soft limit to the hard one,
+ * and say so when max_connections cannot fit (accepting then pauses on
+ * EMFILE rather than failing). */
+static void
+raise_fd_limit(const struct config *c)
+{
+	struct rlimit rl;
+	char msg[200];
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if ((rlim_t)c->limits.max_connections * 2 + 64 > rl.rlim_cur) {
+		snprintf(msg, sizeof(msg),
+		         "limits.max_connections %d needs about %d file "
+		         "descriptors; the limit is %llu",
+		         c->limits.max_connections,
+		         c->limits.max_connections * 2 + 64,
+		         (unsigned long long)rl.rlim_cur);
+		log_lifecycle("error", "fd_limit_low", msg);
+	}
+}
+
 static void
 reload(struct daemon *d)
 {
@@ -398,6 +425,7 @@ run(struct config *c, const char *path)
 	}
 	if (check_ports_free(c) < 0)
 		goto out;
+	raise_fd_limit(c);
 	n = c->workers > 0 ? c->workers : online_cpus();
 	if (!(d.workers = calloc((size_t)n, sizeof(*d.workers))))
 		goto out;

@@ -46,6 +46,11 @@ static const struct reason_info reasons[REASON_COUNT] = {
                               "connection_limit_reached", "limit_tunnels",
                               "This client has as many connections open "
                               "as its limit allows."},
+    [REASON_TOO_MANY_CONNECTIONS] = {503, "Service Unavailable",
+                                     "connection_limit_reached",
+                                     "too_many_connections",
+                                     "The proxy, or this client, has as "
+                                     "many connections open as allowed."},
     [REASON_MALFORMED_REQUEST] = {400, "Bad Request", REQUEST_ERROR,
                                   "malformed_request",
                                   "The request is not valid HTTP/1.1."},
