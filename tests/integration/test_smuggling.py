@@ -74,6 +74,18 @@ def _routes(origin):
                + b"".join(H.chunk(p) for p in body) + b"0\r\nX-Checksum: 42\r\n\r\n")
         return not req.wants_close()
 
+    @origin.route("/expect")
+    def expect(org, w, req):
+        w.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return org.default_route(w, req)
+
+    @origin.route("/close-delimited")
+    def close_delimited(org, w, req):
+        org.read_body(w, req)
+        w.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+               b"no length, no chunks: the end is the close\n")
+        return False
+
     @origin.route("/big")
     def big(org, w, req):
         """n bytes of BULK_BLOCK (repeated), with Content-Length; progress in
@@ -413,7 +425,9 @@ def test_pipelined_allowed_then_denied(world, ow, strict, watch):
     mark = strict.log.mark()
     with H.Client(strict.port) as c:
         c.send(rq(target=b"http://origin.allowed.test/pipe-1")
-               + b"GET http://denied.test/pipe-2 HTTP/1.1\r\nHost: denied.test\r\n\r\n")
+               + b"GET http://denied.test/pipe-2 HTTP/1.1\r\nHost: denied.test\r\n\r\n"
+               # after a refusal the connection closes: this one is never read
+               + rq(target=b"http://origin.allowed.test/pipe-3"))
         r1 = c.read_message()
         r2 = c.read_response()
         local = c.local
@@ -459,6 +473,25 @@ def test_pipelined_allowed_pair_in_order(world, ow, strict):
         b"origin origin: GET /third"], bodies
     assert [q.request_line for q in ow.origin.since(n0)] == [
         "GET /first HTTP/1.1", "POST /smuggle HTTP/1.1", "GET /third HTTP/1.1"]
+
+
+def test_pipelined_after_connection_close_not_read(world, ow, strict):
+    """Nothing after a request that said Connection: close (or after a
+    refusal) is taken as a request."""
+    n0 = ow.origin.count_requests()
+    with H.Client(strict.port) as c:
+        c.send(rq(b"Connection: close\r\n", target=b"http://origin.allowed.test/last")
+               + rq(target=b"http://origin.allowed.test/after-last"))
+        r = c.read_message()
+        assert r.status == 200 and r.header("Connection").lower() == "close", r
+        assert c.recv_to_eof(timeout=5) == b""
+    with H.Client(strict.port) as c:
+        c.send(b"GET http://origin.allowed.test/bad HTTP/1.1\nHost: x\r\n\r\n"
+               + rq(target=b"http://origin.allowed.test/after-bad"))
+        r = c.read_response()
+    H.assert_error_response(r, 400, "http_request_error", "malformed_request")
+    H.time.sleep(0.2)
+    assert [q.path for q in ow.origin.since(n0)] == ["/last"]
 
 
 def test_pipelined_allowed_then_malformed(world, ow, strict):
@@ -702,3 +735,148 @@ def test_slowloris_plain_http(world, ow, egressd_factory, watch):
     w.assert_nothing()
     # nothing held: egressd's descriptors come back down
     H.wait_until(lambda: _fds(e.pid) <= fds0 + 2, 5, what="egressd to close the slow connections")
+
+
+# ------------------------------------------------------------ more framing, both ways
+
+
+BAD_CHUNKED = [
+    ("size-not-hex", b"zz\r\nhello\r\n0\r\n\r\n"),
+    ("size-0x", b"0x5\r\nhello\r\n0\r\n\r\n"),
+    ("size-negative", b"-5\r\nhello\r\n0\r\n\r\n"),
+    ("size-overflow", b"10000000000000005\r\nhello\r\n0\r\n\r\n"),
+    ("size-space", b"5 \r\nhello\r\n0\r\n\r\n"),
+    ("size-bare-lf", b"5\nhello\r\n0\r\n\r\n"),
+    ("data-not-followed-by-crlf", b"5\r\nhelloX\r\n0\r\n\r\n"),
+    ("data-longer-than-size", b"3\r\nhello\r\n0\r\n\r\n"),
+    ("bad-extension", b"5;a b\r\nhello\r\n0\r\n\r\n"),
+    ("trailer-obs-fold", b"5\r\nhello\r\n0\r\nX-T: 1\r\n folded\r\n\r\n"),
+    ("trailer-space-before-colon", b"5\r\nhello\r\n0\r\nX-T : 1\r\n\r\n"),
+]
+
+
+@pytest.mark.parametrize("body", [c[1] for c in BAD_CHUNKED], ids=[c[0] for c in BAD_CHUNKED])
+def test_bad_chunked_body_refused(world, ow, strict, watch, body):
+    """Chunked framing is checked as it streams: the head may have gone
+    ahead, but no request reaches the origin whole, and 400 bad_framing."""
+    w = watch(world.canaries + world.upstreams)
+    n0 = ow.origin.count_requests()
+    r = H.request(strict.port, post(b"Transfer-Encoding: chunked\r\n", body))
+    H.assert_error_response(r, 400, "http_request_error", "bad_framing")
+    line = strict.log.wait(event="error", client=r.client)
+    assert line["reason"] == "bad_framing" and line["status"] == 400, line
+    H.time.sleep(0.2)
+    for q in ow.origin.since(n0):
+        assert b"0\r\n" not in q.raw_body, "a whole bad body reached the origin: %r" % q
+    w.assert_nothing()
+
+
+def test_transfer_coding_name_is_case_insensitive(world, ow, strict):
+    """RFC 9112 §7: "Chunked" is chunked."""
+    n0 = ow.origin.count_requests()
+    with H.Client(strict.port) as c:
+        c.send(post(b"Transfer-Encoding: Chunked\r\n", H.chunk(b"hello") + b"0\r\n\r\n"))
+        r = c.read_message()
+    assert r.status == 200 and b"body=5 " in r.body, r
+    (req,) = ow.origin.since(n0)
+    assert req.body == b"hello" and req.header("transfer-encoding") == ["chunked"], req
+
+
+def test_expect_100_continue(world, ow, strict):
+    """The origin's 100 Continue reaches the client, which only then sends
+    its body (as curl does for large uploads)."""
+    n0 = ow.origin.count_requests()
+    with H.Client(strict.port) as c:
+        c.send(b"POST http://origin.allowed.test/expect HTTP/1.1\r\nHost: origin.allowed.test\r\n"
+               b"Expect: 100-continue\r\nContent-Length: 11\r\n\r\n")
+        interim = H.Response(c.read_head())
+        assert interim.status == 100, interim
+        c.send(b"hello world")
+        r = c.read_message()
+    assert r.status == 200 and b"POST /expect body=11 " in r.body, r
+    (req,) = ow.origin.since(n0)
+    assert req.header("expect") == ["100-continue"] and req.body == b"hello world", req
+
+
+def test_close_delimited_response(world, ow, strict):
+    """A response without Content-Length or chunked ends with the close: the
+    client gets it whole, unframed, and then the close."""
+    mark = strict.log.mark()
+    with H.Client(strict.port) as c:
+        c.send(rq(target=b"http://origin.allowed.test/close-delimited"))
+        r = H.Response(c.read_head())
+        body = c.recv_to_eof(timeout=5)
+        local = c.local
+    assert r.status == 200, r
+    assert r.header("Content-Length") is None and r.header("Transfer-Encoding") is None, r
+    assert body == b"no length, no chunks: the end is the close\n", body
+    close = strict.log.wait(since=mark, event="close", client=local)
+    assert close["status"] == 200 and close["reason"] == "complete", close
+
+
+def test_client_connection_close_and_http10(world, ow, strict):
+    n0 = ow.origin.count_requests()
+    with H.Client(strict.port) as c:
+        c.send(rq(b"Connection: close\r\n", target=b"http://origin.allowed.test/closing"))
+        r = c.read_message()
+        assert r.status == 200 and r.header("Connection").lower() == "close", r
+        assert c.recv_to_eof(timeout=5) == b""
+    with H.Client(strict.port) as c:
+        c.send(b"GET http://origin.allowed.test/ten HTTP/1.0\r\n\r\n")
+        r = c.read_message()
+        assert r.status == 200 and b"GET /ten" in r.body, r
+        assert c.recv_to_eof(timeout=5) == b"", "HTTP/1.0: one request per connection"
+    reqs = ow.origin.since(n0)
+    assert [q.request_line for q in reqs] == ["GET /closing HTTP/1.1", "GET /ten HTTP/1.0"]
+    assert reqs[1].header("host") == ["origin.allowed.test"], reqs[1]
+
+
+def test_connect_after_forwarded_request_is_checked(world, ow, strict, watch):
+    """A kept-alive connection may switch to CONNECT; it is checked as any
+    request."""
+    with H.Client(strict.port) as c:
+        c.send(rq(target=b"http://origin.allowed.test/before-connect"))
+        assert c.read_message().status == 200
+        c.send(H.connect_req("origin.allowed.test:8080"))
+        assert c.read_head() == b"HTTP/1.1 200 Connection established"
+        c.send(b"GET /through-tunnel HTTP/1.1\r\nHost: origin.allowed.test:8080\r\n"
+               b"Connection: close\r\n\r\n")
+        r = c.read_message()
+        assert r.status == 200 and b"GET /through-tunnel" in r.body, r
+    w = watch([world.http] + world.canaries)
+    with H.Client(strict.port) as c:
+        c.send(rq(target=b"http://origin.allowed.test/before-denied"))
+        assert c.read_message().status == 200
+        c.send(H.connect_req("denied.test:80"))
+        r = c.read_response()
+    H.assert_refusal(r, "http_request_denied", "host_not_allowed", "denied.test:80", "strict")
+    w.assert_nothing()
+
+
+def test_close_line_per_request_with_bytes(world, ow, strict):
+    """docs/log.md: one close line per request, bytes_up the rewritten head
+    and body, bytes_down what the client got; the refused one has its own."""
+    n0 = ow.origin.count_requests()
+    mark = strict.log.mark()
+    with H.Client(strict.port) as c:
+        c.send(post(b"Content-Length: 11\r\n", b"hello world")
+               + b"GET http://denied.test/ HTTP/1.1\r\nHost: denied.test\r\n\r\n")
+        head = c.read_head()
+        r1 = H.Response(head)
+        r1.body = c.recv_exact(int(r1.header("Content-Length")))
+        r2 = c.read_response()
+        local = c.local
+    assert r1.status == 200 and r2.status == 403, (r1, r2)
+    (req,) = ow.origin.since(n0)
+    closes = H.wait_until(lambda: (lambda l: l if len(l) >= 2 else None)(
+        strict.log.find(since=mark, event="close", client=local)), 3, what="two close lines")
+    assert len(closes) == 2, closes
+    first, second = closes
+    assert (first["status"], first["reason"]) == (200, "complete"), first
+    assert first["bytes_up"] == len(req.raw_head) + 4 + len(req.raw_body), (first, req.raw_head)
+    assert first["bytes_down"] == len(head) + 4 + len(r1.body), first
+    assert first.get("path") == "/smuggle" and first["host"] == "origin.allowed.test", first
+    assert (second["status"], second["reason"]) == (403, "host_not_allowed"), second
+    assert second["host"] == "denied.test", second
+    assert second["bytes_up"] == 0, second
+    assert second["bytes_down"] == len(r2.raw_head) + 4 + len(r2.body), second
