@@ -386,6 +386,12 @@ def test_git_clone_refused(world, tools, tc, tmp_path, watch):
     env = _git_env(world, str(tmp_path), HTTPS_PROXY=purl(tc))
     p = _git(["clone", "-q", "https://git.denied.test/probe.git", str(tmp_path / "x")], env=env)
     assert (p.returncode, p.stderr) == (128, GIT_403), (p.returncode, p.stderr)
+    # ls-remote and push say the same
+    p = _git(["ls-remote", "https://git.denied.test/probe.git"], env=env)
+    assert (p.returncode, p.stderr) == (128, GIT_403), (p.returncode, p.stderr)
+    p = _git(["push", "https://git.denied.test/probe.git", "main"],
+             cwd=os.path.join(tools.tmp, "git-seed"), env=env)
+    assert (p.returncode, p.stderr) == (128, GIT_403), (p.returncode, p.stderr)
     deny = tc.log.wait(since=mark, event="deny", host="git.denied.test")
     H.assert_deny_line(deny, "host_not_allowed", "git.denied.test", 443, policy="toolchain")
     w.assert_nothing()
@@ -674,3 +680,26 @@ def test_no_proxy_matching(world, tools, tc, tmp_path, pyenv, value, curl_bp, re
         seen["git"] = not tc.log.find(since=mark, event="allow", host="git.allowed.test")
     git()
     assert seen == {"curl": curl_bp, "requests": req_bp, "httpx": httpx_bp, "git": git_bp}, seen
+
+
+def test_lowercase_wins_when_both_cases_set(world, tools, tc, tmp_path, pyenv):
+    """https_proxy and HTTPS_PROXY both set, differently: curl, git, requests
+    and httpx all take the lower-case one (the upper-case one here points at
+    a closed port in the namespace)."""
+    import httpx
+    import requests
+    dead = "http://127.0.0.1:1"
+    env = H.client_env(str(tmp_path), https_proxy=purl(tc), HTTPS_PROXY=dead,
+                       GIT_SSL_CAINFO=world.ca)
+    p = run(curl_cmd(world, "https://llm.allowed.test/both-cases-curl"), env)
+    assert p.returncode == 0, p.stderr
+    p = _git(["ls-remote", "https://git.allowed.test/probe.git"], env=env)
+    assert p.returncode == 0, p.stderr
+    pyenv.setenv("https_proxy", purl(tc))
+    pyenv.setenv("HTTPS_PROXY", dead)
+    assert requests.get("https://llm.allowed.test/both-cases-requests", verify=world.ca,
+                        timeout=5).status_code == 200
+    with httpx.Client(verify=world.ca, timeout=5) as c:
+        assert c.get("https://llm.allowed.test/both-cases-httpx").status_code == 200
+    paths = [q.path for q in tools.llm.requests if q.path.startswith("/both-cases-")]
+    assert paths == ["/both-cases-curl", "/both-cases-requests", "/both-cases-httpx"], paths
