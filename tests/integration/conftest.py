@@ -12,6 +12,8 @@ The world (session-wide):
   canaries that must never see a connection: 10.0.0.5:443,
   169.254.169.254:443, 127.0.0.1:443, 127.0.0.1:LOOP (loopback.test's port),
   [::1]:443, 198.51.100.10:8443, 169.254.169.254:80, 10.0.0.5:80.
+Modules start servers of their own on 198.51.100.11-14 (see README.md), and
+share egressd instances on their own policies through `shared_egressd`.
 """
 
 import os
