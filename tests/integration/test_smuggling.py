@@ -86,6 +86,20 @@ def _routes(origin):
                b"no length, no chunks: the end is the close\n")
         return False
 
+    @origin.route("/no-answer")
+    def no_answer(org, w, req):
+        org.read_body(w, req)
+        org.gate("no-answer").wait(10)
+        return False
+
+    @origin.route("/stall-mid")
+    def stall_mid(org, w, req):
+        org.read_body(w, req)
+        w.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"
+               b"first ten.")
+        org.gate("stall-mid").wait(10)
+        return False
+
     @origin.route("/big")
     def big(org, w, req):
         """n bytes of BULK_BLOCK (repeated), with Content-Length; progress in
@@ -880,3 +894,52 @@ def test_close_line_per_request_with_bytes(world, ow, strict):
     assert second["host"] == "denied.test", second
     assert second["bytes_up"] == 0, second
     assert second["bytes_down"] == len(r2.raw_head) + 4 + len(r2.body), second
+
+
+def test_idle_upstream_and_idle_keepalive(world, ow, egressd_factory):
+    """idle_timeout_ms: an origin that never answers gets the client a 504
+    (upstream_timeout); one that stalls mid-body gets the client's connection
+    closed, the body visibly cut. keepalive_timeout_ms: an idle kept-alive
+    connection is closed quietly (no line of its own)."""
+    e = egressd_factory("idle", lambda port, log: H.render_config(
+        port, log, STRICT_POLICY, limits={"idle_timeout_ms": 700, "keepalive_timeout_ms": 600}))
+    try:
+        mark = e.log.mark()
+        with H.Client(e.port) as c:
+            c.send(rq(target=b"http://origin.allowed.test/no-answer"))
+            t0 = H.time.monotonic()
+            r = c.read_response(timeout=6)
+            took = H.time.monotonic() - t0
+        H.assert_error_response(r, 504, "connection_read_timeout", "upstream_timeout",
+                                "origin.allowed.test:80")
+        assert 0.5 <= took < 4, took
+        line = e.log.wait(since=mark, event="close", status=504)
+        assert line["reason"] == "upstream_timeout", line
+
+        mark = e.log.mark()
+        with H.Client(e.port) as c:
+            c.send(rq(target=b"http://origin.allowed.test/stall-mid"))
+            r = H.Response(c.read_head())
+            assert r.status == 200 and r.header("Content-Length") == "100", r
+            got = c.recv_to_eof(timeout=6)
+            local = c.local
+        assert got == b"first ten.", "a cut body must end with the connection: %r" % got
+        line = e.log.wait(since=mark, event="close", client=local)
+        assert line["status"] == 200 and line["reason"] in ("idle_timeout", "upstream_timeout"), \
+            line
+    finally:
+        ow.origin.gate("no-answer").set()
+        ow.origin.gate("stall-mid").set()
+
+    mark = e.log.mark()
+    with H.Client(e.port) as c:
+        c.send(rq(target=b"http://origin.allowed.test/then-idle"))
+        assert c.read_message().status == 200
+        t0 = H.time.monotonic()
+        assert c.recv_to_eof(timeout=5) == b""
+        took = H.time.monotonic() - t0
+        local = c.local
+    assert 0.4 <= took < 4, took
+    H.time.sleep(0.2)
+    lines = [l for l in e.log.since(mark) if l.get("client") == local]
+    assert [l["event"] for l in lines] == ["allow", "close"], lines
