@@ -110,7 +110,7 @@ static struct {
 	struct conn *conns;
 	int active;
 	uint64_t next_pair; /* source/target rotation */
-	uint64_t t0, t_end;
+	uint64_t t0, t_end, t_stop;
 	int running; /* new tunnels/requests may start */
 	uint64_t count;  /* completed inside the measured window */
 	uint64_t done;   /* completed at all */
@@ -347,7 +347,8 @@ static void
 completed(struct conn *c, uint64_t now)
 {
 	g.done++;
-	if (now <= g.t_end) {
+	/* With -M, what it takes to reach the minimum counts too. */
+	if (now <= g.t_end || g.count < opt.min_count) {
 		g.count++;
 		record_latency(now - c->started);
 	}
@@ -839,12 +840,13 @@ run_timed(void)
 			last_check = now;
 		}
 		if (g.running && now >= g.t_end &&
-		    (opt.min_count == 0 || g.done >= opt.min_count ||
+		    (opt.min_count == 0 || g.count >= opt.min_count ||
 		     now >= g.t_end + (uint64_t)(opt.op_timeout * 1e6)))
 			break;
 		if (got_term)
 			break;
 	}
+	g.t_stop = now;
 	/* Let what is in flight finish, briefly; it is not counted in the
 	 * window but is in done (for CPU per tunnel). */
 	g.running = 0;
@@ -854,9 +856,6 @@ run_timed(void)
 	for (int i = 0; i < opt.clients; i++)
 		if (g.conns[i].state != S_FREE)
 			conn_release(&g.conns[i]);
-	if (opt.min_count && g.count < opt.min_count)
-		/* Smoke runs: report what finished at all. */
-		g.count = g.done;
 }
 
 static void
@@ -987,8 +986,13 @@ report(void)
 
 	for (int e = 0; e < E_COUNT; e++)
 		errors += g.errors[e];
-	if ((opt.mode == M_CONNECT || opt.mode == M_HTTP) && opt.seconds > 0)
+	if (opt.mode == M_CONNECT || opt.mode == M_HTTP) {
+		/* The window; past it only with -M, until the minimum. */
 		secs = opt.seconds;
+		if (g.t_stop > g.t_end && g.count > 0 &&
+		    g.count <= opt.min_count)
+			secs = (double)(g.t_stop - g.t0) / 1e6;
+	}
 	if (secs <= 0)
 		secs = 1e-6;
 	if (g.nlat)
