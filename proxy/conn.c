@@ -344,6 +344,8 @@ write_answer(struct conn *c, enum reason why, const struct verdict *v,
 	struct evbuffer *out = bufferevent_get_output(c->client_bev);
 	char dest[HOST_NAME_MAX_LEN + 16];
 	char body[2048], abuf[NETADDR_STRLEN];
+	/* The output may still hold an earlier response of this connection. */
+	size_t before = evbuffer_get_length(out);
 	int n;
 
 	dest_text(&c->r, dest, sizeof(dest));
@@ -397,7 +399,7 @@ write_answer(struct conn *c, enum reason why, const struct verdict *v,
 	                    "Content-Length: %d\r\nConnection: close\r\n\r\n",
 	                    n);
 	evbuffer_add(out, body, (size_t)n);
-	c->r.bytes_down += evbuffer_get_length(out);
+	c->r.bytes_down += evbuffer_get_length(out) - before;
 }
 
 static void
