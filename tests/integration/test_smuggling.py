@@ -100,6 +100,12 @@ def _routes(origin):
         org.gate("stall-mid").wait(10)
         return False
 
+    @origin.route("/resp")
+    def canned(org, w, req):
+        org.read_body(w, req)
+        w.send(CANNED[req.query["case"]])
+        return False
+
     @origin.route("/big")
     def big(org, w, req):
         """n bytes of BULK_BLOCK (repeated), with Content-Length; progress in
@@ -944,3 +950,88 @@ def test_idle_upstream_and_idle_keepalive(world, ow, egressd_factory):
     H.time.sleep(0.2)
     lines = [l for l in e.log.since(mark) if l.get("client") == local]
     assert [l["event"] for l in lines] == ["allow", "close"], lines
+
+
+# ------------------------------------------------------------ the response side
+
+
+OK5 = b"\r\n\r\nhello"
+CANNED = {
+    "two-cl": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6" + OK5 + b"!",
+    "cl-list-differs": b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6" + OK5 + b"!",
+    "cl-plus": b"HTTP/1.1 200 OK\r\nContent-Length: +5" + OK5,
+    "obs-fold": b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 5" + OK5,
+    "bare-lf": b"HTTP/1.1 200 OK\nContent-Length: 5\n\nhello",
+    "space-before-colon": b"HTTP/1.1 200 OK\r\nContent-Length : 5" + OK5,
+    "nul-in-head": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 5" + OK5,
+    "bad-status": b"HTTP/1.1 20 OK\r\nContent-Length: 5" + OK5,
+    "http2-status-line": b"HTTP/2 200\r\nContent-Length: 5" + OK5,
+    "te-in-http10": b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "switching-protocols": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                           b"Connection: Upgrade\r\n\r\n",
+    "te-and-cl": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+                 b"5\r\nhello\r\n0\r\n\r\n",
+    "bad-chunk-mid-body": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          b"5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n",
+    "te-not-final-chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nraw",
+    "short-body": b"HTTP/1.1 200 OK\r\nContent-Length: 100" + OK5,
+}
+
+BAD_RESPONSES = ["two-cl", "cl-list-differs", "cl-plus", "obs-fold", "bare-lf",
+                 "space-before-colon", "nul-in-head", "bad-status", "http2-status-line",
+                 "te-in-http10", "switching-protocols"]
+
+
+@pytest.mark.parametrize("case", BAD_RESPONSES)
+def test_bad_response_head_is_502(world, ow, strict, case):
+    """A response head egressd cannot frame for certain never reaches the
+    client: 502 bad_response instead, and the connection closes."""
+    mark = strict.log.mark()
+    r = H.request(strict.port, rq(target=b"http://origin.allowed.test/resp?case=" + case.encode()))
+    H.assert_error_response(r, 502, "http_protocol_error", "bad_response", "origin.allowed.test:80")
+    assert b"hello" not in r.body, r
+    line = strict.log.wait(since=mark, client=r.client, event="close")
+    assert (line["status"], line["reason"]) == (502, "bad_response"), line
+
+
+def test_response_te_and_cl_reframed(world, ow, strict):
+    """Transfer-Encoding wins over Content-Length (RFC 9112 §6.3); the
+    Content-Length is not passed on, and the connection stays in step."""
+    with H.Client(strict.port) as c:
+        c.send(rq(target=b"http://origin.allowed.test/resp?case=te-and-cl"))
+        r = c.read_message()
+        c.send(rq(target=b"http://origin.allowed.test/after-te-and-cl"))
+        r2 = c.read_message()
+    assert r.status == 200 and r.body == b"hello", r
+    assert r.header("Content-Length") is None and r.header("Transfer-Encoding") == "chunked", r
+    assert r2.status == 200 and b"GET /after-te-and-cl" in r2.body, r2
+
+
+@pytest.mark.parametrize("case,allowed", [
+    ("bad-chunk-mid-body", (b"", b"5\r\nhello\r\n")),  # none, or the valid chunk, never "zz"
+    ("short-body", (b"", b"hello"))])
+def test_response_cut_mid_body_closes_client(world, ow, strict, case, allowed):
+    """Once the head has gone, a broken or short body can only be cut: the
+    client sees the connection close before the body's end, never a clean
+    end it could take the next response from."""
+    mark = strict.log.mark()
+    with H.Client(strict.port) as c:
+        c.send(rq(target=b"http://origin.allowed.test/resp?case=" + case.encode())
+               + rq(target=b"http://origin.allowed.test/never"))
+        r = H.Response(c.read_head())
+        rest = c.recv_to_eof(timeout=5)
+        local = c.local
+    assert r.status == 200, r
+    assert rest in allowed, rest
+    line = strict.log.wait(since=mark, client=local, event="close")
+    assert line["reason"] in ("bad_response", "response_incomplete"), line
+    assert not [q for q in ow.origin.requests if q.path == "/never"]
+
+
+def test_response_not_chunked_last_is_close_delimited(world, ow, strict):
+    with H.Client(strict.port) as c:
+        c.send(rq(target=b"http://origin.allowed.test/resp?case=te-not-final-chunked"))
+        r = H.Response(c.read_head())
+        body = c.recv_to_eof(timeout=5)
+    assert r.status == 200 and r.header("Content-Length") is None, r
+    assert body == b"raw", body
