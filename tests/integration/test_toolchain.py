@@ -703,3 +703,22 @@ def test_lowercase_wins_when_both_cases_set(world, tools, tc, tmp_path, pyenv):
         assert c.get("https://llm.allowed.test/both-cases-httpx").status_code == 200
     paths = [q.path for q in tools.llm.requests if q.path.startswith("/both-cases-")]
     assert paths == ["/both-cases-curl", "/both-cases-requests", "/both-cases-httpx"], paths
+
+
+def test_requests_session_keepalive_rechecked(world, tools, tc, pyenv):
+    """A real client's pooled connection to the proxy carries requests for
+    different hosts: the denied one is refused on the same connection, and
+    never reaches its host (llm.denied.test is the same server)."""
+    import requests
+    pyenv.setenv("http_proxy", purl(tc))
+    n0 = tools.llm_plain.count_requests()
+    mark = tc.log.mark()
+    with requests.Session() as s:
+        assert s.get("http://llm.allowed.test/ka-1", timeout=5).status_code == 200
+        r = s.get("http://llm.denied.test/ka-2", timeout=5)
+        assert r.status_code == 403 and r.headers["Connection"].lower() == "close", r.headers
+        assert s.get("http://llm.allowed.test/ka-3", timeout=5).status_code == 200
+    assert [q.path for q in tools.llm_plain.since(n0)] == ["/ka-1", "/ka-3"]
+    allow = tc.log.wait(since=mark, event="allow", path="/ka-1")
+    deny = tc.log.wait(since=mark, event="deny", host="llm.denied.test")
+    assert deny["conn"] == allow["conn"], "not one connection: %r %r" % (allow, deny)
