@@ -41,6 +41,7 @@ test)
 	need_py requests python3-requests
 	need_py httpx python3-httpx
 	need_py pip python3-pip
+	need_py prometheus_client python3-prometheus-client
 	;;
 esac
 
