@@ -902,6 +902,15 @@ run_idle(void)
 			last_check = now;
 		}
 	}
+	/* Still opening after the setup bound, or never started: those are
+	 * failures too. */
+	g.errors[E_TIMEOUT] += (uint64_t)(opt.clients - started);
+	for (int i = 0; i < opt.clients; i++) {
+		struct conn *c = &g.conns[i];
+
+		if (c->state != S_FREE && c->state != S_HELD)
+			conn_fail(c, E_TIMEOUT, "not open within the setup bound");
+	}
 	printf("ready tunnels=%d established=%d setup_s=%.3f\n", opt.clients,
 	       g.established, (double)(now - g.t0) / 1e6);
 	fflush(stdout);

@@ -485,6 +485,7 @@ profile_egressd() {
 # --- the run -----------------------------------------------------------------
 
 t_start=$(date +%s)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 egressd_ok=1
 for target in $BENCH_PROXIES; do
 	say "== $target"
@@ -502,6 +503,7 @@ for target in $BENCH_PROXIES; do
 	stop_proxy
 done
 elapsed=$(($(date +%s) - t_start))
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the table ---------------------------------------------------------------
 
@@ -514,6 +516,7 @@ eg_rev=$(git -C "$root" describe --always --dirty 2>/dev/null)
 	echo "egressd benchmark ($mode) — $(date -u '+%Y-%m-%d %H:%M UTC'), ${elapsed}s"
 	echo "machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r)"
 	echo "egressd: ${eg_ver:-?} ($eg_rev); squid $(ver squid); tinyproxy $(ver tinyproxy)"
+	echo "loadavg: $load_start before the run, $load_end after (other work on the machine disturbs the figures)"
 	echo "load: ${T}s a timed scenario, $BENCH_CLIENTS clients, bulk $BENCH_BULK_BYTES bytes a scenario, fixed rate $BENCH_RATE/s, idle: $BENCH_IDLE"
 } >"$work/table"
 
