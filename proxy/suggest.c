@@ -135,7 +135,8 @@ print_policy(FILE *out, struct entry *e, size_t n, unsigned *rule_no)
 	fprintf(out,
 	        "# policy \"%s\": %zu destination%s reported as would-deny "
 	        "(%lu request%s).\n# Add the rules you want to its rules "
-	        "list, then set mode = \"enforce\".\n",
+	        "list (with a comma between them and the rules already\n"
+	        "# there), then set mode = \"enforce\".\n",
 	        e[0].policy, n, n == 1 ? "" : "s", total,
 	        total == 1 ? "" : "s");
 	for (size_t i = 0; i < n; i++) {
@@ -154,10 +155,13 @@ print_policy(FILE *out, struct entry *e, size_t n, unsigned *rule_no)
 			count += e[j].count;
 			e[j].done = 1;
 		}
+		/* Commas between rules only: libconfig refuses a trailing
+		 * one, so the block pastes as it is into a list. */
 		fprintf(out,
-		        " ];\n  ports = [ %ld ]; methods = [ \"%s\" ]; },  "
+		        " ];\n  ports = [ %ld ]; methods = [ \"%s\" ]; }%s  "
 		        "# %lu request%s\n",
-		        e[i].port, e[i].method, count, count == 1 ? "" : "s");
+		        e[i].port, e[i].method, j < n ? "," : "", count,
+		        count == 1 ? "" : "s");
 		for (size_t k = i; k < j; k++)
 			if (j - i > 1)
 				fprintf(out, "#   %s: %lu\n", e[k].host,

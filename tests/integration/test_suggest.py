@@ -193,8 +193,9 @@ def test_suggest_rules_grouped_by_policy_with_counts(world, recorded):
 
 def _enforce_with(text, policy, rules_text, where):
     """The policy's mode set to enforce and the suggested rules pasted into
-    its rules list, verbatim: after its last rule (append) or before its
-    first (prepend)."""
+    its rules list, verbatim, with the one comma the suggestion's header
+    asks for between them and the existing rules: after its last rule
+    (append) or before its first (prepend)."""
     i = text.index('{ name = "%s";' % policy)
     j = text.index("rules = (", i) + len("rules = (")
     k = text.index("\n    );", j)
@@ -204,7 +205,7 @@ def _enforce_with(text, policy, rules_text, where):
     if where == "append":
         body = existing + ",\n" + rules_text.rstrip("\n")
     else:
-        body = "\n" + rules_text.rstrip("\n") + existing
+        body = "\n" + rules_text.rstrip("\n") + ",\n" + existing
     return head + body + text[k:]
 
 

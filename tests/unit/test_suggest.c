@@ -83,7 +83,7 @@ test_rules_grouped_by_policy_with_counts(void **state)
 	assert_non_null(strstr(out, "# policy \"aider\": 2 destinations"));
 	assert_non_null(strstr(out, "hosts = [ \"files.example\", "
 	                            "\"pypi.org\" ];\n  ports = [ 443 ]; "
-	                            "methods = [ \"CONNECT\" ]; },  # 3 "
+	                            "methods = [ \"CONNECT\" ]; }  # 3 "
 	                            "requests"));
 	assert_non_null(strstr(out, "#   pypi.org: 2"));
 	/* Enforced refusals are not suggestions. */
