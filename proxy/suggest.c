@@ -135,8 +135,8 @@ print_policy(FILE *out, struct entry *e, size_t n, unsigned *rule_no)
 	fprintf(out,
 	        "# policy \"%s\": %zu destination%s reported as would-deny "
 	        "(%lu request%s).\n# Add the rules you want to its rules "
-	        "list (with a comma between them and the rules already\n"
-	        "# there), then set mode = \"enforce\".\n",
+	        "list (a comma between them and rules already there), then "
+	        "set mode = \"enforce\".\n",
 	        e[0].policy, n, n == 1 ? "" : "s", total,
 	        total == 1 ? "" : "s");
 	for (size_t i = 0; i < n; i++) {
@@ -145,27 +145,30 @@ print_policy(FILE *out, struct entry *e, size_t n, unsigned *rule_no)
 
 		if (e[i].done)
 			continue;
-		fprintf(out, "{ name = \"suggested-%u\";\n  %s = [ ",
-		        ++*rule_no, e[i].ip ? "networks" : "hosts");
 		for (j = i;
 		     j < n && e[j].ip == e[i].ip && e[j].port == e[i].port &&
 		     strcmp(e[j].method, e[i].method) == 0;
-		     j++) {
-			fprintf(out, "%s\"%s\"", j > i ? ", " : "", e[j].host);
+		     j++)
 			count += e[j].count;
-			e[j].done = 1;
+		/* The counts go on a comment line of their own, so the rule
+		 * can take a comma after it wherever it is pasted. */
+		fprintf(out, "# suggested-%u: %lu request%s", ++*rule_no, count,
+		        count == 1 ? "" : "s");
+		for (size_t k = i; k < j && j - i > 1; k++)
+			fprintf(out, "%s%s: %lu", k == i ? " (" : ", ",
+			        e[k].host, e[k].count);
+		fprintf(out, "%s\n{ name = \"suggested-%u\";\n  %s = [ ",
+		        j - i > 1 ? ")" : "", *rule_no,
+		        e[i].ip ? "networks" : "hosts");
+		for (size_t k = i; k < j; k++) {
+			fprintf(out, "%s\"%s\"", k > i ? ", " : "", e[k].host);
+			e[k].done = 1;
 		}
 		/* Commas between rules only: libconfig refuses a trailing
-		 * one, so the block pastes as it is into a list. */
+		 * one. */
 		fprintf(out,
-		        " ];\n  ports = [ %ld ]; methods = [ \"%s\" ]; }%s  "
-		        "# %lu request%s\n",
-		        e[i].port, e[i].method, j < n ? "," : "", count,
-		        count == 1 ? "" : "s");
-		for (size_t k = i; k < j; k++)
-			if (j - i > 1)
-				fprintf(out, "#   %s: %lu\n", e[k].host,
-				        e[k].count);
+		        " ];\n  ports = [ %ld ]; methods = [ \"%s\" ]; }%s\n",
+		        e[i].port, e[i].method, j < n ? "," : "");
 	}
 	fputc('\n', out);
 }

@@ -79,10 +79,10 @@ EXPECTED = {
 }
 
 RULE_RE = re.compile(
-    r'^\{ name = "(suggested-\d+)";\n'
+    r'^# (suggested-\d+): (\d+) requests?(?: \(((?:[^:\s]+: \d+(?:, )?)+)\))?\n'
+    r'\{ name = "\1";\n'
     r'  (hosts|networks) = \[ ((?:"[^"]+"(?:, )?)+) \];\n'
-    r'  ports = \[ (\d+) \]; methods = \[ "([A-Z-]+)" \]; \},  # (\d+) requests?\n'
-    r'((?:#   \S+: \d+\n)*)', re.M)
+    r'  ports = \[ (\d+) \]; methods = \[ "([A-Z-]+)" \]; \}(,?)\n', re.M)
 
 
 def _send(port, method, dest):
@@ -170,16 +170,19 @@ def test_suggest_rules_grouped_by_policy_with_counts(world, recorded):
             ndest, "" if ndest == 1 else "s", nreq, "" if nreq == 1 else "s"), header
         got = {}
         for m in found:
-            dests = re.findall(r'"([^"]+)"', m.group(3))
-            key = (m.group(2), int(m.group(4)), m.group(5))
+            dests = re.findall(r'"([^"]+)"', m.group(5))
+            key = (m.group(4), int(m.group(6)), m.group(7))
             assert key not in got, "two rules for %r:\n%s" % (key, rules)
-            per = dict((k, int(v)) for k, v in re.findall(r"#   (\S+): (\d+)", m.group(7)))
+            per = dict((k, int(v)) for k, v in re.findall(r"(\S+): (\d+)", m.group(3) or ""))
             if len(dests) == 1:
-                per = {dests[0]: int(m.group(6))}
+                per = {dests[0]: int(m.group(2))}
             assert sorted(per) == sorted(dests), m.group(0)
-            assert sum(per.values()) == int(m.group(6)), m.group(0)
+            assert sum(per.values()) == int(m.group(2)), m.group(0)
             got[key] = per
         assert got == want, "policy %s:\n%s" % (policy, rules)
+        # commas between rules only: libconfig refuses a trailing one
+        ends = [m.group(8) for m in RULE_RE.finditer(rules)]
+        assert ends == [","] * (len(ends) - 1) + [""], rules
         # nothing in the section but those rules
         assert "".join(m.group(0) for m in found).strip() == rules.strip(), rules
     # refusals that were enforced are not suggestions
@@ -202,10 +205,11 @@ def _enforce_with(text, policy, rules_text, where):
     assert 'mode = "report";' in text[i:j]
     head = text[:i] + text[i:j].replace('mode = "report";', 'mode = "enforce";')
     existing = text[j:k]
+    sep = ",\n" if existing.strip() else "\n"
     if where == "append":
-        body = existing + ",\n" + rules_text.rstrip("\n")
+        body = existing + sep + rules_text.rstrip("\n")
     else:
-        body = "\n" + rules_text.rstrip("\n") + ",\n" + existing
+        body = "\n" + rules_text.rstrip("\n") + sep + existing
     return head + body + text[k:]
 
 

@@ -81,11 +81,12 @@ test_rules_grouped_by_policy_with_counts(void **state)
 
 	(void)state;
 	assert_non_null(strstr(out, "# policy \"aider\": 2 destinations"));
-	assert_non_null(strstr(out, "hosts = [ \"files.example\", "
+	assert_non_null(strstr(out, "# suggested-1: 3 requests "
+	                            "(files.example: 1, pypi.org: 2)\n"
+	                            "{ name = \"suggested-1\";\n"
+	                            "  hosts = [ \"files.example\", "
 	                            "\"pypi.org\" ];\n  ports = [ 443 ]; "
-	                            "methods = [ \"CONNECT\" ]; }  # 3 "
-	                            "requests"));
-	assert_non_null(strstr(out, "#   pypi.org: 2"));
+	                            "methods = [ \"CONNECT\" ]; }\n"));
 	/* Enforced refusals are not suggestions. */
 	assert_null(strstr(out, "enforced.example"));
 	assert_non_null(strstr(out, "hosts = [ \"deb.example\" ];\n  ports = "
