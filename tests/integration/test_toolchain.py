@@ -168,7 +168,8 @@ def _llm_routes(llm):
     @llm.route("/v1/chat/completions")
     def chat(org, w, req):
         """An OpenAI-style streamed chat completion: SSE events sent
-        SSE_GAP_S apart as chunks; send times in notes["sse:" + user]."""
+        SSE_GAP_S apart as chunks; in notes["sse:" + user] the time just
+        before each was sent (so it is there before the client can have it)."""
         org.read_body(w, req)
         payload = json.loads(req.body)
         sent = org.note("sse:" + payload.get("user", ""), [])
@@ -178,11 +179,11 @@ def _llm_routes(llm):
             ev = {"id": "chatcmpl-%s" % payload.get("user"), "object": "chat.completion.chunk",
                   "model": payload["model"],
                   "choices": [{"index": 0, "delta": {"content": "token-%d " % i}}]}
-            w.send(H.chunk(b"data: " + json.dumps(ev).encode() + b"\n\n"))
             sent.append(time.monotonic())
+            w.send(H.chunk(b"data: " + json.dumps(ev).encode() + b"\n\n"))
             time.sleep(SSE_GAP_S)
-        w.send(H.chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
         sent.append(time.monotonic())
+        w.send(H.chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
         return not req.wants_close()
 
 
