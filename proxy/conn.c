@@ -44,7 +44,7 @@ struct request {
 	int begun;  /* a byte of its head has arrived */
 	int logged; /* its close line is written */
 	char *head;
-	struct http_request req;
+	struct http_request *req; /* parsed head; freed once relaying */
 	char method[33];
 	/* The request line as sent, kept for logs even when malformed. */
 	char raw_host[LOG_VALUE_MAX + 1];
@@ -130,6 +130,7 @@ static void conn_close(struct conn *c);
 static void conn_fail(struct conn *c, enum reason why, const struct verdict *v,
                       const struct netaddr *addr);
 static void wait_request(struct conn *c);
+static void request_drop_head(struct conn *c);
 static void head_timeout_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Point the connection's one timer at a new job. */
@@ -524,11 +525,24 @@ start_tunnel(struct conn *c)
 		                  c->r.identity->limits.max_tunnel_ms);
 	c->client_bev = c->up_bev = NULL;
 	c->state = CONN_TUNNEL;
+	request_drop_head(c);
+}
+
+/* The head and its parse are needed until relaying starts; an idle tunnel
+ * should not carry them. */
+static void
+request_drop_head(struct conn *c)
+{
+	free(c->r.head);
+	free(c->r.req);
+	c->r.head = NULL;
+	c->r.req = NULL;
 }
 
 static void
 request_reset(struct conn *c)
 {
+	free(c->r.req);
 	free(c->r.head);
 	free(c->r.path);
 	free(c->r.authority);
@@ -576,7 +590,7 @@ start_forward(struct conn *c)
 {
 	struct forward_request fr = {
 	    .method = c->r.method,
-	    .req = &c->r.req,
+	    .req = c->r.req,
 	    .path = {c->r.path, strlen(c->r.path)},
 	    .authority = c->r.authority,
 	    .body = c->r.body,
@@ -589,8 +603,12 @@ start_forward(struct conn *c)
 	c->state = CONN_FORWARD;
 	c->forward = forward_new(c->client_bev, c->up_bev, &fr,
 	                         &c->config->limits, forward_done, c);
-	if (!c->forward)
+	if (!c->forward) {
 		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
+		return;
+	}
+	/* forward_new wrote the upstream head: the client's is done with. */
+	request_drop_head(c);
 }
 
 /* --- connecting ---------------------------------------------------------- */
@@ -811,7 +829,7 @@ via_has_us(const struct http_request *req)
 static enum reason
 parse_absolute(struct request *r)
 {
-	struct http_span t = r->req.target;
+	struct http_span t = r->req->target;
 	const char *auth, *end, *stop;
 	int need;
 
@@ -897,7 +915,7 @@ identify(struct conn *c)
 		switch (l->identify[i]) {
 		case IDENTIFY_PROXY_AUTH:
 			asked_auth = 1;
-			pa = http_field_get(&r->req, "proxy-authorization");
+			pa = http_field_get(r->req, "proxy-authorization");
 			if (!pa)
 				break;
 			id = identity_by_credentials(
@@ -942,10 +960,14 @@ handle_request(struct conn *c, size_t head_len)
 	size_t nhost = 0;
 
 	http_limits_of(c, &hl);
-	st = http_parse_request(r->head, head_len, &hl, &r->req);
-	if (r->req.method.len > 0 && r->req.method.len < sizeof(r->method)) {
-		memcpy(r->method, r->req.method.p, r->req.method.len);
-		r->method[r->req.method.len] = '\0';
+	if (!(r->req = malloc(sizeof(*r->req)))) {
+		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
+		return;
+	}
+	st = http_parse_request(r->head, head_len, &hl, r->req);
+	if (r->req->method.len > 0 && r->req->method.len < sizeof(r->method)) {
+		memcpy(r->method, r->req->method.p, r->req->method.len);
+		r->method[r->req->method.len] = '\0';
 	}
 	if (st != HTTP_OK) {
 		conn_fail(c, head_reason(st), NULL, NULL);
@@ -953,27 +975,27 @@ handle_request(struct conn *c, size_t head_len)
 	}
 	/* RFC 9112 §3.2: more than one Host is a bad request, whatever a
 	 * proxy does with it. */
-	for (size_t i = 0; i < r->req.nfields; i++)
-		nhost += http_span_ieq(r->req.fields[i].name, "host");
+	for (size_t i = 0; i < r->req->nfields; i++)
+		nhost += http_span_ieq(r->req->fields[i].name, "host");
 	if (nhost > 1) {
 		conn_fail(c, REASON_MALFORMED_REQUEST, NULL, NULL);
 		return;
 	}
-	if (http_request_body(&r->req, &r->body) != HTTP_OK) {
+	if (http_request_body(r->req, &r->body) != HTTP_OK) {
 		conn_fail(c, REASON_BAD_FRAMING, NULL, NULL);
 		return;
 	}
-	r->client_close = r->req.version_minor == 0 ||
-	                  http_fields_has_token(r->req.fields, r->req.nfields,
+	r->client_close = r->req->version_minor == 0 ||
+	                  http_fields_has_token(r->req->fields, r->req->nfields,
 	                                        "connection", "close");
-	r->is_connect = http_span_eq(r->req.method, "CONNECT");
+	r->is_connect = http_span_eq(r->req->method, "CONNECT");
 	if (r->is_connect) {
 		/* RFC 9110 §9.3.6: authority-form, host:port, no content. */
-		if (host_parse_authority(r->req.target.p, r->req.target.len, 0,
-		                         &r->host, &r->port) < 0) {
+		if (host_parse_authority(r->req->target.p, r->req->target.len,
+		                         0, &r->host, &r->port) < 0) {
 			conn_fail(
 			    c,
-			    memchr(r->req.target.p, '/', r->req.target.len)
+			    memchr(r->req->target.p, '/', r->req->target.len)
 			        ? REASON_BAD_TARGET
 			        : REASON_MALFORMED_HOST,
 			    NULL, NULL);
@@ -988,7 +1010,7 @@ handle_request(struct conn *c, size_t head_len)
 		conn_fail(c, why, NULL, NULL);
 		return;
 	}
-	if (via_has_us(&r->req)) {
+	if (via_has_us(r->req)) {
 		conn_fail(c, REASON_LOOP_DETECTED, NULL, NULL);
 		return;
 	}
@@ -1259,6 +1281,7 @@ conn_close(struct conn *c)
 	if (c->timer)
 		event_free(c->timer);
 	free(c->r.head);
+	free(c->r.req);
 	free(c->r.path);
 	free(c->r.authority);
 	config_unref(c->config);
