@@ -89,6 +89,7 @@ struct conn {
 
 	struct config *config; /* the snapshot this connection started with */
 	const struct config_listener *listener;
+	size_t listener_index;
 	struct netaddr client_addr;
 	char client[NETADDR_STRLEN + 8];
 	char listen_addr[NETADDR_STRLEN + 8];
@@ -553,6 +554,20 @@ request_reset(struct conn *c)
 	c->r.policy = c->listener->policy;
 }
 
+/* Each request is a new decision: a kept-alive connection takes the
+ * snapshot a reload made current.  Reloads keep the listeners, so the
+ * listener's index still names the same one. */
+static void
+take_current_config(struct conn *c)
+{
+	if (c->config == c->env->config)
+		return;
+	config_unref(c->config);
+	c->config = config_ref(c->env->config);
+	c->listener = &c->config->listeners[c->listener_index];
+	c->r.policy = c->listener->policy;
+}
+
 static void
 forward_done(void *arg, const struct forward_result *result)
 {
@@ -959,6 +974,7 @@ handle_request(struct conn *c, size_t head_len)
 	enum reason why;
 	size_t nhost = 0;
 
+	take_current_config(c);
 	http_limits_of(c, &hl);
 	if (!(r->req = malloc(sizeof(*r->req)))) {
 		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
@@ -1205,6 +1221,7 @@ conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 	    1;
 	c->config = config_ref(env->config);
 	c->listener = &c->config->listeners[listener];
+	c->listener_index = listener;
 	if (netaddr_from_sockaddr(&c->client_addr, sa) < 0)
 		memset(&c->client_addr, 0, sizeof(c->client_addr));
 	/* Counted before anything can fail: conn_close uncounts. */

@@ -298,6 +298,13 @@ reload(struct daemon *d)
 	}
 	for (size_t i = 0; i < d->nworkers; i++)
 		worker_set_config(d->workers[i], c);
+	/* "reloaded" is said once every worker uses the new snapshot, so a
+	 * request sent after the line is decided by it. */
+	for (size_t i = 0; i < d->nworkers; i++)
+		if (worker_wait_config(d->workers[i], c, 2000) < 0)
+			log_lifecycle("error", "reload_slow",
+			              "a worker took over 2 s to take the new "
+			              "configuration");
 	config_unref(d->config);
 	d->config = c;
 	metrics_reload(1);

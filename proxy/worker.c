@@ -47,9 +47,11 @@ struct worker {
 	atomic_size_t active;
 	atomic_int done;
 
-	pthread_mutex_t lock; /* guards cmd and pending */
+	pthread_mutex_t lock; /* guards cmd, pending and current */
+	pthread_cond_t changed;
 	int cmd;
 	struct config *pending;
+	const struct config *current; /* the snapshot new requests get */
 };
 
 static long long
@@ -194,6 +196,10 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (pending) {
 		conn_env_set_config(&w->env, pending);
+		pthread_mutex_lock(&w->lock);
+		w->current = pending;
+		pthread_cond_broadcast(&w->changed);
+		pthread_mutex_unlock(&w->lock);
 		config_unref(pending);
 	}
 	if (cmd & CMD_STOP) {
@@ -228,6 +234,27 @@ void
 worker_set_config(struct worker *w, struct config *c)
 {
 	post(w, CMD_CONFIG, c);
+}
+
+int
+worker_wait_config(struct worker *w, const struct config *c, int timeout_ms)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&w->lock);
+	while (w->current != c && !atomic_load(&w->done) && rc == 0)
+		rc = pthread_cond_timedwait(&w->changed, &w->lock, &until);
+	rc = w->current == c || atomic_load(&w->done) ? 0 : -1;
+	pthread_mutex_unlock(&w->lock);
+	return rc;
 }
 
 void
@@ -287,6 +314,8 @@ worker_new(int index, struct config *c, char *err, size_t errlen)
 	}
 	w->index = index;
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->changed, NULL);
+	w->current = c;
 	atomic_store(&w->beat_ms, now_ms());
 	if (!(w->base = event_base_new()) ||
 	    !(w->wake = event_new(w->base, -1, EV_PERSIST, wake_cb, w)) ||
@@ -360,6 +389,7 @@ worker_free(struct worker *w)
 	config_unref(w->pending);
 	if (w->base)
 		event_base_free(w->base);
+	pthread_cond_destroy(&w->changed);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

@@ -28,6 +28,11 @@ int worker_start(struct worker *w);
 /* From another thread: connections accepted from now on use c. */
 void worker_set_config(struct worker *w, struct config *c);
 
+/* From another thread: wait until the worker uses c for new requests, at
+ * most timeout_ms.  0, or -1 on timeout. */
+int worker_wait_config(struct worker *w, const struct config *c,
+                       int timeout_ms);
+
 /* From another thread: stop accepting, close idle connections, and let the
  * thread end once the rest have finished. */
 void worker_drain(struct worker *w);

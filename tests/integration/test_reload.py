@@ -93,3 +93,32 @@ def test_reload_cannot_change_listeners(world, egressd_factory):
     c, r = H.tunnel(e.port, "%s:%d" % (H.ADDR_ECHO, H.PORT_ECHO))
     c.close()
     assert r.status == 200, r
+
+
+PLAIN_POLICY = """  { name = "web";
+    rules = (
+      { name = "plain-api"; hosts = [ "api.allowed.test" ]; ports = [ 80 ];
+        networks = [ "198.51.100.0/24" ]; }
+    );
+  }"""
+
+
+def test_reload_applies_to_next_request_on_kept_alive_connection(world, egressd_factory):
+    """Each request is a new decision: a pooled client does not keep the old
+    policy after a reload that takes its destination away."""
+    e = egressd_factory("reload-keepalive",
+                        lambda port, log: H.render_config(port, log, PLAIN_POLICY))
+    get = b"GET http://api.allowed.test/%s HTTP/1.1\r\nHost: api.allowed.test\r\n\r\n"
+    n0 = len(world.http_requests)
+    with H.Client(e.port) as c:
+        c.send(get % b"before")
+        assert c.read_message().status == 200
+        mark = e.log.mark()
+        e.reload(H.render_config(e.port, e.log_path, PLAIN_POLICY.replace(
+            '"api.allowed.test"', '"other.allowed.test"')))
+        e.log.wait(since=mark, event="reload", timeout=5)
+        c.send(get % b"after")
+        r = c.read_response()
+    H.assert_refusal(r, "http_request_denied", "host_not_allowed", "api.allowed.test:80", "web")
+    got = [q.request_line for q in world.http_requests[n0:]]
+    assert got == ["GET /before HTTP/1.1"], got
