@@ -19,6 +19,7 @@
 #   BENCH_PROXIES="direct egressd squid tinyproxy"
 #   BENCH_PORT_BASE=7100    ports BASE+1..3 upstream, BASE+28..30 proxies
 #   BENCH_NETNS=1           run inside a network namespace of its own (root)
+#   BENCH_EGRESSD_EXTRA='workers = 1;'  appended to egressd's configuration
 #   BENCH_NICE=-10          priority of everything the benchmark runs (root)
 #   BENCH_OUT=DIR           keep results, configs and logs in DIR
 #   BENCH_BIN=DIR           prebuilt loadgen and upstream (else built here)
@@ -268,6 +269,7 @@ listen = ( { address = "127.0.0.1"; port = $2; } );
 log = { path = "$1/decisions.log"; };
 # Room for the largest idle scenario: two descriptors a tunnel, 20,000 here.
 limits = { max_connections = 9000; };
+${BENCH_EGRESSD_EXTRA:-}
 policies = (
   { name = "bench";
     mode = "enforce";
