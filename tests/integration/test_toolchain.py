@@ -5,7 +5,7 @@ events from a fake LLM API, all configured only by the proxy environment
 variables, as an agent's shell has them.
 
 The refusal messages the clients print are asserted exactly (see
-AGENT_SEES.md). Servers (this module's):
+README, "What the agent sees"). Servers (this module's):
   git.allowed.test, git.denied.test   198.51.100.11:443  git http-backend (CGI) over TLS
   pypi.allowed.test, pypi.denied.test 198.51.100.12:443  simple index over TLS
   llm.allowed.test, llm.denied.test   198.51.100.13:443  fake LLM API over TLS, and :80
@@ -42,7 +42,7 @@ SSE_EVENTS = 5
 PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
               "NO_PROXY", "no_proxy", "REQUEST_METHOD")
 
-# What the clients print when egressd refuses them (AGENT_SEES.md).
+# What the clients print when egressd refuses them (README, "What the agent sees").
 CURL_CONNECT_403 = "curl: (56) CONNECT tunnel failed, response 403\n"
 CURL_PLAIN_403_F = "curl: (22) The requested URL returned error: 403\n"
 PIP_403_WARNING = (
@@ -316,7 +316,7 @@ def test_curl_refused(world, tools, tc, tmp_path, watch):
                        method="GET")
     w.assert_nothing()
     assert "llm.denied.test" not in world.dns.queries_since(dmark)
-    # the body an agent reads (AGENT_SEES.md)
+    # the body an agent reads (README, "What the agent sees")
     print("curl plain-HTTP refusal body:\n" + tools.curl_plain_body)
 
 
@@ -632,7 +632,7 @@ NO_PROXY_CASES = [
 def test_no_proxy_matching(world, tools, tc, tmp_path, pyenv, value, curl_bp, req_bp, httpx_bp,
                            git_bp):
     """Records which client bypasses egressd for which NO_PROXY value
-    (AGENT_SEES.md). A bypass here reaches the server directly; behind the
+    (README, "What the agent sees"). A bypass here reaches the server directly; behind the
     NetworkPolicy it would be a connection error, not a 403."""
     import httpx
     import requests
