@@ -9,12 +9,15 @@
 #   agent      UID 1000, egressd UID 65532 (setpriv), as in the manifests
 #   node       a second namespace joined by a veth pair (192.0.2.1 <-> pod
 #              192.0.2.2): an upstream that packets really leave the pod for,
-#              and the kubelet's probe coming *in* to egressd's probe port
+#              and the kubelet's probe coming *in* to egressd's admin port
+#              (9090)
 #
 # Then: the agent cannot reach the upstream directly (IPv4, IPv6), egressd's UID
 # can, the agent still reaches loopback, and, with $EGRESSD set, the agent's
 # request through egressd on 127.0.0.1:3128 works while a name outside the
-# policy is refused.
+# policy is refused; the kubelet's httpGet probe from the node reaches
+# egressd's /readyz and /healthz on the pod address, and the agent can read
+# /metrics on 127.0.0.1:9090 (as k8s/README.md says).
 #
 # Prints "ok - ..." / "not ok - ..." lines (counted by run.sh). Needs root.
 #   EGRESSD=/abs/build/egressd sh tests/k8s/lockdown-test.sh
@@ -161,17 +164,19 @@ servers[0].serve_forever()
 PY
 nsx $PY "$tmp/upstream.py" $UP4 $UP6 $PORT &
 pids="$pids $!"
-# An upstream on the node, and a listener for the kubelet's probe in the pod
-# (egressd's probe port, owned by egressd's UID).
+# An upstream on the node, and a stand-in for egressd's admin port in the pod
+# (owned by egressd's UID) for the kubelet's probe, until the real egressd
+# takes the port over below.
 nodex $PY "$tmp/upstream.py" 192.0.2.1 ::1 8081 >/dev/null 2>&1 &
 pids="$pids $!"
 as_uid $EGRESSD_UID $PY -c '
-import socket
+import os, socket
+print(os.getpid(), flush=True)
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 3129)); s.listen(16)
+s.bind(("0.0.0.0", 9090)); s.listen(16)
 while True:
     c, _ = s.accept(); c.sendall(b"probe-ok\n"); c.close()
-' >/dev/null 2>&1 &
+' >"$tmp/probe.pid" 2>/dev/null &
 pids="$pids $!"
 # A loopback service the agent must still reach (as egressd on 127.0.0.1 is).
 nsx $PY -m http.server --bind 127.0.0.1 --directory "$tmp" 18080 >/dev/null 2>&1 &
@@ -180,7 +185,7 @@ echo "upstream-ok loopback" >"$tmp/loopback.txt"
 chmod 644 "$tmp/loopback.txt" "$tmp/upstream.py"
 
 if ! wait_port $UP4 $PORT || ! wait_port $UP6 $PORT || ! wait_port 127.0.0.1 18080 ||
-	! wait_port 192.0.2.1 8081 || ! wait_port 127.0.0.1 3129; then
+	! wait_port 192.0.2.1 8081 || ! wait_port 127.0.0.1 9090; then
 	notok "lockdown: test upstream did not start"
 	exit 1
 fi
@@ -276,12 +281,12 @@ fi
 probe_in() {
 	nodex $PY -c '
 import socket, sys
-s = socket.create_connection(("192.0.2.2", 3129), 2)
+s = socket.create_connection(("192.0.2.2", 9090), 2)
 s.settimeout(2)
 sys.exit(0 if s.recv(64).startswith(b"probe-ok") else 1)
 ' 2>/dev/null
 }
-check "a probe from the node reaches egressd's probe port in the pod (replies pass as established)" probe_in
+check "a probe from the node reaches egressd's admin port in the pod (replies pass as established)" probe_in
 drops=$(nsx nft list table inet egressd_lockdown | sed -n 's/.*counter packets \([0-9]*\) .*reject.*/\1/p' | awk '{n += $1} END {print n + 0}')
 check "the reject counters counted the agent's attempts ($drops packets)" test "${drops:-0}" -gt 0
 
@@ -306,6 +311,8 @@ pids="$pids $!"
 cat >"$tmp/egressd.conf" <<EOF
 # lockdown-test: the sidecar's shape, upstream pinned to its test network.
 listen   = ( { address = "127.0.0.1"; port = 3128; } );
+admin    = { address = "0.0.0.0"; port = 9090; };
+workers  = 1;
 resolver = { servers = [ "127.0.0.53:53" ]; timeout_ms = 1000; };
 log      = { path = "-"; };
 policies = (
@@ -323,10 +330,19 @@ if ! "$EGRESSD" -t -c "$tmp/egressd.conf" >"$tmp/t.out" 2>&1; then
 	notok "egressd -t accepts the test config: $(cat "$tmp/t.out")"
 	exit 0
 fi
+# The stand-in leaves the admin port to egressd (by its own PID: $! above is
+# the shell running it).
+probe_pid=$(cat "$tmp/probe.pid" 2>/dev/null)
+[ -n "$probe_pid" ] && kill -TERM "$probe_pid" 2>/dev/null
+n=0
+while [ -n "$probe_pid" ] && kill -0 "$probe_pid" 2>/dev/null && [ $n -lt 30 ]; do
+	sleep 0.1
+	n=$((n + 1))
+done
 as_uid $EGRESSD_UID "$EGRESSD" -c "$tmp/egressd.conf" >"$tmp/egressd.log" 2>&1 &
 pids="$pids $!"
-if ! wait_port 127.0.0.1 3128 || ! wait_port 127.0.0.53 53; then
-	notok "egressd (UID $EGRESSD_UID) and dnsmasq listen in the namespace: $(tail -5 "$tmp/egressd.log" "$tmp/dnsmasq.log")"
+if ! wait_port 127.0.0.1 3128 || ! wait_port 127.0.0.53 53 || ! wait_port 127.0.0.1 9090; then
+	notok "egressd (UID $EGRESSD_UID) and dnsmasq listen in the namespace: $(tail -n 5 "$tmp/egressd.log" "$tmp/dnsmasq.log" 2>&1)"
 	exit 0
 fi
 proxied() { # proxied URL: the agent's request through egressd, CONNECT tunnel
@@ -347,4 +363,24 @@ else
 	notok "a name outside the policy is refused by egressd (403): code '$code' $(cat "$tmp/err")"
 fi
 check "egressd logged the refusal as a deny line" grep -q '"event":"deny"' "$tmp/egressd.log"
+# The kubelet's httpGet probes, from the node to the pod address, through the
+# lockdown (egressd's replies leave as established traffic).
+node_get() { # node_get PATH: the status of GET http://192.0.2.2:9090PATH from the node
+	nodex curl -sS --noproxy '*' --max-time 3 -o /dev/null -w '%{http_code}' "http://192.0.2.2:9090$1" 2>/dev/null
+}
+check "the kubelet's readinessProbe from the node: GET /readyz on the pod address answers 200" test "$(node_get /readyz)" = 200
+check "the kubelet's livenessProbe from the node: GET /healthz on the pod address answers 200" test "$(node_get /healthz)" = 200
+# What the agent container can see of the admin listener (loopback passes
+# the lockdown): the counters, which it may read.
+if as_uid $AGENT_UID curl -sS --noproxy '*' --max-time 3 http://127.0.0.1:9090/metrics >"$tmp/metrics" 2>"$tmp/err" &&
+	grep -q '^egressd_requests_total{decision="deny",reason="host_not_allowed",policy="aider"} ' "$tmp/metrics"; then
+	ok "the agent UID reads /metrics on 127.0.0.1:9090 (counters by decision, reason, policy)"
+else
+	notok "the agent UID reads /metrics on 127.0.0.1:9090: $(cat "$tmp/err") $(head -5 "$tmp/metrics")"
+fi
+if grep -q 'denied.test' "$tmp/metrics"; then
+	notok "no host name in /metrics"
+else
+	ok "no host name in /metrics (denied.test is only in the log)"
+fi
 exit 0

@@ -10,14 +10,22 @@
 #     (kubernetes-models), misspelled fields (typed excess-property check,
 #     tsc), Pod Security "restricted", hardening, the agent's single way out,
 #     egressd's own policies, the sidecar and lockdown wiring, and
-#     `$EGRESSD -t` on every egressd.conf ConfigMap; then its self-test
+#     `$EGRESSD -t` on every egressd config volume (egressd.conf and the
+#     credentials file beside it); then its self-test
 #     (mutated manifests each check must reject) and the Dockerfiles.
-#  3. lockdown-test.sh applies the sidecar lockdown rules in a network
+#  3. service-test.sh runs the built egressd on the rendered shared-service
+#     configuration (egressd.conf and the credentials Secret, as the pod
+#     mounts them) in a network namespace: /healthz, /readyz and /metrics on
+#     the admin port, the agents' proxy URL with the documented example token
+#     through curl, git (with the agent's gitconfig), pip, requests and httpx,
+#     and every metric the PrometheusRule uses in /metrics.
+#  4. lockdown-test.sh applies the sidecar lockdown rules in a network
 #     namespace and shows what gets out and what does not.
 #
 # Needs kubectl, node and npm (the validator's packages are installed with
 # `npm ci` into tests/k8s/node_modules on first use), root for the network
-# namespace, nft, setpriv, curl, dnsmasq. The last line is
+# namespace, nft, setpriv, curl, git, dnsmasq, and Debian's python3 with
+# requests, httpx and pip (scripts/deps.sh test). The last line is
 # "k8s: N passed, M failed"; the exit status is non-zero when M > 0.
 set -u
 
@@ -110,11 +118,12 @@ done
 # 2. Validate.
 # shellcheck disable=SC2086 # $renders is a list of NAME=FILE words
 step "validate.mjs" node "$here/validate.mjs" --repo "$root" $renders
-if [ -f "$out/shared-service.yaml" ] && [ -f "$out/sidecar-lockdown.yaml" ]; then
+mon="$out/test_shared-service-monitoring.yaml"
+if [ -f "$out/shared-service.yaml" ] && [ -f "$out/sidecar-lockdown.yaml" ] && [ -f "$mon" ]; then
 	step "validate.mjs --self-test" node "$here/validate.mjs" --repo "$root" --self-test \
-		"$out/shared-service.yaml" "$out/sidecar-lockdown.yaml"
+		"$out/shared-service.yaml" "$out/sidecar-lockdown.yaml" "$mon"
 else
-	say "not ok - self-test needs the shared-service and sidecar-lockdown renders"
+	say "not ok - self-test needs the shared-service, sidecar-lockdown and test:shared-service-monitoring renders"
 fi
 step "validate.mjs --dockerfiles" node "$here/validate.mjs" --repo "$root" --dockerfiles
 
@@ -136,7 +145,16 @@ image_tree() {
 }
 step "image tree" image_tree
 
-# 3. The lockdown rules, for real, in a network namespace (bounded).
+# 3. The shared service's rendered configuration, run (bounded): admin
+# endpoints, the agents' identity through their proxy URL, the alerts'
+# metrics served.
+if [ -f "$out/shared-service.yaml" ] && [ -f "$mon" ]; then
+	step "service-test.sh" timeout -k 5 60 sh "$here/service-test.sh" "$out/shared-service.yaml" "$mon"
+else
+	say "not ok - service-test needs the shared-service and test:shared-service-monitoring renders"
+fi
+
+# 4. The lockdown rules, for real, in a network namespace (bounded).
 step "lockdown-test.sh" timeout -k 5 90 sh "$here/lockdown-test.sh"
 
 finish

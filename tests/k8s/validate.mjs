@@ -1,13 +1,15 @@
 // Offline validation of egressd's rendered Kubernetes manifests.
 //
 //   node validate.mjs --repo ROOT NAME=RENDERED.yaml ...
-//   node validate.mjs --repo ROOT --self-test SHARED.yaml LOCKDOWN.yaml
+//   node validate.mjs --repo ROOT --self-test SHARED.yaml LOCKDOWN.yaml MONITORING.yaml
+//   node validate.mjs --repo ROOT --materialize SHARED.yaml DIR    (service-test.sh)
+//   node validate.mjs --repo ROOT --rule-metrics MONITORING.yaml   (service-test.sh)
 //
 // For every rendered overlay:
 //   schema   each object against Kubernetes' OpenAPI schemas, through the
 //            typed model classes of the kubernetes-models npm package
-//            (validate()), the PrometheusRule through its
-//            @kubernetes-models/prometheus-operator model;
+//            (validate()), the PrometheusRule and PodMonitor through their
+//            @kubernetes-models/prometheus-operator models;
 //   fields   each object as a typed TypeScript object literal of the same
 //            package's interfaces, compiled with tsc: excess-property checks
 //            catch misspelled fields (readOnlyRootFilesytem), which JSON
@@ -15,9 +17,13 @@
 //   policy   the Pod Security Standard "restricted" (v1.30) on every pod
 //            template, with one documented exception; the project's own
 //            hardening; the agent namespace's egress (egressd's pods on its
-//            port, nothing else, no DNS); egressd's own NetworkPolicies; the
-//            sidecar and lockdown wiring;
-//   config   `$EGRESSD -t -c` on the egressd.conf of every ConfigMap.
+//            port, nothing else, no DNS) and its proxy URL (with the identity
+//            when egressd asks for one); egressd's own NetworkPolicies (agents
+//            on the proxy port, the monitoring namespace on the admin port);
+//            probes on the admin listener; the sidecar and lockdown wiring;
+//            the alerts and the PodMonitor against egressd's metrics;
+//   config   `$EGRESSD -t -c` on every egressd config volume, written out as
+//            the pod mounts it (egressd.conf and the credentials file beside it).
 // --self-test mutates rendered manifests in ways each check must catch.
 //
 // Prints "ok - ..." / "not ok - ..." / "skip - ..." lines; run.sh counts them.
@@ -85,8 +91,14 @@ async function schemaProblems(objs) {
 			continue;
 		}
 		const Model = mod[o.kind];
+		// kustomize writes long base64 Secret data wrapped over lines; the API
+		// server decodes with Go's encoding/base64, which skips \r and \n,
+		// while the model's "byte" format does not: unwrap before validating.
+		const obj = o.kind === "Secret" && o.data
+			? { ...o, data: Object.fromEntries(Object.entries(o.data).map(([k, v]) => [k, typeof v === "string" ? v.replace(/[\r\n]/g, "") : v])) }
+			: o;
 		try {
-			new Model(o).validate();
+			new Model(obj).validate();
 		} catch (e) {
 			problems.push(`${id(o)}: ${String(e.message).replace(/\s+/g, " ")}`);
 		}
@@ -363,11 +375,13 @@ function hardeningProblems(objs) {
 // ---------------------------------------------------------------- env
 
 function effectiveEnv(c) {
-	// $(VAR) expansion as the kubelet does it: earlier variables only.
+	// $(VAR) expansion as the kubelet does it: earlier variables only. A
+	// variable from a Secret stands as <secret:NAME/KEY>.
 	const env = {};
 	for (const e of c.env ?? []) {
 		if (e.value === undefined) {
-			env[e.name] = e.valueFrom ? "<from>" : "";
+			const sk = e.valueFrom?.secretKeyRef;
+			env[e.name] = sk ? `<secret:${sk.name}/${sk.key}>` : e.valueFrom ? "<from>" : "";
 			continue;
 		}
 		env[e.name] = e.value.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, v) =>
@@ -377,21 +391,126 @@ function effectiveEnv(c) {
 	return env;
 }
 
-function confOf(objs, ns, cmName) {
-	const cm = objs.find((o) => o.kind === "ConfigMap" && o.metadata.namespace === ns && o.metadata.name === cmName);
-	return cm?.data?.["egressd.conf"];
+// The files a configMap, secret or projected volume shows: { files: {path:
+// text}, missing: [sources not in the render], sources: {path: "Kind/name"} }.
+function volumeFiles(objs, ns, vol) {
+	const files = {};
+	const sources = {};
+	const missing = [];
+	const add = (kind, name, ref) => {
+		const o = objs.find((x) => x.kind === kind && x.metadata.namespace === ns && x.metadata.name === name);
+		if (!o) {
+			if (!ref.optional) missing.push(`${kind}/${ns}/${name}`);
+			return;
+		}
+		const data = {};
+		if (kind === "Secret") {
+			for (const [k, v] of Object.entries(o.data ?? {})) data[k] = Buffer.from(v, "base64").toString("utf8");
+			Object.assign(data, o.stringData ?? {});
+		} else Object.assign(data, o.data ?? {});
+		const items = ref.items?.length ? ref.items : Object.keys(data).map((k) => ({ key: k, path: k }));
+		for (const it of items) {
+			if (it.key in data) {
+				files[it.path] = data[it.key];
+				sources[it.path] = id(o);
+			} else if (!ref.optional) missing.push(`${id(o)} key ${it.key}`);
+		}
+	};
+	if (vol?.configMap) add("ConfigMap", vol.configMap.name, vol.configMap);
+	if (vol?.secret) add("Secret", vol.secret.secretName, vol.secret);
+	for (const src of vol?.projected?.sources ?? []) {
+		if (src.configMap) add("ConfigMap", src.configMap.name, src.configMap);
+		if (src.secret) add("Secret", src.secret.name, src.secret);
+	}
+	return { files, missing, sources };
 }
 
+// egressd's configuration as its container sees it: the file named by -c,
+// and every file of the volume mounted on that file's directory (so that a
+// "credentials" file beside egressd.conf is found, as egressd finds it).
+function egressdConfOf(objs, ns, spec, c) {
+	const argv = [...(c.command ?? []), ...(c.args ?? [])];
+	const ci = argv.indexOf("-c");
+	const file = ci >= 0 ? argv[ci + 1] : "/etc/egressd/egressd.conf";
+	const dir = path.posix.dirname(file);
+	const mount = (c.volumeMounts ?? []).find((m) => m.mountPath.replace(/\/$/, "") === dir);
+	const vol = mount && (spec.volumes ?? []).find((v) => v.name === mount.name);
+	const { files, missing, sources } = volumeFiles(objs, ns, vol);
+	return { file, base: path.posix.basename(file), vol, files, missing, sources, conf: files[path.posix.basename(file)] };
+}
+
+// Enough of libconfig for the wiring checks (egressd -t is the real parser):
+// comments out, then the listen groups, admin, workers, credentials.
+function stripComments(conf) {
+	return (conf ?? "").replace(/\/\*[\s\S]*?\*\//g, "").replace(/("(?:[^"\\]|\\.)*")|(#|\/\/)[^\n]*/g, (m, str) => str ?? "");
+}
 function confListeners(conf) {
-	// address/port pairs of the listen list (enough for the wiring checks;
-	// egressd -t is the real parser).
-	const m = /listen\s*=\s*\(([\s\S]*?)\)\s*;/.exec(conf ?? "");
+	const m = /(?:^|[;\s])listen\s*=\s*\(([\s\S]*?)\)\s*;/.exec(stripComments(conf));
 	if (!m) return [];
-	return [...m[1].matchAll(/address\s*=\s*"([^"]+)"\s*;\s*port\s*=\s*(\d+)/g)].map((x) => ({ address: x[1], port: Number(x[2]) }));
+	return [...m[1].matchAll(/\{([^}]*)\}/g)].map((g) => {
+		const a = /address\s*=\s*"([^"]+)"/.exec(g[1]);
+		const p = /port\s*=\s*(\d+)/.exec(g[1]);
+		const idf = /identify\s*=\s*\[([^\]]*)\]/.exec(g[1]);
+		const pol = /policy\s*=\s*"([^"]+)"/.exec(g[1]);
+		return {
+			address: a?.[1], port: p ? Number(p[1]) : undefined, policy: pol?.[1],
+			identify: idf ? [...idf[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]) : [],
+		};
+	});
+}
+function confAdmin(conf) {
+	const m = /(?:^|[;\s])admin\s*=\s*\{([^}]*)\}/.exec(stripComments(conf));
+	if (!m) return null;
+	const a = /address\s*=\s*"([^"]+)"/.exec(m[1]);
+	const p = /port\s*=\s*(\d+)/.exec(m[1]);
+	return { address: a?.[1], port: p ? Number(p[1]) : undefined };
+}
+function confScalar(conf, key) {
+	const m = new RegExp(`(?:^|[;\\s{])${key}\\s*=\\s*("([^"]*)"|\\d+)`).exec(stripComments(conf));
+	return m ? (m[2] ?? Number(m[1])) : undefined;
 }
 function confDrainMs(conf) {
-	const m = /drain_timeout_ms\s*=\s*(\d+)/.exec(conf ?? "");
-	return m ? Number(m[1]) : 30000;
+	return confScalar(conf, "drain_timeout_ms") ?? 30000;
+}
+const isLoopback = (a) => /^127\./.test(a ?? "") || a === "::1";
+
+// The port number a probe (httpGet or tcpSocket) reaches, named ports resolved.
+function probePort(c, pb) {
+	const p = pb?.httpGet?.port ?? pb?.tcpSocket?.port;
+	return typeof p === "string" ? (c.ports ?? []).find((x) => x.name === p)?.containerPort : p;
+}
+
+// Probes on egressd's admin listener: httpGet, /readyz for readiness (and
+// startup), /healthz for liveness, on a port where egressd.conf has its admin
+// listener on an address the kubelet reaches (not loopback).
+function adminProbeProblems(c, conf, names) {
+	const pr = [];
+	const adm = confAdmin(conf);
+	if (!adm) pr.push("egressd.conf has no admin listener (admin = { address; port; })");
+	else if (isLoopback(adm.address)) pr.push(`admin listener on ${adm.address}: the kubelet probes the pod address, not its loopback`);
+	const named = (c.ports ?? []).find((p) => p.name === "admin");
+	if (!named) pr.push("no container port named admin");
+	else if (adm && named.containerPort !== adm.port) pr.push(`container port admin is ${named.containerPort}, egressd.conf's admin port ${adm.port}`);
+	for (const pname of names) {
+		const pb = c[pname];
+		const want = pname === "livenessProbe" ? "/healthz" : "/readyz";
+		if (!pb) { pr.push(`no ${pname}`); continue; }
+		if (!pb.httpGet) { pr.push(`${pname} is not an httpGet on the admin listener`); continue; }
+		if (pb.httpGet.path !== want) pr.push(`${pname} GETs ${pb.httpGet.path}, not ${want}`);
+		if (!adm || probePort(c, pb) !== adm.port) pr.push(`${pname} probes port ${probePort(c, pb)}, not the admin listener's ${adm?.port}`);
+	}
+	return pr;
+}
+
+// workers set, and no more than the CPU limit allows: the default (one per
+// online CPU) counts the node's CPUs, not the container's limit.
+function workersProblems(c, conf) {
+	const w = confScalar(conf, "workers");
+	const lim = c.resources?.limits?.cpu;
+	const cpus = lim === undefined ? undefined : /m$/.test(String(lim)) ? parseInt(lim, 10) / 1000 : Number(lim);
+	if (!(w >= 1)) return [`egressd.conf does not set workers (the default counts the node's CPUs, not the limit ${lim})`];
+	if (cpus !== undefined && w > Math.max(1, Math.ceil(cpus))) return [`workers = ${w} exceeds the container's CPU limit ${lim}`];
+	return [];
 }
 
 // ---------------------------------------------------------------- topology
@@ -401,8 +520,10 @@ function findEgressd(objs) {
 	if (!dep) return null;
 	const c = dep.spec.template.spec.containers.find((x) => x.name === "egressd");
 	const port = (c?.ports ?? []).find((p) => p.name === "proxy");
+	const admin = (c?.ports ?? []).find((p) => p.name === "admin");
 	const svc = objs.find((o) => o.kind === "Service" && o.metadata.namespace === dep.metadata.namespace && labelsMatch({ matchLabels: o.spec?.selector }, dep.spec.template.metadata.labels));
-	return { dep, ns: dep.metadata.namespace, labels: dep.spec.template.metadata.labels, container: c, port, svc };
+	const cfg = c ? egressdConfOf(objs, dep.metadata.namespace, dep.spec.template.spec, c) : null;
+	return { dep, ns: dep.metadata.namespace, labels: dep.spec.template.metadata.labels, container: c, port, admin, svc, cfg, conf: cfg?.conf };
 }
 
 const agentTemplates = (objs) => podTemplates(objs).filter((p) => p.labels["app.kubernetes.io/name"] === "aider");
@@ -480,17 +601,13 @@ function sharedServiceChecks(objs, E) {
 			if (!labelsMatch(t.labelSelector, E.labels)) pr.push(`topology spread ${t.topologyKey} does not select egressd's pods`);
 		if (!E.container) pr.push("no container named egressd");
 		else {
-			for (const pname of ["readinessProbe", "livenessProbe"]) {
-				const pb = E.container[pname];
-				if (!pb) pr.push(`no ${pname}`);
-				else if (pb.tcpSocket && ![E.port?.name, E.port?.containerPort].includes(pb.tcpSocket.port))
-					pr.push(`${pname} does not probe the proxy port`);
-			}
+			const conf = E.conf;
+			if (!conf) pr.push(`the config volume has no ${E.cfg?.base ?? "egressd.conf"} (${E.cfg?.file})`);
+			pr.push(...adminProbeProblems(E.container, conf, ["readinessProbe", "livenessProbe"]));
+			if (E.admin && E.port && E.admin.containerPort === E.port.containerPort) pr.push("the admin port is the proxy port");
+			pr.push(...workersProblems(E.container, conf));
 			const pre = E.container.lifecycle?.preStop?.sleep?.seconds ?? 0;
 			if (!pre) pr.push("no preStop sleep");
-			const vol = (s.volumes ?? []).find((v) => v.configMap);
-			const conf = confOf(objs, E.ns, vol?.configMap?.name);
-			if (!conf) pr.push("the mounted ConfigMap has no egressd.conf");
 			const need = pre + Math.ceil(confDrainMs(conf) / 1000);
 			if (!(s.terminationGracePeriodSeconds >= need))
 				pr.push(`terminationGracePeriodSeconds ${s.terminationGracePeriodSeconds} < preStop ${pre} s + drain ${confDrainMs(conf) / 1000} s`);
@@ -503,9 +620,10 @@ function sharedServiceChecks(objs, E) {
 		else {
 			const sp = E.svc.spec.ports?.[0];
 			if (![E.port?.name, E.port?.containerPort].includes(sp?.targetPort)) pr.push("Service targetPort is not the proxy port");
+			if ((E.svc.spec.ports ?? []).length !== 1) pr.push(`the Service has ${(E.svc.spec.ports ?? []).length} ports: the agents' Service carries the proxy port only (Prometheus scrapes the pods)`);
 			if (!/^\d+\.\d+\.\d+\.\d+$|:/.test(E.svc.spec.clusterIP ?? "")) pr.push(`Service has no fixed clusterIP (${E.svc.spec.clusterIP})`);
 		}
-		out.push(["egressd Deployment: ≥2 replicas, spread, probes, preStop, grace ≥ drain, PDB, Service", pr]);
+		out.push(["egressd Deployment: ≥2 replicas, spread, httpGet probes on the admin listener, workers, preStop, grace ≥ drain, PDB, Service (proxy port only)", pr]);
 	}
 
 	// The agent's one way out.
@@ -550,50 +668,81 @@ function sharedServiceChecks(objs, E) {
 		out.push(["agent namespace: default-deny, egress only to egressd's pods on TCP/3128 (no DNS, no ipBlock)", pr]);
 	}
 
-	// The agent finds egressd without DNS.
+	// The agent finds egressd without DNS, and names itself when the proxy
+	// listener identifies clients by proxy-auth.
 	{
 		const pr = [];
-		const want = `http://${E.svc?.spec.clusterIP}:${E.svc?.spec.ports?.[0]?.port}`;
-		pr.push(...proxyEnvProblems(agents, want));
-		out.push([`agent containers: HTTPS_PROXY and friends = ${want} (the Service's fixed clusterIP), NO_PROXY minimal`, pr]);
+		const hostPort = `${E.svc?.spec.clusterIP}:${E.svc?.spec.ports?.[0]?.port}`;
+		const listener = confListeners(E.conf).find((l) => l.port === E.port?.containerPort);
+		const auth = (listener?.identify ?? []).includes("proxy-auth");
+		const esc = (x) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+		const want = auth
+			? new RegExp(`^http://<secret:([^/>]+)/[^>]+>:<secret:\\1/[^>]+>@${esc(hostPort)}$`)
+			: `http://${hostPort}`;
+		const shown = auth ? `http://USER:TOKEN@${hostPort}, user and token from one Secret` : want;
+		pr.push(...proxyEnvProblems(agents, want, shown));
+		if (auth) {
+			const cred = confScalar(E.conf, "credentials");
+			if (!cred) pr.push("the proxy listener identifies by proxy-auth, but egressd.conf names no credentials file");
+			else if (!/^Secret\//.test(E.cfg?.sources?.[cred] ?? "")) pr.push(`credentials file ${cred} is not beside egressd.conf from a Secret (from ${E.cfg?.sources?.[cred] ?? "nowhere"})`);
+		}
+		out.push([`agent containers: HTTPS_PROXY and friends = ${shown} (the Service's fixed clusterIP), NO_PROXY minimal; egressd's credentials from a Secret`, pr]);
 	}
 
-	// egressd's own namespace.
+	// egressd's own namespace: the agents reach the proxy port, the
+	// monitoring namespace the admin port, nobody anything else.
 	{
 		const pr = [...defaultDenyProblems(objs, E.ns)];
 		const nps = policiesSelecting(objs, E.ns, E.labels);
-		if (!nps.some((np) => policyTypes(np).includes("Ingress") && (np.spec.ingress ?? []).length)) pr.push("no ingress rule admits the agents");
+		const portIs = (p, cp) => cp && [cp.containerPort, cp.name].includes(p.port) && (p.protocol ?? "TCP") === "TCP" && !p.endPort;
+		let agentsIn = false;
+		let monitoringIn = false;
 		for (const np of nps) {
 			for (const [i, r] of (np.spec.ingress ?? []).entries()) {
 				const where = `${id(np)} ingress[${i}]`;
+				const ports = r.ports ?? [];
+				const toProxy = ports.length === 1 && portIs(ports[0], E.port);
+				const toAdmin = ports.length === 1 && portIs(ports[0], E.admin);
+				if (!toProxy && !toAdmin) {
+					pr.push(`${where}: ports ${ports.map((p) => `${p.protocol ?? "TCP"}/${p.port}`).join(",") || "all"}: not the proxy port alone, nor the admin port alone`);
+					continue;
+				}
 				if (!(r.from ?? []).length) pr.push(`${where}: no "from": every source`);
 				for (const f of r.from ?? []) {
-					if (f.ipBlock) pr.push(`${where}: ipBlock source`);
-					if (!f.namespaceSelector || selectorIsEmpty(f.namespaceSelector)) pr.push(`${where}: source without a namespaceSelector`);
-					else {
-						const m = [...nsl].filter(([, l]) => labelsMatch(f.namespaceSelector, l)).map(([n]) => n).sort();
+					if (f.ipBlock) { pr.push(`${where}: ipBlock source`); continue; }
+					if (!f.namespaceSelector || selectorIsEmpty(f.namespaceSelector)) { pr.push(`${where}: source without a namespaceSelector`); continue; }
+					const m = [...nsl].filter(([, l]) => labelsMatch(f.namespaceSelector, l)).map(([n]) => n).sort();
+					if (toProxy) {
 						if (m.join() !== [...agentNs].sort().join()) pr.push(`${where}: admits namespaces ${m.join(",")}, agents are in ${agentNs.join(",")}`);
+						else agentsIn = true;
+					} else {
+						const bad = m.filter((n) => agentNs.includes(n));
+						if (bad.length) pr.push(`${where}: admits agent namespace(s) ${bad.join(",")} to the admin port`);
+						else monitoringIn = true;
 					}
 				}
-				const ports = (r.ports ?? []).map((p) => `${p.protocol ?? "TCP"}/${p.port}`);
-				if (ports.join() !== `TCP/${E.port?.containerPort}` && ports.join() !== `TCP/${E.port?.name}`) pr.push(`${where}: ports ${ports.join(",") || "all"}, not only the proxy port`);
 			}
 		}
+		if (!agentsIn) pr.push("no ingress rule admits the agents to the proxy port");
+		if (!monitoringIn) pr.push("no ingress rule admits a monitoring namespace (label-selected) to the admin port");
 		pr.push(...proxyEgressRuleProblems(nps, nsl, "egressd"));
-		out.push(["egressd namespace: default-deny, ingress only from agent namespaces on 3128, egress DNS + public 443", pr]);
+		out.push(["egressd namespace: default-deny, ingress from agent namespaces on the proxy port only, from the monitoring namespace on the admin port only, egress DNS + public 443", pr]);
 	}
 	return out;
 }
 
-function proxyEnvProblems(agents, want) {
+function proxyEnvProblems(agents, want, shown = want) {
 	const pr = [];
+	const ok = (v) => (want instanceof RegExp ? want.test(v ?? "") : v === want);
 	for (const a of agents) {
 		for (const { c } of containersOf(a.spec)) {
 			if (!String(c.image).split("@")[0].split("/").pop().startsWith("aider")) continue;
 			const env = effectiveEnv(c);
 			const cn = `${id(a.obj)} container ${c.name}`;
 			for (const k of ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"])
-				if (env[k] !== want) pr.push(`${cn}: ${k}=${env[k]} (want ${want})`);
+				if (!ok(env[k])) pr.push(`${cn}: ${k}=${env[k]} (want ${shown})`);
+			if (new Set(["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"].map((k) => env[k])).size !== 1)
+				pr.push(`${cn}: the four proxy variables differ`);
 			for (const k of ["NO_PROXY", "no_proxy"])
 				if (env[k] !== "localhost,127.0.0.1") pr.push(`${cn}: ${k}=${env[k]} (want localhost,127.0.0.1)`);
 		}
@@ -682,16 +831,13 @@ function sidecarChecks(objs, repo) {
 			if (c === e || c.name === "egress-lockdown") continue;
 			if ((c.securityContext?.runAsUser ?? podUid) === eUid) pr.push(`${pid}: container ${c.name} runs as egressd's UID ${eUid}`);
 		}
-		const vol = (s.volumes ?? []).find((v) => (e.volumeMounts ?? []).some((m) => m.name === v.name) && v.configMap);
-		const conf = confOf(objs, a.ns, vol?.configMap?.name);
+		const conf = egressdConfOf(objs, a.ns, s, e).conf;
 		const ls = confListeners(conf);
 		if (!ls.some((l) => l.address === "127.0.0.1" && l.port === 3128)) pr.push(`${pid}: sidecar egressd.conf does not listen on 127.0.0.1:3128`);
-		for (const pname of ["startupProbe", "livenessProbe", "readinessProbe"]) {
-			const pb = e[pname];
-			if (!pb?.tcpSocket) continue;
-			const port = typeof pb.tcpSocket.port === "string" ? (e.ports ?? []).find((p) => p.name === pb.tcpSocket.port)?.containerPort : pb.tcpSocket.port;
-			if (!ls.some((l) => l.port === port && l.address !== "127.0.0.1")) pr.push(`${pid}: ${pname} probes port ${port}, on which egressd.conf has no pod-address listener`);
-		}
+		for (const l of ls)
+			if (!isLoopback(l.address)) pr.push(`${pid}: sidecar egressd.conf has a proxy listener on ${l.address}:${l.port}: the proxy stays on loopback`);
+		pr.push(...adminProbeProblems(e, conf, ["startupProbe", "readinessProbe", "livenessProbe"]).map((x) => `${pid}: ${x}`));
+		pr.push(...workersProblems(e, conf).map((x) => `${pid}: ${x}`));
 		// The lockdown, when present.
 		if (li >= 0) {
 			locked = true;
@@ -710,7 +856,7 @@ function sidecarChecks(objs, repo) {
 			if ((caps.add ?? []).join() !== "NET_ADMIN" || !(caps.drop ?? []).includes("ALL")) lpr.push(`${pid}: lockdown capabilities must be drop ALL, add NET_ADMIN only`);
 		}
 	}
-	out.push(["sidecar: egressd first, native sidecar, startupProbe, own UID, loopback listener, probes on its probe listener", pr]);
+	out.push(["sidecar: egressd first, native sidecar, own UID, proxy on loopback only, startup/readiness/liveness httpGet on the admin listener, workers", [...pr]]);
 	pr.length = 0;
 	const agentNs = [...new Set(agents.map((a) => a.ns))];
 	const npr = [];
@@ -728,24 +874,51 @@ function sidecarChecks(objs, repo) {
 
 // ---------------------------------------------------------------- egressd -t
 
+// Writes the files of egressd's config volume into a fresh directory and
+// runs `egressd -t -c DIR/egressd.conf`: the credentials file the config
+// names is found beside it, as in the pod.
+function materialize(files, dir) {
+	fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+	for (const [f, text] of Object.entries(files)) {
+		const to = path.join(dir, f);
+		fs.mkdirSync(path.dirname(to), { recursive: true, mode: 0o755 });
+		fs.writeFileSync(to, text, { mode: 0o644 });
+	}
+}
+
 function configChecks(objs, name) {
 	const out = [];
-	const confs = objs.filter((o) => o.kind === "ConfigMap" && o.data?.["egressd.conf"] !== undefined);
 	const bin = process.env.EGRESSD;
-	for (const cm of confs) {
-		const label = `${name}: egressd -t accepts egressd.conf of ${id(cm)}`;
+	// Every egressd container's config volume, once per distinct content;
+	// then any egressd.conf ConfigMap no egressd container mounts, alone.
+	const runs = new Map();
+	for (const p of podTemplates(objs))
+		for (const { c } of containersOf(p.spec)) {
+			if (c.name !== "egressd") continue;
+			const cfg = egressdConfOf(objs, p.ns, p.spec, c);
+			const cm = cfg.sources[cfg.base];
+			const extra = Object.keys(cfg.files).filter((f) => f !== cfg.base).map((f) => `${f} from ${cfg.sources[f]}`);
+			const key = JSON.stringify([cfg.files, cfg.missing]);
+			if (!runs.has(key)) runs.set(key, { label: `egressd.conf of ${cm ?? `${id(p.obj)} (none mounted)`}${extra.length ? ` with ${extra.join(", ")} beside it` : ""}`, cfg });
+		}
+	const mounted = new Set([...runs.values()].map((r) => r.cfg.sources[r.cfg.base]));
+	for (const cm of objs.filter((o) => o.kind === "ConfigMap" && o.data?.["egressd.conf"] !== undefined && !mounted.has(id(o))))
+		runs.set(id(cm), { label: `egressd.conf of ${id(cm)}`, cfg: { files: { "egressd.conf": cm.data["egressd.conf"] }, base: "egressd.conf", missing: [] } });
+	for (const { label: what, cfg } of runs.values()) {
+		const label = `${name}: egressd -t accepts ${what}`;
 		if (!bin || !fs.existsSync(bin)) {
 			if (process.env.K8S_TEST_ALLOW_NO_EGRESSD === "1") console.log(`skip - ${label}: EGRESSD not built`);
 			else out.push([label, [`set EGRESSD to the built egressd (got '${bin ?? ""}')`]]);
 			continue;
 		}
+		const pr = cfg.missing.map((m) => `the config volume names ${m}, which is not rendered`);
+		if (cfg.files[cfg.base] === undefined) pr.push(`the config volume has no ${cfg.base}`);
 		const dir = fs.mkdtempSync(path.join(os.tmpdir(), "egressd-k8s-conf-"));
 		try {
-			const file = path.join(dir, "egressd.conf");
-			fs.writeFileSync(file, cm.data["egressd.conf"]);
+			materialize(cfg.files, dir);
+			const file = path.join(dir, cfg.base);
 			const r = spawnSync(bin, ["-t", "-c", file], { encoding: "utf8", timeout: 10000 });
 			const said = `${r.stdout ?? ""}${r.stderr ?? ""}`.trim();
-			const pr = [];
 			if (r.status !== 0) pr.push(`exit ${r.status}${r.signal ? ` (${r.signal})` : ""}: ${said}`);
 			else if (!said.includes("configuration OK")) pr.push(`exit 0 but no "configuration OK": ${said}`);
 			out.push([label, pr]);
@@ -753,7 +926,71 @@ function configChecks(objs, name) {
 			fs.rmSync(dir, { recursive: true, force: true });
 		}
 	}
-	if (!confs.length && objs.some((o) => o.kind === "Deployment" || o.kind === "Job")) out.push([`${name}: an egressd.conf ConfigMap is rendered`, ["none found"]]);
+	if (!runs.size && objs.some((o) => o.kind === "Deployment" || o.kind === "Job")) out.push([`${name}: an egressd.conf ConfigMap is rendered`, ["none found"]]);
+	return out;
+}
+
+// ---------------------------------------------------------------- monitoring
+
+// Seconds in a Prometheus duration ("6m", "1h30m", "90s").
+function promSeconds(d) {
+	if (!d) return 0;
+	let t = 0;
+	for (const [, n, u] of String(d).matchAll(/(\d+)(ms|s|m|h|d|w|y)/g))
+		t += Number(n) * { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 }[u];
+	return t;
+}
+
+// The metric names docs/metrics.md lists (its table's first column).
+function documentedMetrics(repo) {
+	const md = fs.readFileSync(path.join(repo, "docs/metrics.md"), "utf8");
+	return new Set([...md.matchAll(/^\|\s*`(egressd_[a-z0-9_]+)`/gm)].map((m) => m[1]));
+}
+
+function monitoringChecks(objs, E, repo) {
+	const out = [];
+	const rules = objs.filter((o) => o.kind === "PrometheusRule").flatMap((o) => (o.spec.groups ?? []).flatMap((g) => (g.rules ?? []).map((r) => ({ o, r }))));
+	const alerts = rules.filter(({ r }) => r.alert);
+	{
+		const pr = [];
+		const known = documentedMetrics(repo);
+		for (const { o, r } of rules) {
+			const expr = r.expr ?? "";
+			for (const m of new Set(expr.match(/\begressd_[a-z0-9_]+/g) ?? []))
+				if (!known.has(m.replace(/_(bucket|sum|count)$/, ""))) pr.push(`${id(o)} ${r.alert ?? r.record}: ${m} is not a metric of docs/metrics.md`);
+			if (/egressd_requests_total/.test(expr) && !/by \([^)]*policy[^)]*reason|by \([^)]*reason[^)]*policy/.test(expr))
+				pr.push(`${id(o)} ${r.alert}: on egressd_requests_total but not by policy and reason`);
+		}
+		const drain = E ? Math.ceil(confDrainMs(E.conf) / 1000) : 30;
+		const deny = alerts.filter(({ r }) => /egressd_requests_total\{[^}]*decision="deny"/.test(r.expr ?? ""));
+		if (!deny.length) pr.push('no alert on egressd_requests_total{decision="deny"}');
+		const ready = alerts.filter(({ r }) => /\begressd_ready\s*==\s*0\b/.test(r.expr ?? ""));
+		if (!ready.length) pr.push("no alert on egressd_ready == 0");
+		for (const { o, r } of ready)
+			if (!(promSeconds(r.for) > Math.max(300, drain)))
+				pr.push(`${id(o)} ${r.alert}: for ${r.for ?? "0s"}, not longer than 5 min and the drain (${drain} s): every rollout would fire it`);
+		if (!alerts.some(({ r }) => /egressd_reloads_total\{[^}]*result="failed"/.test(r.expr ?? ""))) pr.push('no alert on egressd_reloads_total{result="failed"}');
+		out.push(["PrometheusRule: denied requests by policy and reason, egressd_ready == 0 longer than a drain, failed reloads; every metric documented", pr]);
+	}
+	{
+		const pr = [];
+		const pms = objs.filter((o) => o.kind === "PodMonitor");
+		if (!pms.length) pr.push("the PrometheusRule has no PodMonitor (or ServiceMonitor) feeding it");
+		if (!E) pr.push("no egressd Deployment to scrape");
+		for (const pm of pms) {
+			if (!E) break;
+			if (pm.metadata.namespace !== E.ns && !(pm.spec.namespaceSelector?.matchNames ?? []).includes(E.ns)) pr.push(`${id(pm)}: not in, nor selecting, namespace ${E.ns}`);
+			if (!labelsMatch(pm.spec.selector, E.labels) || selectorIsEmpty(pm.spec.selector)) pr.push(`${id(pm)}: selector does not select egressd's pods`);
+			const eps = pm.spec.podMetricsEndpoints ?? [];
+			if (!eps.length) pr.push(`${id(pm)}: no podMetricsEndpoints`);
+			for (const ep of eps) {
+				const port = ep.port ?? ep.targetPort;
+				if (!E.admin || ![E.admin.name, E.admin.containerPort].includes(port)) pr.push(`${id(pm)}: scrapes port ${port}, not egressd's admin port`);
+				if ((ep.path ?? "/metrics") !== "/metrics") pr.push(`${id(pm)}: path ${ep.path}`);
+			}
+		}
+		out.push(["PodMonitor: egressd's pods, admin port, /metrics", pr]);
+	}
 	return out;
 }
 
@@ -812,23 +1049,15 @@ async function checkRender(name, file, repo) {
 	if (agents.length) for (const [n, p] of agentChecks(objs)) r(`${name}: ${n}`, p);
 	if (E && agents.length) for (const [n, p] of sharedServiceChecks(objs, E)) r(`${name}: ${n}`, p);
 	else if (agents.length) for (const [n, p] of sidecarChecks(objs, repo)) r(`${name}: ${n}`, p);
-	if (objs.some((o) => o.kind === "PrometheusRule")) {
-		const pr = [];
-		for (const o of objs.filter((x) => x.kind === "PrometheusRule"))
-			for (const g of o.spec.groups ?? [])
-				for (const rule of g.rules ?? []) {
-					if (!/egressd_requests_total\{[^}]*decision="deny"/.test(rule.expr ?? "")) pr.push(`${id(o)} ${rule.alert}: not on egressd_requests_total{decision="deny"}`);
-					if (!/by \([^)]*policy[^)]*reason|by \([^)]*reason[^)]*policy/.test(rule.expr ?? "")) pr.push(`${id(o)} ${rule.alert}: not by policy and reason`);
-				}
-		r(`${name}: PrometheusRule alerts on denied requests by policy and reason`, pr);
-	}
+	if (objs.some((o) => o.kind === "PrometheusRule" || o.kind === "PodMonitor"))
+		for (const [n, p] of monitoringChecks(objs, E, repo)) r(`${name}: ${n}`, p);
 	for (const [n, p] of configChecks(objs, name)) r(n, p);
 	return all;
 }
 
 // Each mutation breaks one thing a check above must catch; the check must
 // then fail. Guards against checks that pass whatever they are given.
-async function selfTest(sharedFile, lockFile, repo) {
+async function selfTest(sharedFile, lockFile, monFile, repo) {
 	const load = (f) => loadRendered(f).objs;
 	const clone = (x) => JSON.parse(JSON.stringify(x));
 	const pick = (objs, kind, name) => objs.find((o) => o.kind === kind && o.metadata.name === name);
@@ -883,14 +1112,80 @@ async function selfTest(sharedFile, lockFile, repo) {
 		["a grace period shorter than the drain is caught", sharedFile, (o) => {
 			pick(o, "Deployment", "egressd").spec.template.spec.terminationGracePeriodSeconds = 30;
 		}, (o) => sharedServiceChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a readiness probe back on the proxy port (tcpSocket) is caught", sharedFile, (o) => {
+			pick(o, "Deployment", "egressd").spec.template.spec.containers[0].readinessProbe = { tcpSocket: { port: "proxy" }, periodSeconds: 5 };
+		}, (o) => sharedServiceChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a liveness probe on /readyz is caught (a draining pod would be restarted)", sharedFile, (o) => {
+			pick(o, "Deployment", "egressd").spec.template.spec.containers[0].livenessProbe.httpGet.path = "/readyz";
+		}, (o) => sharedServiceChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["an egressd.conf without its admin listener is caught (the probes would fail)", sharedFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.["egressd.conf"]);
+			cm.data["egressd.conf"] = cm.data["egressd.conf"].replace(/^admin = .*$/m, "");
+		}, (o) => sharedServiceChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["an egressd.conf without workers is caught (one thread per node CPU)", sharedFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.["egressd.conf"]);
+			cm.data["egressd.conf"] = cm.data["egressd.conf"].replace(/^workers = .*$/m, "");
+		}, (o) => sharedServiceChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["the agent namespaces admitted to the admin port are caught", sharedFile, (o) => {
+			pick(o, "NetworkPolicy", "egressd-ingress-from-monitoring").spec.ingress[0].from[0].namespaceSelector = { matchLabels: { "egressd/client": "true" } };
+		}, (o) => sharedServiceChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["the admin port added to the agents' ingress rule is caught", sharedFile, (o) => {
+			pick(o, "NetworkPolicy", "egressd-ingress-from-agents").spec.ingress[0].ports.push({ protocol: "TCP", port: 9090 });
+		}, (o) => sharedServiceChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["the admin port on the agents' Service is caught", sharedFile, (o) => {
+			pick(o, "Service", "egressd").spec.ports.push({ name: "admin", port: 9090, targetPort: "admin", protocol: "TCP" });
+		}, (o) => sharedServiceChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["an agent proxy URL without the identity (proxy-auth listener) is caught", sharedFile, (o) => {
+			const c = pick(o, "Deployment", "aider-workspace").spec.template.spec.containers[0];
+			c.env.find((e) => e.name === "HTTPS_PROXY").value = "http://$(EGRESSD_SERVICE_HOST):$(EGRESSD_SERVICE_PORT)";
+		}, (o) => sharedServiceChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a token variable defined after the proxy URL is caught ($(VAR) expands earlier variables only)", sharedFile, (o) => {
+			const env = pick(o, "Job", "aider").spec.template.spec.initContainers.find((c) => c.name === "clone").env;
+			env.push(...env.splice(env.findIndex((e) => e.name === "EGRESSD_PROXY_TOKEN"), 1));
+		}, (o) => sharedServiceChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a sidecar proxy listener on the pod address is caught", lockFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.["egressd.conf"]);
+			cm.data["egressd.conf"] = cm.data["egressd.conf"].replace('address = "127.0.0.1"; port = 3128;', 'address = "0.0.0.0"; port = 3128;');
+		}, (o) => sidecarChecks(o, repo).flatMap(([, p]) => p)],
+		["a sidecar startup probe on TCP is caught", lockFile, (o) => {
+			pick(o, "Job", "aider").spec.template.spec.initContainers.find((c) => c.name === "egressd").startupProbe = { tcpSocket: { port: "admin" }, periodSeconds: 1 };
+		}, (o) => sidecarChecks(o, repo).flatMap(([, p]) => p)],
+		["a sidecar admin listener on loopback is caught (the kubelet cannot probe it)", lockFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.["egressd.conf"]);
+			cm.data["egressd.conf"] = cm.data["egressd.conf"].replace(/^admin = \{ address = "0.0.0.0";/m, 'admin = { address = "127.0.0.1";');
+		}, (o) => sidecarChecks(o, repo).flatMap(([, p]) => p)],
+		["an EgressdNotReady alert shorter than a drain is caught", monFile, (o) => {
+			for (const g of pick(o, "PrometheusRule", "egressd").spec.groups) for (const r of g.rules) if (r.alert === "EgressdNotReady") r.for = "1m";
+		}, (o) => monitoringChecks(o, findEgressd(o), repo).flatMap(([, p]) => p)],
+		["a misspelt metric in an alert (egressd_request_total) is caught", monFile, (o) => {
+			const r = pick(o, "PrometheusRule", "egressd").spec.groups[0].rules[0];
+			r.expr = r.expr.replace("egressd_requests_total", "egressd_request_total");
+		}, (o) => monitoringChecks(o, findEgressd(o), repo).flatMap(([, p]) => p)],
+		["a PodMonitor scraping the proxy port is caught", monFile, (o) => {
+			pick(o, "PodMonitor", "egressd").spec.podMetricsEndpoints[0].port = "proxy";
+		}, (o) => monitoringChecks(o, findEgressd(o), repo).flatMap(([, p]) => p)],
+		["a misspelled PodMonitor field (podMetricEndpoints) is caught by the field check", monFile, (o) => {
+			const pm = pick(o, "PodMonitor", "egressd");
+			pm.spec.podMetricEndpoints = pm.spec.podMetricsEndpoints;
+		}, (o) => fieldProblems(o)],
 	];
-	if (process.env.EGRESSD && fs.existsSync(process.env.EGRESSD))
+	if (process.env.EGRESSD && fs.existsSync(process.env.EGRESSD)) {
 		cases.push(["a misspelt key in an egressd.conf ConfigMap is refused by egressd -t", sharedFile, (o) => {
 			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.["egressd.conf"]);
 			cm.data["egressd.conf"] = cm.data["egressd.conf"].replace("drain_timeout_ms", "drain_timout_ms");
 		}, (o) => configChecks(o, "self-test").flatMap(([, p]) => p)]);
+		cases.push(["egressd's config volume without the credentials Secret is refused by egressd -t", sharedFile, (o) => {
+			const v = pick(o, "Deployment", "egressd").spec.template.spec.volumes.find((x) => x.projected);
+			v.projected.sources = v.projected.sources.filter((x) => !x.secret);
+		}, (o) => configChecks(o, "self-test").flatMap(([, p]) => p)]);
+		cases.push(["a credentials line for an identity egressd.conf does not have is refused by egressd -t", sharedFile, (o) => {
+			const sec = o.find((x) => x.kind === "Secret" && x.data?.credentials);
+			const text = Buffer.from(sec.data.credentials, "base64").toString("utf8").replace(/^aider /m, "aidr ");
+			sec.data.credentials = Buffer.from(text).toString("base64");
+		}, (o) => configChecks(o, "self-test").flatMap(([, p]) => p)]);
+	}
 	let all = true;
-	const base = { [sharedFile]: load(sharedFile), [lockFile]: load(lockFile) };
+	const base = { [sharedFile]: load(sharedFile), [lockFile]: load(lockFile), [monFile]: load(monFile) };
 	for (const [name, file, mutate, check] of cases) {
 		const objs = clone(base[file]);
 		const before = await check(clone(objs));
@@ -910,7 +1205,26 @@ let repo = path.resolve(here, "../..");
 if (args[0] === "--repo") { repo = path.resolve(args[1]); args.splice(0, 2); }
 let good = true;
 if (args[0] === "--self-test") {
-	good = await selfTest(args[1], args[2], repo);
+	good = await selfTest(args[1], args[2], args[3], repo);
+} else if (args[0] === "--materialize") {
+	// --materialize RENDERED.yaml DIR: egressd's config volume (egressd.conf
+	// and what lies beside it), as the shared-service Deployment mounts it,
+	// written into DIR; prints the config file's path. For service-test.sh.
+	const E = findEgressd(loadRendered(args[1]).objs);
+	if (!E?.cfg?.conf || E.cfg.missing.length) {
+		console.error(`materialize: no complete egressd config volume in ${args[1]} ${E?.cfg?.missing?.join(" ") ?? ""}`);
+		process.exit(1);
+	}
+	materialize(E.cfg.files, args[2]);
+	console.log(path.join(args[2], E.cfg.base));
+} else if (args[0] === "--rule-metrics") {
+	// --rule-metrics RENDERED.yaml: the metric names the PrometheusRules'
+	// expressions use, one a line. For service-test.sh.
+	const names = new Set();
+	for (const o of loadRendered(args[1]).objs.filter((x) => x.kind === "PrometheusRule"))
+		for (const g of o.spec.groups ?? []) for (const r of g.rules ?? []) for (const m of (r.expr ?? "").match(/\begressd_[a-z0-9_]+/g) ?? []) names.add(m);
+	console.log([...names].sort().join("\n"));
+	good = names.size > 0;
 } else if (args[0] === "--dockerfiles") {
 	for (const [n, p] of dockerfileChecks(repo)) good = report(n, p) && good;
 } else {
