@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libconfig.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +125,12 @@ get_int_into(struct load *ld, const config_setting_t *group, const char *key,
 {
 	long long v = *out;
 
+	/* The range is cut to what an int holds, so that no value in it wraps
+	 * when stored (and the message gives the real range). */
+	if (max > INT_MAX)
+		max = INT_MAX;
+	if (min < INT_MIN)
+		min = INT_MIN;
 	if (get_int(ld, group, key, min, max, &v) < 0)
 		return -1;
 	*out = (int)v;
@@ -637,7 +644,7 @@ load_identity_limits(struct load *ld, const config_setting_t *is,
 	    get_int_into(ld, ls, "burst", 0, 1000000, &l->burst) < 0 ||
 	    get_int(ld, ls, "max_tunnel_bytes", 0, (long long)1 << 62, &bytes) <
 	        0 ||
-	    get_int_into(ld, ls, "max_tunnel_ms", 0, 86400000LL * 365,
+	    get_int_into(ld, ls, "max_tunnel_ms", 0, INT_MAX,
 	                 &l->max_tunnel_ms) < 0)
 		return -1;
 	l->per_second = (double)rps;

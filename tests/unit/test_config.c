@@ -334,6 +334,31 @@ test_missing_file(void **state)
 	                    "/nonexistent/egressd.conf: cannot read the file");
 }
 
+/* Found while fuzzing the config loader (tests/fuzz/crashers/config/):
+ * max_tunnel_ms took values up to a year into an int, so 4294968296
+ * (49.7 days) loaded as 1000 and 3000000000 as a negative number.  Every int
+ * key is now held to what an int holds. */
+#define LIFETIME(ms)                                                           \
+	"listen = ( { address = \"127.0.0.1\"; port = 3128;\n"                 \
+	"  identify = [ \"source\" ]; } );\n"                                  \
+	"policies = ( { name = \"p\"; rules = ( ); } );\n"                     \
+	"identities = ( { name = \"a\"; policy = \"p\";\n"                     \
+	"  limits = { max_tunnel_ms = " ms "; }; } );\n"
+
+static void
+test_int_limits_do_not_wrap(void **state)
+{
+	struct config *c;
+
+	(void)state;
+	load_fails(LIFETIME("4294968296L"), 5,
+	           "max_tunnel_ms: 4294968296 is out of range 0..2147483647");
+	load_fails(LIFETIME("3000000000L"), 5, "out of range 0..2147483647");
+	c = load_ok(LIFETIME("2147483647L"));
+	assert_int_equal(c->identities[0].limits.max_tunnel_ms, 2147483647);
+	config_unref(c);
+}
+
 static int
 teardown(void **state)
 {
@@ -353,6 +378,7 @@ main(void)
 	    cmocka_unit_test(test_errors_name_file_and_line),
 	    cmocka_unit_test(test_identities),
 	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_int_limits_do_not_wrap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, teardown);
