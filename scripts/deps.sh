@@ -36,6 +36,11 @@ test)
 	need_cmd git git
 	need_cmd node nodejs
 	need_cmd npm npm
+	need_cmd clang clang
+	# libFuzzer's runtime (tests/fuzz), packaged apart from clang.
+	rt=$(clang --print-runtime-dir 2>/dev/null || true)
+	[ -e "$rt/libclang_rt.fuzzer-$(uname -m).a" ] ||
+		missing="$missing libclang-rt-14-dev"
 	[ -x /usr/bin/python3 ] || missing="$missing python3"
 	need_py pytest python3-pytest
 	need_py requests python3-requests

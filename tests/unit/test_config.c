@@ -359,6 +359,45 @@ test_int_limits_do_not_wrap(void **state)
 	config_unref(c);
 }
 
+/* Text in memory loads as a file would; errors read NAME:LINE. */
+static void
+test_load_string(void **state)
+{
+	static const char bad[] = "listen = ( { address = \"127.0.0.1\"; "
+	                          "port = 3128; } );\n"
+	                          "policies = ( { name = \"p\";\n"
+	                          "  rules = ( { hosts = [ \"*\" ]; "
+	                          "ports = [ 443 ]; } ); } );\n";
+	static const char nul[] = "listen = ( );\n\n# x\0y\n";
+	char err[512] = "";
+	struct config *c;
+
+	(void)state;
+	/* Not NUL-terminated: only len bytes are read. */
+	c = config_load_string(MINIMAL "garbage", strlen(MINIMAL), "mem.conf",
+	                       err, sizeof(err));
+	if (!c)
+		fail_msg("unexpected error: %s", err);
+	assert_string_equal(c->path, "mem.conf");
+	assert_int_equal(c->nlisteners, 1);
+	assert_string_equal(c->policies[0].rules[0].hosts[0],
+	                    "api.example.com");
+	config_unref(c);
+
+	assert_null(
+	    config_load_string(bad, strlen(bad), "mem.conf", err, sizeof(err)));
+	assert_string_equal(err, "mem.conf:3: hosts: \"*\": \"*\" would allow "
+	                         "every host; list the names");
+	assert_null(
+	    config_load_string("listen = (", 10, "mem.conf", err, sizeof(err)));
+	assert_true(strncmp(err, "mem.conf:1: ", 12) == 0);
+	assert_null(config_load_string(nul, sizeof(nul) - 1, "mem.conf", err,
+	                               sizeof(err)));
+	assert_string_equal(err, "mem.conf:3: a NUL byte in the text");
+	assert_null(config_load_string("", 0, "mem.conf", err, sizeof(err)));
+	assert_true(strncmp(err, "mem.conf: ", 10) == 0);
+}
+
 static int
 teardown(void **state)
 {
@@ -378,6 +417,7 @@ main(void)
 	    cmocka_unit_test(test_errors_name_file_and_line),
 	    cmocka_unit_test(test_identities),
 	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_load_string),
 	    cmocka_unit_test(test_int_limits_do_not_wrap),
 	};
 
