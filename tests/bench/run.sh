@@ -21,6 +21,8 @@
 #   BENCH_NETNS=1           run inside a network namespace of its own (root)
 #   BENCH_EGRESSD_EXTRA='workers = 1;'  appended to egressd's configuration
 #   BENCH_NICE=-10          priority of everything the benchmark runs (root)
+#   BENCH_TMPDIR=/tmp       where the run's configs and the proxies' logs go
+#                           (/dev/shm takes the disk's fsync out of it)
 #   BENCH_OUT=DIR           keep results, configs and logs in DIR
 #   BENCH_BIN=DIR           prebuilt loadgen and upstream (else built here)
 #   BENCH_PROFILE=perf      after the measurements, profile egressd with
@@ -132,7 +134,7 @@ PATH="$PATH:/usr/sbin:/sbin"
 
 # --- temporary state, cleaned up on every exit ------------------------------
 
-work=$(mktemp -d /tmp/egressd-bench.XXXXXX) || die "mktemp failed"
+work=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/egressd-bench.XXXXXX") || die "mktemp failed"
 chmod 755 "$work"
 ns=""
 NSX=()
