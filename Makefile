@@ -43,7 +43,7 @@ CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(BUILD)/proxy/%.o)
 
 .PHONY: all deps test-deps run test unit integration k8s-test check-config \
-        clean format
+        clean format fuzz fuzz-smoke
 
 all: deps $(BUILD)/egressd
 
@@ -87,7 +87,18 @@ integration: all test-deps
 k8s-test: all test-deps
 	EGRESSD=$(abspath $(BUILD)/egressd) sh tests/k8s/run.sh
 
-test: unit integration k8s-test
+# libFuzzer: `make fuzz` runs each target FUZZ_SECONDS (default 60);
+# `make fuzz-smoke` replays the seeds and saved crashers and fuzzes each
+# target for a few seconds (part of `make test`).
+FUZZ_SECONDS ?= 60
+
+fuzz: test-deps
+	sh tests/fuzz/run.sh long $(FUZZ_SECONDS)
+
+fuzz-smoke: test-deps
+	sh tests/fuzz/run.sh smoke
+
+test: unit integration k8s-test fuzz-smoke
 
 check-config: all
 	./$(BUILD)/egressd -t -c conf/egressd.conf
@@ -96,6 +107,6 @@ format:
 	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(wildcard $(BUILD)/proxy/*.d $(BUILD)/tests/unit/*.d)
