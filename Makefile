@@ -43,7 +43,7 @@ CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(BUILD)/proxy/%.o)
 
 .PHONY: all deps test-deps run test unit integration k8s-test check-config \
-        clean format fuzz fuzz-smoke
+        clean format fuzz fuzz-smoke bench bench-smoke
 
 all: deps $(BUILD)/egressd
 
@@ -87,6 +87,23 @@ integration: all test-deps
 k8s-test: all test-deps
 	EGRESSD=$(abspath $(BUILD)/egressd) sh tests/k8s/run.sh
 
+# Benchmarks (not tests: nothing in `make test` depends on a timing):
+# `make bench` compares egressd with Squid, tinyproxy and a direct
+# connection; see tests/bench/README.md.
+BENCH_TOOLS := $(BUILD)/bench/loadgen $(BUILD)/bench/upstream
+
+$(BUILD)/bench/%: tests/bench/%.c tests/bench/bench.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lm
+
+bench: all $(BENCH_TOOLS)
+	EGRESSD=$(abspath $(BUILD)/egressd) BENCH_BIN=$(abspath $(BUILD)/bench) \
+		bash tests/bench/run.sh
+
+bench-smoke: all $(BENCH_TOOLS)
+	EGRESSD=$(abspath $(BUILD)/egressd) BENCH_BIN=$(abspath $(BUILD)/bench) \
+		bash tests/bench/run.sh --smoke
+
 # libFuzzer: `make fuzz` runs each target FUZZ_SECONDS (default 60);
 # `make fuzz-smoke` replays the seeds and saved crashers and fuzzes each
 # target for a few seconds (part of `make test`).
@@ -109,4 +126,4 @@ format:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(wildcard $(BUILD)/proxy/*.d $(BUILD)/tests/unit/*.d)
+-include $(wildcard $(BUILD)/proxy/*.d $(BUILD)/tests/unit/*.d $(BUILD)/bench/*.d)
