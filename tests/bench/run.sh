@@ -142,20 +142,25 @@ pids=() # every long-lived process started here
 results="$work/results"
 : >"$results"
 
-stop_pid() { # stop_pid PID: TERM, up to 10 s, then KILL; reaps it
-	local pid=$1 i=0
-	kill -0 "$pid" 2>/dev/null || {
+# The parent of PID, or nothing once it is gone.
+ppid_of() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f2; }
+
+stop_pid() { # stop_pid PID [TENTHS]: TERM, up to 10 s, then KILL; reaps it
+	local pid=$1 i=0 limit=${2:-100}
+	# Only a child of this script: a PID that has been reaped may have
+	# been given to someone else's process since.
+	if [ "$(ppid_of "$pid")" != "$$" ]; then
 		wait "$pid" 2>/dev/null
 		return 0
-	}
+	fi
 	kill -TERM "$pid" 2>/dev/null
-	while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt "$limit" ]; do
 		# A zombie child of ours counts as gone.
 		[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
 		sleep 0.1
 		i=$((i + 1))
 	done
-	kill -KILL "$pid" 2>/dev/null
+	[ "$(ppid_of "$pid")" = "$$" ] && kill -KILL "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	return 0
 }
@@ -454,6 +459,7 @@ run_idle() {
 	"${NSX[@]}" "$LOADGEN" "${xarg[@]}" -m idle -t "$(targets_on $P_ECHO)" -s "$SOURCES" \
 		-c "$n" -d 120 >"$work/idle.out" 2>>"$work/loadgen.err" &
 	lpid=$!
+	pids+=("$lpid")
 	for i in $(seq 1200); do
 		grep -q '^ready' "$work/idle.out" && break
 		kill -0 "$lpid" 2>/dev/null || break
@@ -461,10 +467,8 @@ run_idle() {
 	done
 	sleep 1
 	[ -n "$proxy_pid" ] && rss1=$(proc_rss "$proxy_pid")
-	kill -TERM "$lpid" 2>/dev/null
-	for i in $(seq 300); do kill -0 "$lpid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$lpid" 2>/dev/null
-	wait "$lpid" 2>/dev/null
+	# It checks every tunnel once more (at most 11 s), then exits.
+	stop_pid "$lpid" 300
 	[ -n "$proxy_pid" ] && c1=$(proc_cpu "$proxy_pid")
 	out=$(grep '^mode=' "$work/idle.out")
 	[ -n "$out" ] || out="mode=failed count=0 errors=1"
@@ -507,6 +511,7 @@ profile_egressd() {
 		"${NSX[@]}" perf record -F 2999 -g -o "$out/perf-$scen.data" -p "$proxy_pid" \
 			>/dev/null 2>"$work/perf-$scen.err" &
 		ppid=$!
+		pids+=("$ppid")
 		sleep 0.5
 		case $scen in
 		conn50) timeout 120 "${NSX[@]}" "$LOADGEN" -x "$proxy_addr" -m connect \
@@ -516,7 +521,7 @@ profile_egressd() {
 		http100b) timeout 120 "${NSX[@]}" "$LOADGEN" -x "$proxy_addr" -m http \
 			-t "$(targets_on $P_HTTP)" -s "$SOURCES" -c "$BENCH_CLIENTS" -d "$T" -u /100b >/dev/null 2>&1 ;;
 		esac
-		kill -INT "$ppid" 2>/dev/null
+		[ "$(ppid_of "$ppid")" = "$$" ] && kill -INT "$ppid" 2>/dev/null
 		wait "$ppid" 2>/dev/null
 		perf report -i "$out/perf-$scen.data" --stdio --no-children --sort symbol \
 			--percent-limit 0.5 2>/dev/null | grep -v '^$' | head -n 400 >"$out/perf-$scen.txt"
