@@ -1,6 +1,8 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -643,9 +645,21 @@ connect_reason(int err)
 	}
 }
 
+/* Small writes (a response's last segment, an SSE event) go out at once
+ * instead of waiting on the peer's delayed ACK. */
+static void
+no_delay(evutil_socket_t fd)
+{
+	int one = 1;
+
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void
 connected(struct conn *c)
 {
+	no_delay(bufferevent_getfd(c->up_bev));
 	metrics_observe(METRICS_CONNECT, elapsed_s(&c->r.connect_started));
 	event_del(c->timer);
 	c->r.upstream = c->r.addrs[c->r.next_addr - 1];
@@ -1222,6 +1236,7 @@ conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 	c->config = config_ref(env->config);
 	c->listener = &c->config->listeners[listener];
 	c->listener_index = listener;
+	no_delay(fd);
 	if (netaddr_from_sockaddr(&c->client_addr, sa) < 0)
 		memset(&c->client_addr, 0, sizeof(c->client_addr));
 	/* Counted before anything can fail: conn_close uncounts. */
