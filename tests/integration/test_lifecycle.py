@@ -32,8 +32,12 @@ def drainer(world, egressd_factory):
         port, log, world.policy, limits={"drain_timeout_ms": 3000}))
 
 
-def test_sigterm_drains_open_tunnel_then_exits_0(world, drainer):
-    e = drainer
+def test_sigterm_drains_open_tunnel_then_exits_0(world, egressd_factory):
+    # A deadline far beyond every bound below, so that exiting "when the
+    # tunnel closed" cannot be mistaken for exiting at the deadline on a
+    # busy machine.
+    e = egressd_factory("drain-long", lambda port, log: H.render_config(
+        port, log, world.policy, limits={"drain_timeout_ms": 20000}))
     c, r = H.tunnel(e.port, ECHO)
     with c:
         assert r.status == 200, r
@@ -41,17 +45,16 @@ def test_sigterm_drains_open_tunnel_then_exits_0(world, drainer):
         mark = e.log.mark()
         e.signal(signal.SIGTERM)
         t0 = H.time.monotonic()
-        # stops accepting at once
-        H.wait_until(lambda: _refuses_connections(e.port), 1.0, what="listener to close")
-        assert H.time.monotonic() - t0 < 1.0
+        # stops accepting at once (bounded generously: shared CI machines)
+        H.wait_until(lambda: _refuses_connections(e.port), 5.0, what="listener to close")
         # the open tunnel still works within the grace period
         H.time.sleep(0.3)
         assert e.alive(), "exited with a tunnel open, before drain_timeout_ms"
         assert c.echo(b"during drain") == b"during drain"
     # the tunnel closed: egressd exits 0 well before the deadline
-    rc = e.proc.wait(timeout=2.5)
+    rc = e.proc.wait(timeout=12)
     assert rc == 0, (rc, e.stderr())
-    assert H.time.monotonic() - t0 < 2.9, "waited for the deadline although the tunnel closed"
+    assert H.time.monotonic() - t0 < 15, "waited for the deadline although the tunnel closed"
     close = e.log.wait(since=0, event="close", host=H.ADDR_ECHO)
     assert close["bytes_up"] == len(b"beforeduring drain"), close
     assert e.log.find(since=mark, event="stop"), e.log.since(mark)
@@ -66,10 +69,11 @@ def test_sigterm_deadline_closes_tunnel_and_exits_0(world, drainer):
         e.signal(signal.SIGTERM)
         t0 = H.time.monotonic()
         # the client keeps the tunnel open: egressd closes it at the deadline
-        rest = c.recv_to_eof(timeout=8)
+        rest = c.recv_to_eof(timeout=12)
         took = H.time.monotonic() - t0
         assert rest == b""
-        assert 2.5 <= took <= 6, "tunnel closed %.1fs after SIGTERM; drain_timeout_ms=3000" % took
+        # Not before the deadline; the upper bound only catches a hang.
+        assert 2.5 <= took <= 10, "tunnel closed %.1fs after SIGTERM; drain_timeout_ms=3000" % took
     rc = e.proc.wait(timeout=3)
     assert rc == 0, (rc, e.stderr())
     close = e.log.wait(event="close", host=H.ADDR_ECHO)
@@ -119,10 +123,12 @@ def test_second_signal_stops_at_once(world, egressd_factory):
     with c:
         assert r.status == 200, r
         e.signal(signal.SIGINT)
-        H.wait_until(lambda: _refuses_connections(e.port), 1.0, what="listener to close")
+        # Generous bounds: CI machines are shared and busy.  What is checked
+        # is "before the 20 s drain deadline", not a latency.
+        H.wait_until(lambda: _refuses_connections(e.port), 5.0, what="listener to close")
         assert c.echo(b"still draining") == b"still draining"
         t0 = H.time.monotonic()
         e.signal(signal.SIGINT)
-        e.proc.wait(timeout=3)
-        assert H.time.monotonic() - t0 < 2, "second signal did not stop egressd at once"
-        assert c.recv_to_eof(timeout=3) == b""
+        e.proc.wait(timeout=10)
+        assert H.time.monotonic() - t0 < 10, "second signal did not stop egressd at once"
+        assert c.recv_to_eof(timeout=5) == b""
