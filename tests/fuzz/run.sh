@@ -27,7 +27,9 @@ make -s -f tests/fuzz/fuzz.mk -j"$(nproc)" FUZZ_BUILD=build-fuzz
 [ "$mode" = build ] && exit 0
 
 targets=${FUZZ_TARGETS:-$(cd tests/fuzz && ls fuzz_*.c | sed 's/^fuzz_//; s/\.c$//')}
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+# Freed memory goes back to the system now and then, so that a long run's
+# RSS stays near what it uses (libFuzzer's default limit is 2 GB).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_release_to_os_interval_ms=1000}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$top/tests/fuzz/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
@@ -50,8 +52,10 @@ run() {
 
 # The inputs of a target to replay: saved crashers, then the seeds.
 inputs() {
-	find "$top/tests/fuzz/crashers/$1" "$top/tests/fuzz/corpus/$1" -type f \
-		! -name '.*' 2>/dev/null | sort
+	for d in crashers corpus; do
+		find "$top/tests/fuzz/$d/$1" -type f ! -name '.*' 2>/dev/null |
+			sort
+	done
 }
 
 # A line of libFuzzer's final output for the summary.
