@@ -98,9 +98,10 @@ def test_listener_selects_policy(world, egressd_factory):
         assert c.echo(b"agent") == b"agent"
     r = H.request(other, H.connect_req(target))
     H.assert_refusal(r, "destination_ip_prohibited", "ip_literal_not_allowed", target, "strict")
+    client_mark = e.log.mark()  # client ports get reused
     r = H.request(other, H.connect_req("api.allowed.test:443"))
     H.assert_refusal(r, "http_request_denied", "host_not_allowed", "api.allowed.test:443", "strict")
-    line = e.log.wait(event="deny", client=r.client)
+    line = e.log.wait(since=client_mark, event="deny", client=r.client)
     assert line["policy"] == "strict", line
     assert line.get("listener") == "127.0.0.1:%d" % other, line
 

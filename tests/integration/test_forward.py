@@ -129,9 +129,10 @@ def test_keepalive_connection_rechecks_every_request(world, alive, watch):
 ], ids=["method", "port", "special-address", "ip-literal"])
 def test_plain_refusals(world, alive, watch, raw, dest, ptype, reason):
     w = watch()
+    client_mark = alive.log.mark()  # client ports get reused
     r = H.request(alive.port, raw)
     H.assert_refusal(r, ptype, reason, dest, "web")
-    line = alive.log.wait(event="deny", client=r.client)
+    line = alive.log.wait(since=client_mark, event="deny", client=r.client)
     assert line["reason"] == reason, line
     w.assert_nothing()
 
@@ -164,8 +165,9 @@ def test_ambiguous_requests_refused_before_forwarding(world, alive, watch, raw, 
     w = watch([s for s in world.canaries + world.upstreams if s is not world.http])
     before = world.http.received()
     n0 = len(world.http_requests)
+    client_mark = alive.log.mark()  # client ports get reused
     r = H.request(alive.port, raw)
-    line = alive.log.wait(event="error", client=r.client)
+    line = alive.log.wait(since=client_mark, event="error", client=r.client)
     assert line["reason"] in reasons and line["status"] == 400, line
     H.assert_error_response(r, 400, "http_request_error", line["reason"])
     w.assert_nothing()

@@ -108,8 +108,9 @@ def test_sigusr1_reopens_log(world, egressd_factory):
     os.rename(e.log_path, rotated)
     e.signal(signal.SIGUSR1)
     H.wait_until(lambda: os.path.exists(e.log_path), 3, what="the log file to be reopened")
+    client_mark = e.log.mark()  # client ports get reused
     r = H.request(e.port, H.connect_req("denied.test:443"))
-    e.log.wait(event="deny", client=r.client)
+    e.log.wait(since=client_mark, event="deny", client=r.client)
     assert e.alive()
     assert all(l.get("client") != r.client for l in H.JsonLog(rotated).lines())
 

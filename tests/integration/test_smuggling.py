@@ -295,9 +295,10 @@ def test_userinfo_logged_as_sent(world, ow, strict, watch):
     target = b"http://api.allowed.test@evil.example/"
     dmark = world.dns.mark()
     w = watch(all_servers(world, ow))
+    client_mark = strict.log.mark()  # client ports get reused
     r = H.request(strict.port, rq(target=target))
     H.assert_error_response(r, 400, "http_request_error", "malformed_host")
-    line = strict.log.wait(event="error", client=r.client)
+    line = strict.log.wait(since=client_mark, event="error", client=r.client)
     assert line["reason"] == "malformed_host" and line["host"] == target.decode(), line
     w.assert_nothing()
     assert world.dns.queries_since(dmark) == []
@@ -375,9 +376,10 @@ def test_denied_target_with_allowed_host_refused(world, ow, strict, watch):
     """The other way round: an allowed Host does not open a denied target."""
     w = watch(all_servers(world, ow))
     dmark = world.dns.mark()
+    client_mark = strict.log.mark()  # client ports get reused
     r = H.request(strict.port, rq(target=b"http://denied.test/x", host=HOST))
     H.assert_refusal(r, "http_request_denied", "host_not_allowed", "denied.test:80", "strict")
-    line = strict.log.wait(event="deny", client=r.client)
+    line = strict.log.wait(since=client_mark, event="deny", client=r.client)
     H.assert_deny_line(line, "host_not_allowed", "denied.test", 80, policy="strict", method="GET")
     w.assert_nothing()
     assert world.dns.queries_since(dmark) == []
@@ -673,9 +675,10 @@ def test_method_rules_get_head_only(world, ow, strict, watch):
             (rq(method=b"get", target=mirror, host=b"Host: mirror.allowed.test\r\n"), "get",
              "mirror.allowed.test:80"),  # methods are case-sensitive
             (H.connect_req("mirror.allowed.test:443"), "CONNECT", "mirror.allowed.test:443")):
+        client_mark = strict.log.mark()  # client ports get reused
         r = H.request(strict.port, raw)
         H.assert_refusal(r, "http_request_denied", "method_not_allowed", dest, "strict")
-        line = strict.log.wait(event="deny", client=r.client)
+        line = strict.log.wait(since=client_mark, event="deny", client=r.client)
         H.assert_deny_line(line, "method_not_allowed", "mirror.allowed.test",
                            int(dest.rsplit(":", 1)[1]), policy="strict", method=method)
     w.assert_nothing()
@@ -782,9 +785,10 @@ def test_bad_chunked_body_refused(world, ow, strict, watch, body):
     w = watch(world.canaries + world.upstreams)
     origin80 = [s for s in ow.servers if s.name == "origin-80"][0]
     before = len(origin80.received())
+    client_mark = strict.log.mark()  # client ports get reused
     r = H.request(strict.port, post(b"Transfer-Encoding: chunked\r\n", body))
     H.assert_error_response(r, 400, "http_request_error", "bad_framing")
-    line = strict.log.wait(event="error", client=r.client)
+    line = strict.log.wait(since=client_mark, event="error", client=r.client)
     assert line["reason"] == "bad_framing" and line["status"] == 400, line
     w.assert_nothing(settle=0.15)
     # sent in one piece, the bad body is refused whole: not a byte of it goes on

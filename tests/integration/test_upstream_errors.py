@@ -91,11 +91,12 @@ def test_connect_timeout_504(world, egressd_factory, blackhole, watch):
     w = watch()
     dest = "%s:443" % blackhole
     t0 = H.time.monotonic()
+    client_mark = e.log.mark()  # client ports get reused
     r = H.request(e.port, H.connect_req(dest), timeout=8)
     took = H.time.monotonic() - t0
     H.assert_error_response(r, 504, "connection_timeout", "connect_timeout", dest)
     assert 0.4 <= took < 4, "connect_timeout after %.1fs with connect_timeout_ms=500" % took
-    line = e.log.wait(event="error", client=r.client)
+    line = e.log.wait(since=client_mark, event="error", client=r.client)
     assert line["reason"] == "connect_timeout" and line["status"] == 504, line
     w.assert_nothing()
 
@@ -103,8 +104,9 @@ def test_connect_timeout_504(world, egressd_factory, blackhole, watch):
 def test_connect_error_502(world, proxy, watch):
     w = watch()
     dest = "%s:443" % ADDR_NOROUTE
+    client_mark = proxy.log.mark()  # client ports get reused
     r = H.request(proxy.port, H.connect_req(dest))
     H.assert_error_response(r, 502, "destination_unavailable", "connect_error", dest)
-    line = proxy.log.wait(event="error", client=r.client)
+    line = proxy.log.wait(since=client_mark, event="error", client=r.client)
     assert line["reason"] == "connect_error" and line["status"] == 502, line
     w.assert_nothing()
