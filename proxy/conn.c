@@ -508,6 +508,12 @@ start_tunnel(struct conn *c)
 {
 	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 	const struct config_limits *lim = &c->config->limits;
+	struct tunnel_opts opts = {
+	    .buffer_bytes = lim->buffer_bytes,
+	    .idle_ms = lim->idle_timeout_ms,
+	    .done = tunnel_done,
+	    .arg = c,
+	};
 
 	c->r.status = 200;
 	c->r.reason = REASON_ALLOWED;
@@ -515,8 +521,7 @@ start_tunnel(struct conn *c)
 	metrics_active(1);
 	log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
 	bufferevent_write(c->client_bev, ok, sizeof(ok) - 1);
-	c->tunnel = tunnel_new(c->client_bev, c->up_bev, lim->buffer_bytes,
-	                       lim->idle_timeout_ms, tunnel_done, c);
+	c->tunnel = tunnel_new(c->client_bev, c->up_bev, &opts);
 	if (!c->tunnel) {
 		c->r.reason = REASON_INTERNAL_ERROR;
 		conn_close(c);

@@ -78,6 +78,19 @@ static const struct reason_info reasons[REASON_COUNT] = {
                               "loop_detected",
                               "The request has already passed through "
                               "egressd."},
+    [REASON_SNI_MISMATCH] = {403, "Forbidden", DENIED, "sni_mismatch",
+                             "The TLS ClientHello names a server other "
+                             "than the CONNECT host."},
+    [REASON_SNI_MISSING] = {403, "Forbidden", DENIED, "sni_missing",
+                            "The TLS ClientHello names no server (SNI), "
+                            "which this rule requires."},
+    [REASON_NOT_TLS] = {403, "Forbidden", "tls_protocol_error", "not_tls",
+                        "The tunnel's first bytes are not a valid TLS "
+                        "ClientHello, which this rule requires."},
+    [REASON_HELLO_TIMEOUT] = {403, "Forbidden", "tls_protocol_error",
+                              "hello_timeout",
+                              "The TLS ClientHello did not arrive in "
+                              "time."},
     [REASON_DNS_NXDOMAIN] = {502, "Bad Gateway", "dns_error", "dns_nxdomain",
                              "The name does not exist."},
     [REASON_DNS_ERROR] = {502, "Bad Gateway", "dns_error", "dns_error",

@@ -33,6 +33,12 @@ enum reason {
 	REASON_BAD_TARGET,
 	REASON_BAD_FRAMING,
 	REASON_LOOP_DETECTED,
+	/* The hello check, after a CONNECT's 200: the client sees the
+	 * tunnel close (after a TLS access_denied alert). */
+	REASON_SNI_MISMATCH,
+	REASON_SNI_MISSING,
+	REASON_NOT_TLS,
+	REASON_HELLO_TIMEOUT,
 	/* Upstream failures. */
 	REASON_DNS_NXDOMAIN,
 	REASON_DNS_ERROR,

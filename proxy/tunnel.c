@@ -1,34 +1,127 @@
 #include "tunnel.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 enum { CLIENT, UPSTREAM };
 
+/* Reads one wake-up may do before other connections get a turn. */
+#define ROUNDS 8
+/* Pipes kept for reuse by each thread, and the size asked for each. */
+#define POOL_MAX   64
+#define PIPE_BYTES (256 * 1024)
+/* Read size when no pipe can be had (descriptors exhausted). */
+#define COPY_BYTES (16 * 1024)
+
+/* Bytes read from side i, on their way to side !i. */
+struct dir {
+	unsigned char *buf; /* sent before anything in the pipe */
+	size_t off, len, cap;
+	int pipe[2]; /* -1 while the direction holds none */
+	size_t pipe_cap, in_pipe;
+	int eof;       /* side i sent EOF */
+	int shut;      /* we shut down writing to side !i */
+	int no_splice; /* splice(2) failed us: read and write instead */
+};
+
 struct tunnel {
-	struct bufferevent *side[2];
+	struct event_base *base;
+	/* Two plain sockets: relayed here with splice.  Otherwise the
+	 * bufferevents relay. */
+	int fast;
+	int fd[2];
+	struct event *rd[2], *wr[2];
+	short armed[2];
+	struct bufferevent *bev[2];
+
+	struct dir dir[2];
 	uint64_t bytes[2]; /* read from each side */
-	int eof[2];        /* the side sent EOF */
-	int shut[2];       /* we shut down writing to the side */
 	int first_eof;     /* which side closed first, or -1 */
 	size_t high;
 	int idle_ms;
 	struct timeval last; /* last byte either way */
-	struct event *idle;
-	struct event *lifetime;
+	struct event *idle, *lifetime, *hello_timer;
 	uint64_t max_bytes;
+	tunnel_hello_cb hello; /* set while the check holds the first bytes */
+	size_t hello_max;
 	tunnel_done_cb done;
 	void *arg;
 	int finished;
 };
 
+/* --- the pipe pool ------------------------------------------------------- */
+
+struct pooled_pipe {
+	int fd[2];
+	size_t cap;
+};
+
+static _Thread_local struct pooled_pipe pool[POOL_MAX];
+static _Thread_local int pool_len;
+
 static int
-side_of(const struct tunnel *t, const struct bufferevent *bev)
+pipe_take(struct dir *d)
 {
-	return bev == t->side[CLIENT] ? CLIENT : UPSTREAM;
+	int sz;
+
+	if (pool_len > 0) {
+		struct pooled_pipe *p = &pool[--pool_len];
+
+		d->pipe[0] = p->fd[0];
+		d->pipe[1] = p->fd[1];
+		d->pipe_cap = p->cap;
+		return 0;
+	}
+	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+		d->pipe[0] = d->pipe[1] = -1;
+		return -1;
+	}
+	/* Larger batches move more bytes a system call; a user over its pipe
+	 * quota keeps the default size, which only costs speed. */
+	(void)fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_BYTES);
+	sz = fcntl(d->pipe[1], F_GETPIPE_SZ);
+	d->pipe_cap = sz > 0 ? (size_t)sz : 4096;
+	return 0;
 }
+
+/* Give back an empty pipe; one with bytes in it is closed. */
+static void
+pipe_give(struct dir *d)
+{
+	if (d->pipe[0] < 0)
+		return;
+	if (d->in_pipe == 0 && pool_len < POOL_MAX) {
+		struct pooled_pipe *p = &pool[pool_len++];
+
+		p->fd[0] = d->pipe[0];
+		p->fd[1] = d->pipe[1];
+		p->cap = d->pipe_cap;
+	} else {
+		close(d->pipe[0]);
+		close(d->pipe[1]);
+	}
+	d->pipe[0] = d->pipe[1] = -1;
+	d->in_pipe = 0;
+}
+
+void
+tunnel_pool_clear(void)
+{
+	while (pool_len > 0) {
+		pool_len--;
+		close(pool[pool_len].fd[0]);
+		close(pool[pool_len].fd[1]);
+	}
+}
+
+/* --- shared by both engines ---------------------------------------------- */
 
 static void
 finish(struct tunnel *t, enum reason why)
@@ -36,8 +129,14 @@ finish(struct tunnel *t, enum reason why)
 	if (t->finished)
 		return;
 	t->finished = 1;
-	bufferevent_disable(t->side[CLIENT], EV_READ | EV_WRITE);
-	bufferevent_disable(t->side[UPSTREAM], EV_READ | EV_WRITE);
+	for (int s = CLIENT; s <= UPSTREAM; s++) {
+		if (t->fast) {
+			event_del(t->rd[s]);
+			event_del(t->wr[s]);
+		} else {
+			bufferevent_disable(t->bev[s], EV_READ | EV_WRITE);
+		}
+	}
 	t->done(t->arg, why);
 }
 
@@ -48,23 +147,424 @@ closed_reason(const struct tunnel *t)
 	                                : REASON_CLIENT_CLOSED;
 }
 
+static enum reason
+side_reason(int s)
+{
+	return s == CLIENT ? REASON_CLIENT_CLOSED : REASON_UPSTREAM_CLOSED;
+}
+
+/* Count n bytes read from side i; -1 when that ends the tunnel. */
+static int
+count(struct tunnel *t, int i, size_t n)
+{
+	if (t->max_bytes && t->bytes[0] + t->bytes[1] + n > t->max_bytes) {
+		finish(t, REASON_LIMIT_BYTES);
+		return -1;
+	}
+	t->bytes[i] += n;
+	event_base_gettimeofday_cached(t->base, &t->last);
+	return 0;
+}
+
+/* Run the hello check on what the client sent so far: 1 passed (the
+ * bytes may go), 0 wait for more, -1 the tunnel finished. */
+static int
+check_hello(struct tunnel *t, const unsigned char *buf, size_t len, int final)
+{
+	enum reason why = final ? REASON_HELLO_TIMEOUT : REASON_NOT_TLS;
+	int r = t->hello(t->arg, buf, len, final, &why);
+
+	if (r == 0 && (final || len >= t->hello_max))
+		r = -1;
+	if (r < 0) {
+		finish(t, why);
+		return -1;
+	}
+	if (r > 0) {
+		t->hello = NULL;
+		if (t->hello_timer)
+			event_del(t->hello_timer);
+	}
+	return r;
+}
+
+static void arm(struct tunnel *t);
+static int relay(struct tunnel *t, int i);
+
+/* The client's time to send its first bytes is up: judge what came. */
+static void
+hello_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tunnel *t = arg;
+
+	(void)fd;
+	(void)what;
+	if (t->fast) {
+		struct dir *d = &t->dir[CLIENT];
+
+		if (check_hello(t, d->buf, d->len, 1) == 1)
+			arm(t);
+	} else {
+		struct evbuffer *in = bufferevent_get_input(t->bev[CLIENT]);
+
+		if (check_hello(t, evbuffer_pullup(in, -1),
+		                evbuffer_get_length(in), 1) == 1)
+			(void)relay(t, CLIENT);
+	}
+}
+
+static void
+lifetime_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	finish(arg, REASON_LIMIT_LIFETIME);
+}
+
+static void
+idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tunnel *t = arg;
+	struct timeval now, since, left, limit;
+
+	(void)fd;
+	(void)what;
+	event_base_gettimeofday_cached(t->base, &now);
+	limit.tv_sec = t->idle_ms / 1000;
+	limit.tv_usec = (t->idle_ms % 1000) * 1000;
+	timersub(&now, &t->last, &since);
+	if (!timercmp(&since, &limit, <)) {
+		finish(t, REASON_IDLE_TIMEOUT);
+		return;
+	}
+	timersub(&limit, &since, &left);
+	evtimer_add(t->idle, &left);
+}
+
+/* --- the splice engine: two plain sockets -------------------------------- */
+
+static int
+held(const struct tunnel *t, int i)
+{
+	return i == CLIENT && t->hello;
+}
+
+static int
+pending(const struct tunnel *t, int i)
+{
+	const struct dir *d = &t->dir[i];
+
+	return !held(t, i) && (d->len > d->off || d->in_pipe > 0);
+}
+
+/* Watch each socket for exactly what its two directions wait on: reading
+ * while its bytes can go on, writing while bytes for it wait. */
+static void
+arm(struct tunnel *t)
+{
+	for (int s = CLIENT; s <= UPSTREAM; s++) {
+		short want = 0;
+
+		if (!t->dir[s].eof && !pending(t, s))
+			want |= EV_READ;
+		if (pending(t, !s))
+			want |= EV_WRITE;
+		if ((want ^ t->armed[s]) & EV_READ) {
+			if (want & EV_READ)
+				event_add(t->rd[s], NULL);
+			else
+				event_del(t->rd[s]);
+		}
+		if ((want ^ t->armed[s]) & EV_WRITE) {
+			if (want & EV_WRITE)
+				event_add(t->wr[s], NULL);
+			else
+				event_del(t->wr[s]);
+		}
+		t->armed[s] = want;
+	}
+}
+
+static int
+append(struct dir *d, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (d->len + n > d->cap) {
+		size_t cap = d->len + n;
+		unsigned char *b = realloc(d->buf, cap);
+
+		if (!b)
+			return -1;
+		d->buf = b;
+		d->cap = cap;
+	}
+	memcpy(d->buf + d->len, p, n);
+	d->len += n;
+	return 0;
+}
+
+static void
+drop_buf(struct dir *d)
+{
+	free(d->buf);
+	d->buf = NULL;
+	d->off = d->len = d->cap = 0;
+}
+
+/* Write what direction i holds to side !i: 1 all gone, 0 the socket is
+ * full, -1 it failed. */
+static int
+flush(struct tunnel *t, int i)
+{
+	struct dir *d = &t->dir[i];
+	int dst = t->fd[!i];
+
+	if (held(t, i))
+		return 1;
+	while (d->len > d->off) {
+		ssize_t n = write(dst, d->buf + d->off, d->len - d->off);
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+		d->off += (size_t)n;
+	}
+	if (d->buf)
+		drop_buf(d);
+	while (d->in_pipe > 0) {
+		ssize_t n = splice(d->pipe[0], NULL, dst, NULL, d->in_pipe,
+		                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+		if (n == 0)
+			return -1;
+		d->in_pipe -= (size_t)n;
+	}
+	return 1;
+}
+
+static ssize_t fill(struct tunnel *t, int i);
+
+/*
+ * splice(2) from a TCP socket returns 0 at EOF, but also when it could not
+ * take what is queued (a segment already consumed but not yet freed, urgent
+ * data).  Only a peek tells them apart.  A socket that has bytes splice
+ * cannot move is read from with read(2) from then on.
+ */
+static ssize_t
+peek_eof(struct tunnel *t, int i)
+{
+	char b;
+	ssize_t n = recv(t->fd[i], &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n == 0)
+		return 0;
+	if (n > 0) {
+		t->dir[i].no_splice = 1;
+		return fill(t, i);
+	}
+	return errno == EAGAIN || errno == EINTR ? -1 : -2;
+}
+
+/* Read from side i: bytes read, 0 at EOF, -1 nothing yet, -2 failed. */
+static ssize_t
+fill(struct tunnel *t, int i)
+{
+	struct dir *d = &t->dir[i];
+	size_t want = t->high;
+	ssize_t n;
+	int err;
+
+	if (!held(t, i) && !d->no_splice &&
+	    (d->pipe[0] >= 0 || pipe_take(d) == 0)) {
+		if (want > d->pipe_cap)
+			want = d->pipe_cap;
+		n = splice(t->fd[i], NULL, d->pipe[1], NULL, want,
+		           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			d->in_pipe = (size_t)n;
+			return n;
+		}
+		err = errno;
+		/* An idle direction holds no pipe. */
+		pipe_give(d);
+		if (n == 0)
+			return peek_eof(t, i);
+	} else {
+		size_t room = held(t, i) ? t->hello_max : COPY_BYTES;
+
+		if (d->cap < room) {
+			unsigned char *b = realloc(d->buf, room);
+
+			if (!b)
+				return -2;
+			d->buf = b;
+			d->cap = room;
+		}
+		if (d->len >= d->cap)
+			return -2;
+		n = read(t->fd[i], d->buf + d->len, d->cap - d->len);
+		if (n > 0) {
+			d->len += (size_t)n;
+			return n;
+		}
+		err = errno;
+	}
+	if (n == 0)
+		return 0;
+	return err == EAGAIN || err == EINTR ? -1 : -2;
+}
+
+/* Move bytes from side i to side !i until one of them must wait.
+ * Returns -1 when the tunnel finished. */
+static int
+pump(struct tunnel *t, int i)
+{
+	struct dir *d = &t->dir[i];
+
+	/* Bytes the client sent before the tunnel began. */
+	if (held(t, i) && d->len > 0 && check_hello(t, d->buf, d->len, 0) < 0)
+		return -1;
+	for (int round = 0;; round++) {
+		ssize_t n;
+		int r = flush(t, i);
+
+		if (r < 0) {
+			finish(t, side_reason(!i));
+			return -1;
+		}
+		if (r == 0)
+			return 0;
+		if (d->eof) {
+			if (!d->shut && !held(t, i)) {
+				shutdown(t->fd[!i], SHUT_WR);
+				d->shut = 1;
+			}
+			if (d->shut && t->dir[!i].shut) {
+				finish(t, closed_reason(t));
+				return -1;
+			}
+			return 0;
+		}
+		/* Still readable: other connections get a turn first. */
+		if (round == ROUNDS)
+			return 0;
+		n = fill(t, i);
+		if (n == -1)
+			return 0;
+		if (n == -2) {
+			finish(t, side_reason(i));
+			return -1;
+		}
+		if (n == 0) {
+			d->eof = 1;
+			if (t->first_eof < 0)
+				t->first_eof = i;
+			/* The client closed before the hello was judged. */
+			if (held(t, i) &&
+			    check_hello(t, d->buf, d->len, 1) < 0)
+				return -1;
+			continue;
+		}
+		if (count(t, i, (size_t)n) < 0)
+			return -1;
+		if (held(t, i) && check_hello(t, d->buf, d->len, 0) < 0)
+			return -1;
+	}
+}
+
+static void
+fd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tunnel *t = arg;
+	int s = fd == t->fd[CLIENT] ? CLIENT : UPSTREAM;
+
+	/* Readable: bytes from s.  Writable: bytes to s, from !s. */
+	if (pump(t, what & EV_READ ? s : !s) < 0)
+		return;
+	arm(t);
+}
+
+/* Move the bytes in a bufferevent's buffers into the directions. */
+static int
+take_bytes(struct tunnel *t, int s, struct bufferevent *bev)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	/* Bytes still to be written to s come before any relayed to it. */
+	if (append(&t->dir[!s], evbuffer_pullup(out, -1),
+	           evbuffer_get_length(out)) < 0 ||
+	    append(&t->dir[s], evbuffer_pullup(in, -1),
+	           evbuffer_get_length(in)) < 0)
+		return -1;
+	return 0;
+}
+
+/* Free a bufferevent but keep its socket. */
+static int
+take_fd(struct bufferevent *bev)
+{
+	int fd = bufferevent_getfd(bev);
+
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	bufferevent_setfd(bev, -1);
+	bufferevent_free(bev);
+	return fd;
+}
+
+static int
+fast_start(struct tunnel *t, struct bufferevent *client,
+           struct bufferevent *upstream)
+{
+	struct bufferevent *bev[2] = {client, upstream};
+
+	for (int s = CLIENT; s <= UPSTREAM; s++) {
+		evutil_socket_t fd = bufferevent_getfd(bev[s]);
+
+		t->rd[s] = event_new(t->base, fd, EV_READ | EV_PERSIST, fd_cb,
+		                     t);
+		t->wr[s] = event_new(t->base, fd, EV_WRITE | EV_PERSIST,
+		                     fd_cb, t);
+		if (!t->rd[s] || !t->wr[s])
+			return -1;
+	}
+	if (take_bytes(t, CLIENT, client) < 0 ||
+	    take_bytes(t, UPSTREAM, upstream) < 0)
+		return -1;
+	/* Nothing can fail from here: the bufferevents are ours now. */
+	t->fd[CLIENT] = take_fd(client);
+	t->fd[UPSTREAM] = take_fd(upstream);
+	t->fast = 1;
+	return 0;
+}
+
+/* --- the bufferevent engine: a client on a TLS listener ------------------ */
+
+static int
+side_of(const struct tunnel *t, const struct bufferevent *bev)
+{
+	return bev == t->bev[CLIENT] ? CLIENT : UPSTREAM;
+}
+
 /* Pass side i's EOF on to the other side once its output has drained. */
 static void
 pass_eof(struct tunnel *t, int i)
 {
 	int j = !i;
-	struct evbuffer *out = bufferevent_get_output(t->side[j]);
+	struct evbuffer *out = bufferevent_get_output(t->bev[j]);
 
-	if (t->shut[j])
+	if (t->dir[i].shut)
 		return;
 	if (evbuffer_get_length(out) > 0) {
 		/* Wake the write callback when everything has gone. */
-		bufferevent_setwatermark(t->side[j], EV_WRITE, 0, 0);
+		bufferevent_setwatermark(t->bev[j], EV_WRITE, 0, 0);
 		return;
 	}
-	shutdown(bufferevent_getfd(t->side[j]), SHUT_WR);
-	t->shut[j] = 1;
-	if (t->shut[CLIENT] && t->shut[UPSTREAM])
+	shutdown(bufferevent_getfd(t->bev[j]), SHUT_WR);
+	t->dir[i].shut = 1;
+	if (t->dir[CLIENT].shut && t->dir[UPSTREAM].shut)
 		finish(t, closed_reason(t));
 }
 
@@ -72,22 +572,24 @@ pass_eof(struct tunnel *t, int i)
 static int
 relay(struct tunnel *t, int i)
 {
-	struct evbuffer *in = bufferevent_get_input(t->side[i]);
-	struct bufferevent *dst = t->side[!i];
+	struct evbuffer *in = bufferevent_get_input(t->bev[i]);
+	struct bufferevent *dst = t->bev[!i];
 	size_t n = evbuffer_get_length(in);
 
 	if (n == 0)
 		return 0;
-	if (t->max_bytes && t->bytes[0] + t->bytes[1] + n > t->max_bytes) {
-		finish(t, REASON_LIMIT_BYTES);
-		return -1;
+	if (held(t, i)) {
+		int r = check_hello(t, evbuffer_pullup(in, -1), n, 0);
+
+		if (r <= 0)
+			return r;
 	}
-	t->bytes[i] += n;
-	event_base_gettimeofday_cached(bufferevent_get_base(dst), &t->last);
+	if (count(t, i, n) < 0)
+		return -1;
 	evbuffer_add_buffer(bufferevent_get_output(dst), in);
 	if (evbuffer_get_length(bufferevent_get_output(dst)) >= t->high) {
 		/* Backpressure: stop reading until dst drains to half. */
-		bufferevent_disable(t->side[i], EV_READ);
+		bufferevent_disable(t->bev[i], EV_READ);
 		bufferevent_setwatermark(dst, EV_WRITE, t->high / 2, 0);
 	}
 	return 0;
@@ -102,40 +604,18 @@ read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-lifetime_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	finish(arg, REASON_LIMIT_LIFETIME);
-}
-
-void
-tunnel_set_limits(struct tunnel *t, uint64_t max_bytes, int max_ms)
-{
-	struct timeval tv = {max_ms / 1000, (max_ms % 1000) * 1000};
-
-	t->max_bytes = max_bytes;
-	if (max_ms > 0 && !t->lifetime) {
-		t->lifetime = evtimer_new(bufferevent_get_base(t->side[0]),
-		                          lifetime_cb, t);
-		if (t->lifetime)
-			evtimer_add(t->lifetime, &tv);
-	}
-}
-
-static void
 write_cb(struct bufferevent *bev, void *arg)
 {
 	struct tunnel *t = arg;
 	int j = side_of(t, bev), i = !j;
 
-	if (t->eof[i]) {
+	if (t->dir[i].eof) {
 		pass_eof(t, i);
 		return;
 	}
-	if (!(bufferevent_get_enabled(t->side[i]) & EV_READ) &&
+	if (!(bufferevent_get_enabled(t->bev[i]) & EV_READ) &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) < t->high)
-		bufferevent_enable(t->side[i], EV_READ);
+		bufferevent_enable(t->bev[i], EV_READ);
 }
 
 static void
@@ -147,70 +627,105 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		if (relay(t, i) < 0)
 			return;
-		t->eof[i] = 1;
+		if (held(t, i)) {
+			struct evbuffer *in = bufferevent_get_input(bev);
+
+			if (check_hello(t, evbuffer_pullup(in, -1),
+			                evbuffer_get_length(in), 1) < 0 ||
+			    relay(t, i) < 0)
+				return;
+		}
+		t->dir[i].eof = 1;
 		if (t->first_eof < 0)
 			t->first_eof = i;
 		pass_eof(t, i);
 		return;
 	}
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		finish(t, i == CLIENT ? REASON_CLIENT_CLOSED
-		                      : REASON_UPSTREAM_CLOSED);
+		finish(t, side_reason(i));
 }
 
 static void
-idle_cb(evutil_socket_t fd, short what, void *arg)
+bev_start(struct tunnel *t, struct bufferevent *client,
+          struct bufferevent *upstream)
 {
-	struct tunnel *t = arg;
-	struct timeval now, since, left, limit;
-
-	(void)fd;
-	(void)what;
-	event_base_gettimeofday_cached(bufferevent_get_base(t->side[CLIENT]),
-	                               &now);
-	limit.tv_sec = t->idle_ms / 1000;
-	limit.tv_usec = (t->idle_ms % 1000) * 1000;
-	timersub(&now, &t->last, &since);
-	if (!timercmp(&since, &limit, <)) {
-		finish(t, REASON_IDLE_TIMEOUT);
-		return;
+	t->bev[CLIENT] = client;
+	t->bev[UPSTREAM] = upstream;
+	for (int i = CLIENT; i <= UPSTREAM; i++) {
+		bufferevent_setcb(t->bev[i], read_cb, write_cb, event_cb, t);
+		bufferevent_set_timeouts(t->bev[i], NULL, NULL);
+		bufferevent_setwatermark(t->bev[i], EV_READ, 0, 0);
+		bufferevent_setwatermark(t->bev[i], EV_WRITE, 0, 0);
+		bufferevent_enable(t->bev[i], EV_READ | EV_WRITE);
 	}
-	timersub(&limit, &since, &left);
-	evtimer_add(t->idle, &left);
+}
+
+/* --- the tunnel ---------------------------------------------------------- */
+
+void
+tunnel_set_limits(struct tunnel *t, uint64_t max_bytes, int max_ms)
+{
+	struct timeval tv = {max_ms / 1000, (max_ms % 1000) * 1000};
+
+	t->max_bytes = max_bytes;
+	if (max_ms > 0 && !t->lifetime) {
+		t->lifetime = evtimer_new(t->base, lifetime_cb, t);
+		if (t->lifetime)
+			evtimer_add(t->lifetime, &tv);
+	}
 }
 
 struct tunnel *
 tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
-           size_t buffer_bytes, int idle_ms, tunnel_done_cb done, void *arg)
+           const struct tunnel_opts *o)
 {
 	struct event_base *base = bufferevent_get_base(client);
 	struct tunnel *t = calloc(1, sizeof(*t));
-	struct timeval tv = {idle_ms / 1000, (idle_ms % 1000) * 1000};
+	struct timeval tv = {o->idle_ms / 1000, (o->idle_ms % 1000) * 1000};
 
 	if (!t)
 		return NULL;
-	if (!(t->idle = evtimer_new(base, idle_cb, t))) {
-		free(t);
+	t->base = base;
+	t->fd[CLIENT] = t->fd[UPSTREAM] = -1;
+	for (int i = CLIENT; i <= UPSTREAM; i++)
+		t->dir[i].pipe[0] = t->dir[i].pipe[1] = -1;
+	t->high = o->buffer_bytes;
+	t->idle_ms = o->idle_ms;
+	t->first_eof = -1;
+	t->done = o->done;
+	t->arg = o->arg;
+	t->hello = o->hello;
+	t->hello_max = o->hello_max;
+	t->idle = evtimer_new(base, idle_cb, t);
+	if (t->hello)
+		t->hello_timer = evtimer_new(base, hello_timeout_cb, t);
+	if (!t->idle || (t->hello && !t->hello_timer) ||
+	    (!bufferevent_openssl_get_ssl(client) &&
+	     fast_start(t, client, upstream) < 0)) {
+		t->fast = 0;
+		tunnel_free(t);
 		return NULL;
 	}
-	t->side[CLIENT] = client;
-	t->side[UPSTREAM] = upstream;
-	t->high = buffer_bytes;
-	t->idle_ms = idle_ms;
-	t->first_eof = -1;
-	t->done = done;
-	t->arg = arg;
+	if (!t->fast)
+		bev_start(t, client, upstream);
 	event_base_gettimeofday_cached(base, &t->last);
 	evtimer_add(t->idle, &tv);
-	for (int i = CLIENT; i <= UPSTREAM; i++) {
-		bufferevent_setcb(t->side[i], read_cb, write_cb, event_cb, t);
-		bufferevent_set_timeouts(t->side[i], NULL, NULL);
-		bufferevent_setwatermark(t->side[i], EV_READ, 0, 0);
-		bufferevent_setwatermark(t->side[i], EV_WRITE, 0, 0);
-		bufferevent_enable(t->side[i], EV_READ | EV_WRITE);
+	if (t->hello_timer) {
+		struct timeval htv = {o->hello_ms / 1000,
+		                      (o->hello_ms % 1000) * 1000};
+
+		evtimer_add(t->hello_timer, &htv);
 	}
-	/* No limit is set yet, so this cannot finish the tunnel. */
-	(void)relay(t, CLIENT);
+	/* Bytes the client sent early.  No limit is set yet, so this cannot
+	 * finish the tunnel, but the hello check can: the caller learns it
+	 * from the done callback, after tunnel_new has returned. */
+	if (!t->fast) {
+		(void)relay(t, CLIENT);
+	} else {
+		arm(t);
+		if (held(t, CLIENT) && t->dir[CLIENT].len > 0)
+			event_active(t->rd[CLIENT], EV_READ, 0);
+	}
 	return t;
 }
 
@@ -231,10 +746,23 @@ tunnel_free(struct tunnel *t)
 {
 	if (!t)
 		return;
-	event_free(t->idle);
+	if (t->idle)
+		event_free(t->idle);
 	if (t->lifetime)
 		event_free(t->lifetime);
-	bufferevent_free(t->side[CLIENT]);
-	bufferevent_free(t->side[UPSTREAM]);
+	if (t->hello_timer)
+		event_free(t->hello_timer);
+	for (int s = CLIENT; s <= UPSTREAM; s++) {
+		if (t->rd[s])
+			event_free(t->rd[s]);
+		if (t->wr[s])
+			event_free(t->wr[s]);
+		if (t->fast && t->fd[s] >= 0)
+			close(t->fd[s]);
+		if (!t->fast && t->bev[s])
+			bufferevent_free(t->bev[s]);
+		pipe_give(&t->dir[s]);
+		free(t->dir[s].buf);
+	}
 	free(t);
 }

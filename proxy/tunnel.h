@@ -3,11 +3,20 @@
  *
  * Bytes are moved between the client and the upstream as they arrive; when
  * buffer_bytes wait unsent on one side, reading from the other stops until
- * half of them have gone (a slow reader never makes egressd buffer without
- * bound).  An EOF from one side is passed on as a half-close (shutdown of
- * the write side) once everything before it has been delivered.  The tunnel
- * ends when both sides have closed, on an error, or after idle_ms without a
- * byte in either direction.
+ * they have gone (a slow reader never makes egressd buffer without bound).
+ * An EOF from one side is passed on as a half-close (shutdown of the write
+ * side) once everything before it has been delivered.  The tunnel ends when
+ * both sides have closed, on an error, or after idle_ms without a byte in
+ * either direction.
+ *
+ * Between two plain sockets the bytes never enter egressd's memory: they
+ * are moved with splice(2) through a pipe taken from a per-thread pool
+ * while they are in flight.  A client on a TLS listener is relayed through
+ * its bufferevent instead.
+ *
+ * A hello check holds the client's first bytes until a callback has judged
+ * them (the TLS ClientHello's SNI, see conn.c); only then are they sent on,
+ * unchanged.
  */
 #ifndef EGRESSD_TUNNEL_H
 #define EGRESSD_TUNNEL_H
@@ -23,15 +32,31 @@ struct tunnel;
  * receiver then calls tunnel_free. */
 typedef void (*tunnel_done_cb)(void *arg, enum reason why);
 
+/* Judge the client's first len bytes: 1 pass them on, 0 read more, -1
+ * refuse the tunnel with *why.  When final (the client closed, or its time
+ * is up) no more bytes will come: the answer must be 1 or -1. */
+typedef int (*tunnel_hello_cb)(void *arg, const unsigned char *buf,
+                               size_t len, int final, enum reason *why);
+
+struct tunnel_opts {
+	size_t buffer_bytes;
+	int idle_ms;
+	tunnel_done_cb done;
+	tunnel_hello_cb hello; /* NULL: no check */
+	size_t hello_max;      /* bytes the check may hold */
+	int hello_ms;          /* time the client has to send them */
+	void *arg;
+};
+
 /*
- * Start relaying.  The tunnel takes ownership of both bufferevents (freed,
- * and their sockets closed, by tunnel_free).  Bytes already waiting in the
- * client's input are sent upstream first.  Returns NULL when out of memory
- * (the bufferevents are then still the caller's).
+ * Start relaying.  The tunnel takes ownership of both bufferevents and
+ * their sockets (closed by tunnel_free).  Bytes still waiting in their
+ * buffers are relayed first.  Returns NULL when out of memory (the
+ * bufferevents are then still the caller's).
  */
 struct tunnel *tunnel_new(struct bufferevent *client,
-                          struct bufferevent *upstream, size_t buffer_bytes,
-                          int idle_ms, tunnel_done_cb done, void *arg);
+                          struct bufferevent *upstream,
+                          const struct tunnel_opts *opts);
 
 /* End the tunnel once max_bytes have been relayed in both directions
  * together (REASON_LIMIT_BYTES) or after max_ms (REASON_LIMIT_LIFETIME);
@@ -44,5 +69,8 @@ uint64_t tunnel_bytes_down(const struct tunnel *t);
 
 /* Stop and free everything; safe from inside the done callback. */
 void tunnel_free(struct tunnel *t);
+
+/* Close the calling thread's idle pipes (a worker's last act). */
+void tunnel_pool_clear(void);
 
 #endif

@@ -15,6 +15,7 @@
 #include "host.h"
 #include "log.h"
 #include "resolve.h"
+#include "tunnel.h"
 
 /* After EMFILE/ENFILE, accepting pauses this long instead of spinning. */
 #define ACCEPT_PAUSE_MS 200
@@ -297,6 +298,7 @@ worker_main(void *arg)
 	event_base_dispatch(w->base);
 	close_listeners(w);
 	conn_close_all(&w->env, REASON_SHUTDOWN);
+	tunnel_pool_clear();
 	atomic_store(&w->active, 0);
 	atomic_store(&w->done, 1);
 	return NULL;
