@@ -1241,7 +1241,6 @@ conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 	c->config = config_ref(env->config);
 	c->listener = &c->config->listeners[listener];
 	c->listener_index = listener;
-	no_delay(fd);
 	if (netaddr_from_sockaddr(&c->client_addr, sa) < 0)
 		memset(&c->client_addr, 0, sizeof(c->client_addr));
 	/* Counted before anything can fail: conn_close uncounts. */

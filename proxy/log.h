@@ -47,6 +47,16 @@ void log_int(struct log_line *l, const char *key, long long value);
 void log_end(struct log_line *l);
 
 /*
+ * Batch the calling thread's lines: they are written together once base's
+ * loop has run the callbacks at hand (see log.c).  log_batch_stop writes
+ * what waits and ends batching; a thread without a batch writes each line
+ * at once.  log_batch_start returns 0, or -1 when out of memory.
+ */
+struct event_base;
+int log_batch_start(struct event_base *base);
+void log_batch_stop(void);
+
+/*
  * Escape len bytes as the body of a JSON string into out (outlen bytes,
  * always NUL-terminated; cut at a whole escape).  Returns the bytes written.
  * Exposed for tests.

@@ -29,6 +29,7 @@ struct dir {
 	int eof;       /* side i sent EOF */
 	int shut;      /* we shut down writing to side !i */
 	int no_splice; /* splice(2) failed us: read and write instead */
+	size_t last_want; /* what the last read asked for */
 };
 
 struct tunnel {
@@ -380,6 +381,7 @@ fill(struct tunnel *t, int i)
 	    (d->pipe[0] >= 0 || pipe_take(d) == 0)) {
 		if (want > d->pipe_cap)
 			want = d->pipe_cap;
+		d->last_want = want;
 		n = splice(t->fd[i], NULL, d->pipe[1], NULL, want,
 		           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n > 0) {
@@ -404,6 +406,7 @@ fill(struct tunnel *t, int i)
 		}
 		if (d->len >= d->cap)
 			return -2;
+		d->last_want = d->cap - d->len;
 		n = read(t->fd[i], d->buf + d->len, d->cap - d->len);
 		if (n > 0) {
 			d->len += (size_t)n;
@@ -437,13 +440,14 @@ pump(struct tunnel *t, int i)
 		if (r == 0)
 			return 0;
 		if (d->eof) {
-			if (!d->shut && !held(t, i)) {
-				shutdown(t->fd[!i], SHUT_WR);
-				d->shut = 1;
-			}
-			if (d->shut && t->dir[!i].shut) {
+			/* Both ways done: closing sends this FIN. */
+			if (t->dir[!i].shut) {
 				finish(t, closed_reason(t));
 				return -1;
+			}
+			if (!d->shut) {
+				shutdown(t->fd[!i], SHUT_WR);
+				d->shut = 1;
 			}
 			return 0;
 		}
@@ -471,6 +475,10 @@ pump(struct tunnel *t, int i)
 			return -1;
 		if (held(t, i) && check_hello(t, d->buf, d->len, 0) < 0)
 			return -1;
+		/* A short read emptied the socket: send, then wait for more
+		 * rather than ask again. */
+		if ((size_t)n < d->last_want)
+			round = ROUNDS - 1;
 	}
 }
 
@@ -722,6 +730,10 @@ tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
 	if (!t->fast) {
 		(void)relay(t, CLIENT);
 	} else {
+		/* The 200 goes out now, not a loop round later (a failure
+		 * shows again, and is handled, when the socket is next used). */
+		(void)flush(t, UPSTREAM);
+		(void)flush(t, CLIENT);
 		arm(t);
 		if (held(t, CLIENT) && t->dir[CLIENT].len > 0)
 			event_active(t->rd[CLIENT], EV_READ, 0);
