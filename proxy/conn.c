@@ -645,6 +645,13 @@ connect_reason(int err)
 		return REASON_CONNECT_REFUSED;
 	case ETIMEDOUT:
 		return REASON_CONNECT_TIMEOUT;
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+		/* No socket for the upstream: egressd's shortage, not the
+		 * destination's fault. */
+		return REASON_INTERNAL_ERROR;
 	default:
 		return REASON_CONNECT_ERROR;
 	}

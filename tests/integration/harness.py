@@ -95,6 +95,7 @@ REASON_PHRASES = {
     500: "Internal Server Error",
     501: "Not Implemented",
     502: "Bad Gateway",
+    503: "Service Unavailable",
     504: "Gateway Timeout",
     505: "HTTP Version Not Supported",
     508: "Loop Detected",
@@ -547,6 +548,12 @@ def render_config(port, log_path, policies, resolver='servers = [ "127.0.0.53:53
     return text
 
 
+def egressd_has_asan():
+    """True when EGRESSD is built with AddressSanitizer (make SANITIZE=...)."""
+    with open(EGRESSD, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def line_of(text, needle):
     """1-based number of the only line of text that contains needle."""
     hits = [i + 1 for i, l in enumerate(text.split("\n")) if needle in l]
@@ -571,6 +578,8 @@ class Egressd:
         self.port = free_port()
         self.proc = None
         self.expect_rc = 0  # exit status expected after SIGTERM; None: any
+        self.nofile = None  # RLIMIT_NOFILE (soft = hard) to start it with; None: inherited
+        self.env = None  # its environment; None: this process's
         self.log = JsonLog(self.log_path)
         self.write_config(config_fn(self.port, self.log_path))
 
@@ -587,7 +596,11 @@ class Egressd:
     def start(self, timeout=10):
         if not EGRESSD or not os.access(EGRESSD, os.X_OK):
             raise RuntimeError("EGRESSD=%r is not an executable" % EGRESSD)
-        self.proc = subprocess.Popen([EGRESSD, "-c", self.conf], stdin=subprocess.DEVNULL,
+        cmd = [EGRESSD, "-c", self.conf]
+        if self.nofile is not None:
+            # prlimit(1) sets the limit and execs egressd: same process, same pid.
+            cmd = ["prlimit", "--nofile=%d:%d" % (self.nofile, self.nofile), "--"] + cmd
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=self.env,
                                      stdout=open(self.out_path, "ab"),
                                      stderr=open(self.err_path, "ab"))
         d = Deadline(timeout)

@@ -66,8 +66,8 @@ mkdir -p "/etc/netns/$ns" &&
 # pytest runs inside the namespace, so every process it starts does too.
 # timeout(1) bounds the whole run; pytest's own summary line is printed as is.
 EGRESSD_IT_NETNS="$ns" PYTHONDONTWRITEBYTECODE=1 \
-	timeout -k 10 230 ip netns exec "$ns" \
+	timeout -k 10 260 ip netns exec "$ns" \
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider --rootdir="$here" --basetemp="$work" "$@"
 rc=$?
-[ $rc = 124 ] && echo "integration: timed out after 230s" >&2
+[ $rc = 124 ] && echo "integration: timed out after 260s" >&2
 exit $rc
