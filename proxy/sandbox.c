@@ -18,10 +18,11 @@
 #include <unistd.h>
 
 /*
- * Building with -DSANDBOX_SECCOMP_LOG makes every call outside the list
- * succeed and be logged by the kernel (dmesg: "audit: type=1326 ...
- * syscall=N") instead of failing: the way to find a call a new code path
- * needs.  Never for production.
+ * Building with -DSANDBOX_SECCOMP_LOG (make BUILD=build-log CC="cc
+ * -DSANDBOX_SECCOMP_LOG") makes every call outside the list succeed and be
+ * logged by the kernel (dmesg: "audit: type=1326 ... syscall=N") instead of
+ * failing: the way to find a call a new code path needs (run the
+ * integration suite on that binary).  Never for production.
  */
 #ifdef SANDBOX_SECCOMP_LOG
 #define SANDBOX_DENY SCMP_ACT_LOG
@@ -32,7 +33,7 @@
 /*
  * The system calls egressd makes after start-up, found by running the
  * integration suite under strace -f and by reading the code paths.  Each
- * line says who needs them.  Calls that need their arguments checked are
+ * group says who needs it.  Calls that need their arguments checked are
  * added in seccomp_rules below instead.
  */
 static const int allowed_calls[] = {
