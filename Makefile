@@ -8,7 +8,7 @@
 
 CC       ?= cc
 PKGS     := libevent libevent_pthreads libevent_openssl libcares libconfig \
-            openssl
+            openssl libseccomp
 SANITIZE ?=
 
 ifeq ($(SANITIZE),)
@@ -36,7 +36,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 CORE     := host netset http policy config reason metrics identity \
             suggest tls
 # Everything that touches sockets, files or signals.
-DAEMON   := main worker admin conn tunnel forward resolve log
+DAEMON   := main worker admin conn tunnel forward resolve log sandbox
 UNITS    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)
@@ -67,9 +67,10 @@ $(BUILD)/libcore.a: $(CORE_OBJ)
 $(BUILD)/egressd: $(DAEMON_OBJ) $(BUILD)/libcore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-# Unit tests link the core, plus log (its escaping is tested directly).
+# Unit tests link the core, plus log (its escaping is tested directly) and
+# sandbox (its filter is tested in forked children).
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libcore.a \
-		$(BUILD)/proxy/log.o
+		$(BUILD)/proxy/log.o $(BUILD)/proxy/sandbox.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 run: all

@@ -1080,6 +1080,54 @@ load_admin(struct load *ld, const config_setting_t *root, struct config *c)
 	return c->admin_address ? 0 : -1;
 }
 
+/* A user name: letters, digits, '.', '_' and '-' (not first). */
+static int
+valid_user(const char *s)
+{
+	if (!*s || strlen(s) > 32 || *s == '-')
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' ||
+		      *s == '.'))
+			return 0;
+	return 1;
+}
+
+/* sandbox = { user = "nobody"; seccomp = true; } */
+static int
+load_sandbox(struct load *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const keys[] = {"user", "seccomp", NULL};
+	const config_setting_t *ss = config_setting_get_member(root, "sandbox");
+	const config_setting_t *s;
+	const char *user;
+
+	c->sandbox.seccomp = 1;
+	if (!ss)
+		return 0;
+	if (!is_group(ss))
+		return load_fail(ld, ss,
+		                 "sandbox: expected a group { user = "
+		                 "\"nobody\"; }");
+	if (check_keys(ld, ss, "sandbox", keys) < 0 ||
+	    get_string(ld, ss, "user", &user) < 0)
+		return -1;
+	if ((s = config_setting_get_member(ss, "seccomp"))) {
+		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+			return load_fail(ld, s,
+			                 "seccomp: expected true or false");
+		c->sandbox.seccomp = config_setting_get_bool(s);
+	}
+	if (!user)
+		return 0;
+	if (!valid_user(user))
+		return load_fail(ld, config_setting_get_member(ss, "user"),
+		                 "user: \"%s\" is not a user name", user);
+	c->sandbox.user = xstrdup(ld, ss, user);
+	return c->sandbox.user ? 0 : -1;
+}
+
 static void
 config_free(struct config *c)
 {
@@ -1100,6 +1148,7 @@ config_free(struct config *c)
 		identity_free(&c->identities[i]);
 	free(c->identities);
 	free(c->credentials_path);
+	free(c->sandbox.user);
 	free(c->path);
 	free(c);
 }
@@ -1112,8 +1161,9 @@ static struct config *
 load(const char *path, const char *text, char *err, size_t errlen)
 {
 	static const char *const keys[] = {
-	    "listen", "resolver", "log",        "limits",      "policies",
-	    "admin",  "workers",  "identities", "credentials", NULL};
+	    "listen",      "resolver", "log",     "limits",
+	    "policies",    "admin",    "workers", "identities",
+	    "credentials", "sandbox",  NULL};
 	struct load ld = {path, err, errlen};
 	struct config *c;
 	config_t cf;
@@ -1146,6 +1196,7 @@ load(const char *path, const char *text, char *err, size_t errlen)
 	    load_listeners(&ld, root, c) < 0 ||
 	    load_resolver(&ld, root, c) < 0 || load_limits(&ld, root, c) < 0 ||
 	    load_log(&ld, root, c) < 0 || load_admin(&ld, root, c) < 0 ||
+	    load_sandbox(&ld, root, c) < 0 ||
 	    get_int_into(&ld, root, "workers", 0, 256, &c->workers) < 0)
 		goto out;
 	if (!(c->path = strdup(path))) {
@@ -1236,4 +1287,13 @@ config_same_listeners(const struct config *a, const struct config *b)
 		    strcmp(a->listeners[i].address, b->listeners[i].address))
 			return 0;
 	return 1;
+}
+
+int
+config_same_sandbox(const struct config *a, const struct config *b)
+{
+	return a->sandbox.seccomp == b->sandbox.seccomp &&
+	       !a->sandbox.user == !b->sandbox.user &&
+	       (!a->sandbox.user ||
+	        strcmp(a->sandbox.user, b->sandbox.user) == 0);
 }

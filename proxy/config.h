@@ -58,6 +58,12 @@ struct config_limits {
 	int max_connections_per_client; /* from one address; 0: no cap */
 };
 
+/* What egressd gives up after start-up (sandbox.c does it). */
+struct config_sandbox {
+	char *user;  /* started as root: serve as this user; NULL: none */
+	int seccomp; /* install the system-call filter; default 1 */
+};
+
 struct config {
 	atomic_int refs;
 	char *path;
@@ -74,6 +80,7 @@ struct config {
 	struct identity *identities;
 	size_t nidentities;
 	char *credentials_path;
+	struct config_sandbox sandbox;
 };
 
 /*
@@ -106,5 +113,9 @@ const struct policy *config_policy(const struct config *c, const char *name);
  * A reload may change policies, not sockets or threads.  1 or 0.
  */
 int config_same_listeners(const struct config *a, const struct config *b);
+
+/* Do two snapshots agree on the sandbox settings (applied once, at
+ * start-up)?  1 or 0. */
+int config_same_sandbox(const struct config *a, const struct config *b);
 
 #endif

@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "resolve.h"
+#include "sandbox.h"
 #include "suggest.h"
 #include "worker.h"
 
@@ -279,6 +280,16 @@ reload(struct daemon *d)
 		log_lifecycle("error", "reload_failed", err);
 		return;
 	}
+	if (!config_same_sandbox(c, d->config)) {
+		snprintf(msg, sizeof(msg),
+		         "%s: sandbox changed; restart egressd to change it "
+		         "(nothing was reloaded)",
+		         d->config_path);
+		metrics_reload(0);
+		log_lifecycle("error", "reload_failed", msg);
+		config_unref(c);
+		return;
+	}
 	if (!config_same_listeners(c, d->config)) {
 		snprintf(msg, sizeof(msg),
 		         "%s: listen, admin or workers changed; restart "
@@ -412,17 +423,23 @@ run(struct config *c, const char *path)
 {
 	static const int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
 	struct daemon d;
-	char err[512], msg[1024];
+	struct sandbox sb;
+	char err[512], msg[1024], note[256], sandboxed[96];
 	size_t off;
 	int rc = 1, n;
 
 	memset(&d, 0, sizeof(d));
 	d.config_path = path;
 	d.config = config_ref(c);
-	if (log_open(c->log_path, err, sizeof(err)) < 0) {
+	if (sandbox_init(&sb, &c->sandbox, note, sizeof(note), err,
+	                 sizeof(err)) < 0 ||
+	    sandbox_prepare_log(&sb, c->log_path, err, sizeof(err)) < 0 ||
+	    log_open(c->log_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "egressd: %s\n", err);
 		goto out;
 	}
+	if (note[0])
+		log_lifecycle("error", "sandbox_user_ignored", note);
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() < 0 || resolve_library_init() < 0 ||
 	    !(d.base = event_base_new()) ||
@@ -456,6 +473,12 @@ run(struct config *c, const char *path)
 			goto out;
 		}
 	}
+	/* Everything that needs root is bound and open: give it up before a
+	 * worker thread exists (they inherit the filter). */
+	if (sandbox_enter(&sb, err, sizeof(err)) < 0) {
+		fprintf(stderr, "egressd: %s\n", err);
+		goto out;
+	}
 	for (size_t i = 0; i < d.nworkers; i++)
 		if (worker_start(d.workers[i]) < 0) {
 			fprintf(stderr, "egressd: cannot start a worker\n");
@@ -468,9 +491,10 @@ run(struct config *c, const char *path)
 		off += (size_t)snprintf(
 		    msg + off, sizeof(msg) - off, "%s %s port %u", i ? "," : "",
 		    c->listeners[i].address, c->listeners[i].port);
+	sandbox_describe(&sb, sandboxed, sizeof(sandboxed));
 	if (off < sizeof(msg))
-		snprintf(msg + off, sizeof(msg) - off, "; %zu workers",
-		         d.nworkers);
+		snprintf(msg + off, sizeof(msg) - off, "; %zu workers; %s",
+		         d.nworkers, sandboxed);
 	log_lifecycle("start", NULL, msg);
 	event_base_dispatch(d.base);
 	rc = 0;

@@ -24,6 +24,7 @@ build)
 	need_pkg libcares libc-ares-dev
 	need_pkg libconfig libconfig-dev
 	need_pkg openssl libssl-dev
+	need_pkg libseccomp libseccomp-dev
 	;;
 test)
 	need_pkg cmocka libcmocka-dev

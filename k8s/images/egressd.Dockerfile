@@ -16,7 +16,7 @@ FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       gcc libc6-dev make pkg-config \
-      libevent-dev libc-ares-dev libconfig-dev libssl-dev \
+      libevent-dev libc-ares-dev libconfig-dev libssl-dev libseccomp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile VERSION ./

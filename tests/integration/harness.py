@@ -10,11 +10,13 @@ import hashlib
 import itertools
 import json
 import os
+import pwd
 import random
 import re
 import signal
 import socket
 import ssl
+import stat
 import struct
 import subprocess
 import threading
@@ -529,10 +531,32 @@ class JsonLog:
                     l.decode("utf-8", "replace") for l in self.raw_lines()[since:][-30:])))
 
 
+# The tests run egressd as root; it binds its listeners and then serves as
+# this user (sandbox.user), under its seccomp filter, as in production.
+SANDBOX_USER = "nobody"
+SANDBOX = 'user = "%s";' % SANDBOX_USER
+
+
+def share_with_sandbox_user(directory):
+    """Let SANDBOX_USER reach directory and everything in it that others
+    may read (pytest makes its temporary directories 0700: each one above
+    gets o+x), and own it, so that egressd can make its log file there again
+    after rotation."""
+    pw = pwd.getpwnam(SANDBOX_USER)
+    d = os.path.dirname(os.path.abspath(directory))
+    while d != "/":
+        mode = stat.S_IMODE(os.stat(d).st_mode)
+        if not mode & stat.S_IXOTH:
+            os.chmod(d, mode | stat.S_IXOTH)
+        d = os.path.dirname(d)
+    os.chown(directory, pw.pw_uid, pw.pw_gid)
+
+
 def render_config(port, log_path, policies, resolver='servers = [ "127.0.0.53:53" ];',
-                  limits=None, listen=None):
+                  limits=None, listen=None, sandbox=None):
     """A config file as text. policies is the text inside `policies = ( ... );`,
-    limits a dict of limits settings (drain_timeout_ms defaults to 2000 here)."""
+    limits a dict of limits settings (drain_timeout_ms defaults to 2000 here),
+    sandbox the text inside `sandbox = { ... };` (default SANDBOX)."""
     if listen is None:
         listen = '{ address = "127.0.0.1"; port = %d; }' % port
     lim = {"drain_timeout_ms": 2000}
@@ -542,9 +566,11 @@ def render_config(port, log_path, policies, resolver='servers = [ "127.0.0.53:53
             "resolver = { %s };\n"
             'log = { path = "%s"; };\n'
             "limits = { %s };\n"
-            "policies = (\n%s\n);\n") % (
+            "policies = (\n%s\n);\n"
+            "sandbox = { %s };\n") % (
                 listen, resolver, log_path,
-                " ".join("%s = %d;" % kv for kv in lim.items()), policies)
+                " ".join("%s = %d;" % kv for kv in lim.items()), policies,
+                SANDBOX if sandbox is None else sandbox)
     return text
 
 
@@ -570,6 +596,7 @@ class Egressd:
         of its own under tmp, named after name."""
         self.dir = os.path.join(tmp, "%s-%d" % (name, next(_SEQ)))
         os.makedirs(self.dir)
+        share_with_sandbox_user(self.dir)
         self.conf = os.path.join(self.dir, "egressd.conf")
         self.log_path = os.path.join(self.dir, "decisions.log")
         self.out_path = os.path.join(self.dir, "stdout")

@@ -176,6 +176,43 @@ test_same_listeners(void **state)
 }
 
 static void
+test_sandbox(void **state)
+{
+	struct config *a = load_ok(MINIMAL), *b, *c;
+
+	(void)state;
+	/* Default: no user, filter on. */
+	assert_null(a->sandbox.user);
+	assert_int_equal(a->sandbox.seccomp, 1);
+	b = load_ok(MINIMAL "sandbox = { user = \"nobody\"; seccomp = "
+	                    "false; };\n");
+	assert_string_equal(b->sandbox.user, "nobody");
+	assert_int_equal(b->sandbox.seccomp, 0);
+	c = load_ok(MINIMAL "sandbox = { user = \"nobody\"; };\n");
+	assert_int_equal(c->sandbox.seccomp, 1);
+	/* Sandbox settings take a restart: a reload compares them. */
+	assert_false(config_same_sandbox(a, b));
+	assert_false(config_same_sandbox(a, c));
+	assert_false(config_same_sandbox(b, c));
+	assert_true(config_same_sandbox(c, c));
+	config_unref(a);
+	config_unref(b);
+	config_unref(c);
+	load_fails(MINIMAL "sandbox = { seccomp = 1; };\n", 5,
+	           "seccomp: expected true or false");
+	load_fails(MINIMAL "sandbox = { user = \"no body\"; };\n", 5,
+	           "user: \"no body\" is not a user name");
+	load_fails(MINIMAL "sandbox = { user = \"-x\"; };\n", 5,
+	           "is not a user name");
+	load_fails(MINIMAL "sandbox = { user = 65534; };\n", 5,
+	           "user: expected a string");
+	load_fails(MINIMAL "sandbox = { usr = \"nobody\"; };\n", 5,
+	           "unknown key \"usr\" in sandbox");
+	load_fails(MINIMAL "sandbox = \"nobody\";\n", 5,
+	           "sandbox: expected a group");
+}
+
+static void
 test_errors_name_file_and_line(void **state)
 {
 	(void)state;
@@ -414,6 +451,7 @@ main(void)
 	    cmocka_unit_test(test_full_file),
 	    cmocka_unit_test(test_refcount),
 	    cmocka_unit_test(test_same_listeners),
+	    cmocka_unit_test(test_sandbox),
 	    cmocka_unit_test(test_errors_name_file_and_line),
 	    cmocka_unit_test(test_identities),
 	    cmocka_unit_test(test_missing_file),
