@@ -17,7 +17,8 @@ enum { CLIENT, UPSTREAM };
 /* Pipes kept for reuse by each thread, and the size asked for each. */
 #define POOL_MAX   64
 #define PIPE_BYTES (256 * 1024)
-/* Read size when no pipe can be had (descriptors exhausted). */
+/* Reads of the copy path: small exchanges, and streams when no pipe can
+ * be had (descriptors exhausted) or splice cannot move the bytes. */
 #define COPY_BYTES (16 * 1024)
 
 /* Bytes read from side i, on their way to side !i. */
@@ -28,7 +29,9 @@ struct dir {
 	size_t pipe_cap, in_pipe;
 	int eof;       /* side i sent EOF */
 	int shut;      /* we shut down writing to side !i */
-	int no_splice; /* splice(2) failed us: read and write instead */
+	int splicing;     /* a stream: move it with splice(2) */
+	int no_splice;    /* splice(2) failed us: read and write instead */
+	int write_failed; /* side !i refused bytes */
 	size_t last_want; /* what the last read asked for */
 };
 
@@ -368,7 +371,59 @@ peek_eof(struct tunnel *t, int i)
 	return errno == EAGAIN || errno == EINTR ? -1 : -2;
 }
 
-/* Read from side i: bytes read, 0 at EOF, -1 nothing yet, -2 failed. */
+/* The client's first bytes, held for the hello check, in d->buf. */
+static ssize_t
+fill_held(struct tunnel *t, struct dir *d, int fd)
+{
+	ssize_t n;
+
+	if (d->cap < t->hello_max) {
+		unsigned char *b = realloc(d->buf, t->hello_max);
+
+		if (!b)
+			return -2;
+		d->buf = b;
+		d->cap = t->hello_max;
+	}
+	if (d->len >= d->cap)
+		return -2;
+	d->last_want = d->cap - d->len;
+	n = read(fd, d->buf + d->len, d->cap - d->len);
+	if (n > 0)
+		d->len += (size_t)n;
+	return n;
+}
+
+static _Thread_local unsigned char scratch[COPY_BYTES];
+
+/* Read into the thread's scratch buffer and write straight on; what the
+ * other side cannot take yet waits in d->buf. */
+static ssize_t
+fill_copy(struct tunnel *t, struct dir *d, int i)
+{
+	ssize_t n = read(t->fd[i], scratch, sizeof(scratch)), w;
+
+	d->last_want = sizeof(scratch);
+	if (n <= 0)
+		return n;
+	/* A full read: a stream, which splice moves more cheaply. */
+	if ((size_t)n == sizeof(scratch))
+		d->splicing = 1;
+	w = write(t->fd[!i], scratch, (size_t)n);
+	if (w < 0) {
+		if (errno != EAGAIN && errno != EINTR) {
+			d->write_failed = 1;
+			return -2;
+		}
+		w = 0;
+	}
+	if (w < n && append(d, scratch + w, (size_t)(n - w)) < 0)
+		return -2;
+	return n;
+}
+
+/* Read from side i: bytes read, 0 at EOF, -1 nothing yet, -2 failed
+ * (reading, or d->write_failed: writing them on). */
 static ssize_t
 fill(struct tunnel *t, int i)
 {
@@ -377,8 +432,10 @@ fill(struct tunnel *t, int i)
 	ssize_t n;
 	int err;
 
-	if (!held(t, i) && !d->no_splice &&
-	    (d->pipe[0] >= 0 || pipe_take(d) == 0)) {
+	if (held(t, i)) {
+		n = fill_held(t, d, t->fd[i]);
+	} else if (d->splicing && !d->no_splice &&
+	           (d->pipe[0] >= 0 || pipe_take(d) == 0)) {
 		if (want > d->pipe_cap)
 			want = d->pipe_cap;
 		d->last_want = want;
@@ -393,30 +450,13 @@ fill(struct tunnel *t, int i)
 		pipe_give(d);
 		if (n == 0)
 			return peek_eof(t, i);
+		errno = err;
 	} else {
-		size_t room = held(t, i) ? t->hello_max : COPY_BYTES;
-
-		if (d->cap < room) {
-			unsigned char *b = realloc(d->buf, room);
-
-			if (!b)
-				return -2;
-			d->buf = b;
-			d->cap = room;
-		}
-		if (d->len >= d->cap)
-			return -2;
-		d->last_want = d->cap - d->len;
-		n = read(t->fd[i], d->buf + d->len, d->cap - d->len);
-		if (n > 0) {
-			d->len += (size_t)n;
-			return n;
-		}
-		err = errno;
+		n = fill_copy(t, d, i);
 	}
-	if (n == 0)
-		return 0;
-	return err == EAGAIN || err == EINTR ? -1 : -2;
+	if (n >= 0 || d->write_failed)
+		return n < 0 ? -2 : n;
+	return errno == EAGAIN || errno == EINTR ? -1 : -2;
 }
 
 /* Move bytes from side i to side !i until one of them must wait.
@@ -458,7 +498,7 @@ pump(struct tunnel *t, int i)
 		if (n == -1)
 			return 0;
 		if (n == -2) {
-			finish(t, side_reason(i));
+			finish(t, side_reason(d->write_failed ? !i : i));
 			return -1;
 		}
 		if (n == 0) {

@@ -9,10 +9,12 @@
  * both sides have closed, on an error, or after idle_ms without a byte in
  * either direction.
  *
- * Between two plain sockets the bytes never enter egressd's memory: they
- * are moved with splice(2) through a pipe taken from a per-thread pool
- * while they are in flight.  A client on a TLS listener is relayed through
- * its bufferevent instead.
+ * Between two plain sockets, small exchanges are copied through one buffer
+ * per thread and written on at once; a direction whose read fills that
+ * buffer is a stream, and from then on its bytes never enter egressd's
+ * memory: they move with splice(2) through a pipe taken from a per-thread
+ * pool while they are in flight.  A client on a TLS listener is relayed
+ * through its bufferevent instead.
  *
  * A hello check holds the client's first bytes until a callback has judged
  * them (the TLS ClientHello's SNI, see conn.c); only then are they sent on,
