@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
+#include "pool.h"
 #include "reason.h"
 #include "tls.h"
 #include "tunnel.h"
@@ -29,6 +30,11 @@
  * what the client still sends to discard. */
 #define LINGER_MS        2000
 #define LINGER_MAX_BYTES (256 * 1024)
+
+/* Idle upstream connections kept per event loop, and for how long: less
+ * than the 5 s that common servers keep an idle connection. */
+#define POOL_MAX     256
+#define POOL_IDLE_MS 4000
 
 enum conn_state {
 	CONN_HEAD,       /* waiting for (the rest of) a request head */
@@ -67,6 +73,8 @@ struct request {
 	enum reason connect_error;
 
 	struct timespec dns_started, connect_started;
+	int reused;  /* on an idle upstream connection from the pool */
+	int no_pool; /* a reused connection failed: connect afresh */
 	int in_progress; /* counted in egressd_active_requests */
 
 	/* Who asked, and so which policy applies; NULL until known. */
@@ -135,6 +143,10 @@ static void conn_fail(struct conn *c, enum reason why, const struct verdict *v,
 static void wait_request(struct conn *c);
 static void request_drop_head(struct conn *c);
 static void head_timeout_cb(evutil_socket_t fd, short what, void *arg);
+static void connect_next(struct conn *c);
+static void pool_key_of(const struct conn *c, struct pool_key *key);
+static int may_reuse(const struct conn *c);
+static int may_retry(const struct conn *c, const struct forward_result *res);
 
 /* Point the connection's one timer at a new job. */
 static void
@@ -582,8 +594,24 @@ forward_done(void *arg, const struct forward_result *result)
 	/* The result lives in the forward, which free_upstream frees. */
 	struct forward_result copy = *result, *res = &copy;
 
+	if (may_retry(c, res)) {
+		/* The upstream closed the idle connection as it was reused. */
+		free_upstream(c);
+		c->r.reused = 0;
+		c->r.no_pool = 1;
+		c->r.next_addr = 0;
+		connect_next(c);
+		return;
+	}
 	c->r.bytes_up = res->bytes_up;
 	c->r.bytes_down = res->bytes_down;
+	if (res->keep_upstream && c->up_bev && !c->env->draining) {
+		struct pool_key key;
+
+		pool_key_of(c, &key);
+		pool_put(c->env->pool, c->up_bev, &key);
+		c->up_bev = NULL;
+	}
 	if (res->status == 0 && reason_get(res->reason)->status != 0) {
 		/* Nothing reached the client yet: it can still be told. */
 		conn_fail(c, res->reason, NULL, &c->r.upstream);
@@ -617,11 +645,15 @@ start_forward(struct conn *c)
 	    .authority = c->r.authority,
 	    .body = c->r.body,
 	    .client_close = c->r.client_close,
+	    .keep_upstream = c->env->pool != NULL,
 	};
 
-	log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
-	c->r.in_progress = 1;
-	metrics_active(1);
+	/* A retry on a new connection is the same request, decided once. */
+	if (!c->r.in_progress) {
+		log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
+		c->r.in_progress = 1;
+		metrics_active(1);
+	}
 	c->state = CONN_FORWARD;
 	c->forward = forward_new(c->client_bev, c->up_bev, &fr,
 	                         &c->config->limits, forward_done, c);
@@ -629,13 +661,51 @@ start_forward(struct conn *c)
 		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
 		return;
 	}
-	/* forward_new wrote the upstream head: the client's is done with. */
-	request_drop_head(c);
+	/* forward_new wrote the upstream head: the client's is done with,
+	 * unless a reused connection may fail and the request be sent again. */
+	if (!c->r.reused)
+		request_drop_head(c);
+}
+
+/* May this request go on an idle upstream connection?  Only one that can
+ * be sent again on a new connection if the idle one turns out closed: an
+ * idempotent method without a body (RFC 9110 §9.2.2, RFC 9112 §9.3.1). */
+static int
+may_reuse(const struct conn *c)
+{
+	static const char *const idempotent[] = {"GET",   "HEAD", "OPTIONS",
+	                                         "TRACE", "PUT",  "DELETE",
+	                                         NULL};
+
+	if (c->r.is_connect || c->r.body.kind != HTTP_BODY_NONE)
+		return 0;
+	for (const char *const *m = idempotent; *m; m++)
+		if (strcmp(c->r.method, *m) == 0)
+			return 1;
+	return 0;
+}
+
+/* A reused connection that ended before a byte of answer came was closed
+ * by the upstream as it was reused: send the request again on a new one. */
+static int
+may_retry(const struct conn *c, const struct forward_result *res)
+{
+	return c->r.reused && res->status == 0 && res->upstream_silent &&
+	       c->r.req != NULL;
 }
 
 /* --- connecting ---------------------------------------------------------- */
 
-static void connect_next(struct conn *c);
+/* Where the current request goes, and for whom: what a pooled upstream
+ * connection must match. */
+static void
+pool_key_of(const struct conn *c, struct pool_key *key)
+{
+	key->host = c->r.host.name;
+	key->port = c->r.port;
+	key->addr = c->r.upstream;
+	key->identity = c->r.identity ? c->r.identity->name : NULL;
+}
 
 static enum reason
 connect_reason(int err)
@@ -671,8 +741,11 @@ no_delay(evutil_socket_t fd)
 static void
 connected(struct conn *c)
 {
-	no_delay(bufferevent_getfd(c->up_bev));
-	metrics_observe(METRICS_CONNECT, elapsed_s(&c->r.connect_started));
+	if (!c->r.reused) {
+		no_delay(bufferevent_getfd(c->up_bev));
+		metrics_observe(METRICS_CONNECT,
+		                elapsed_s(&c->r.connect_started));
+	}
 	event_del(c->timer);
 	c->r.upstream = c->r.addrs[c->r.next_addr - 1];
 	c->r.upstream_known = 1;
@@ -719,6 +792,20 @@ connect_next(struct conn *c)
 	struct request *r = &c->r;
 
 	c->state = CONN_CONNECTING;
+	if (!r->no_pool && r->next_addr == 0 && may_reuse(c)) {
+		struct pool_key key;
+		size_t which;
+
+		pool_key_of(c, &key);
+		c->up_bev = pool_take(c->env->pool, &key, r->addrs, r->naddrs,
+		                      &which);
+		if (c->up_bev) {
+			r->reused = 1;
+			r->next_addr = which + 1;
+			connected(c);
+			return;
+		}
+	}
 	while (r->next_addr < r->naddrs) {
 		const struct netaddr *a = &r->addrs[r->next_addr++];
 		struct sockaddr_storage ss;
@@ -1339,6 +1426,7 @@ conn_close_idle(struct conn_env *env)
 {
 	struct conn *c, *next;
 
+	pool_clear(env->pool);
 	for (c = TAILQ_FIRST(&env->conns); c; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (c->state == CONN_HEAD && !c->r.begun &&
@@ -1359,6 +1447,7 @@ conn_close_all(struct conn_env *env, enum reason why)
 		c->r.reason = why;
 		conn_close(c);
 	}
+	pool_clear(env->pool);
 }
 
 void
@@ -1369,6 +1458,8 @@ conn_env_init(struct conn_env *env, struct event_base *base,
 	env->base = base;
 	env->resolver = resolver;
 	env->config = config_ref(config);
+	/* Without a pool (out of memory) every request connects. */
+	env->pool = pool_new(base, POOL_MAX, POOL_IDLE_MS);
 	TAILQ_INIT(&env->conns);
 }
 
@@ -1386,4 +1477,6 @@ conn_env_clear(struct conn_env *env)
 {
 	config_unref(env->config);
 	env->config = NULL;
+	pool_free(env->pool);
+	env->pool = NULL;
 }

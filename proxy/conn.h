@@ -20,12 +20,14 @@
 #include "resolve.h"
 
 struct conn;
+struct pool;
 
 /* What the connections of one event loop share. */
 struct conn_env {
 	struct event_base *base;
 	struct resolver *resolver;
 	struct config *config; /* current snapshot; new connections ref it */
+	struct pool *pool;     /* idle upstream connections, or NULL */
 	size_t active;
 	int draining;
 	/* Called when the last connection closes while draining. */

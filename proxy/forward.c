@@ -38,6 +38,8 @@ struct forward {
 	struct pump request, response;
 	enum response_state state;
 	int keep_client;
+	int upstream_persists; /* the response's head allows reuse */
+	int heard_upstream;    /* a byte came from the upstream */
 	struct forward_result res;
 	struct event *idle;
 	struct timeval last;
@@ -136,8 +138,10 @@ write_request_head(struct forward *f)
 		                    (unsigned long long)f->fr.body.length);
 	else if (f->fr.body.kind == HTTP_BODY_CHUNKED)
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-	/* Upstream connections are not reused. */
-	evbuffer_add_printf(out, "Connection: close\r\n\r\n");
+	/* HTTP/1.1 keeps the connection by default; say so only to end it. */
+	if (!f->fr.keep_upstream || f->client_minor != 1)
+		evbuffer_add_printf(out, "Connection: close\r\n");
+	evbuffer_add(out, "\r\n", 2);
 	f->res.bytes_up += evbuffer_get_length(out) - before;
 }
 
@@ -194,6 +198,13 @@ finish(struct forward *f, enum reason why)
 	f->res.reason = why;
 	f->res.keep_client =
 	    why == REASON_COMPLETE && f->keep_client && f->request.done;
+	/* Reusable only when both messages ended exactly where their
+	 * framing said and nothing more came. */
+	f->res.keep_upstream =
+	    why == REASON_COMPLETE && f->upstream_persists &&
+	    f->request.done && f->response.body.kind != HTTP_BODY_CLOSE &&
+	    evbuffer_get_length(bufferevent_get_input(f->upstream)) == 0;
+	f->res.upstream_silent = !f->heard_upstream;
 	bufferevent_setcb(f->client, NULL, NULL, NULL, NULL);
 	bufferevent_setcb(f->upstream, NULL, NULL, NULL, NULL);
 	bufferevent_disable(f->client, EV_READ);
@@ -366,6 +377,7 @@ read_response_head(struct forward *f)
 
 		if (len == 0)
 			return;
+		f->heard_upstream = 1;
 		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
 		st = http_head_end(p, len, &hl, &head_len);
 		if (st == HTTP_INCOMPLETE)
@@ -395,6 +407,11 @@ read_response_head(struct forward *f)
 		}
 		if (body.kind == HTTP_BODY_CLOSE)
 			f->keep_client = 0;
+		f->upstream_persists =
+		    f->fr.keep_upstream && f->client_minor == 1 &&
+		    resp.version_minor == 1 &&
+		    !http_fields_has_token(resp.fields, resp.nfields,
+		                           "connection", "close");
 		f->res.status = resp.status;
 		write_response_head(f, &resp, &body, 0);
 		evbuffer_drain(in, head_len);

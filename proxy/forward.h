@@ -26,6 +26,7 @@ struct forward_request {
 	const char *authority; /* Host to send: "host" or "host:port" */
 	struct http_body body; /* the request body's framing */
 	int client_close;      /* no further request after this one */
+	int keep_upstream;     /* ask the upstream to keep the connection */
 };
 
 struct forward_result {
@@ -34,6 +35,8 @@ struct forward_result {
 	int keep_client;     /* the client may send another request */
 	uint64_t bytes_up;   /* bytes sent upstream (head and body) */
 	uint64_t bytes_down; /* bytes sent to the client (head and body) */
+	int keep_upstream;   /* the upstream connection may serve another */
+	int upstream_silent; /* not a byte came from the upstream */
 };
 
 struct forward;
