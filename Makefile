@@ -5,6 +5,8 @@
 #   make test       build, then unit and integration tests
 #   make SANITIZE=address,undefined test   the same under ASan+UBSan
 #                                          (objects in build-san/)
+#   make valgrind   unit and integration tests with everything under
+#                   valgrind's memcheck (objects in build-vg/)
 
 CC       ?= cc
 PKGS     := libevent libevent_pthreads libevent_openssl libcares libconfig \
@@ -43,7 +45,7 @@ CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(BUILD)/proxy/%.o)
 
 .PHONY: all deps test-deps run test unit integration k8s-test check-config \
-        clean format fuzz fuzz-smoke bench bench-smoke
+        clean format fuzz fuzz-smoke bench bench-smoke valgrind
 
 all: deps $(BUILD)/egressd
 
@@ -118,6 +120,29 @@ fuzz-smoke: test-deps
 
 test: unit integration k8s-test fuzz-smoke
 
+# Valgrind (memcheck): the unit tests, then the integration suite with every
+# egressd it starts under valgrind (tests/integration/README.md). A -O1 build
+# of its own in build-vg/. Any invalid access, use of uninitialised memory or
+# definite/indirect leak fails it; tests/integration/valgrind.supp holds the
+# suppressions (third-party libraries' one-time allocations only).
+VG_BUILD := build-vg
+VALGRIND := valgrind --error-exitcode=99 --leak-check=full \
+            --show-leak-kinds=definite,indirect \
+            --errors-for-leak-kinds=definite,indirect --track-fds=no \
+            --num-callers=30 \
+            --suppressions=$(abspath tests/integration/valgrind.supp)
+
+valgrind: deps test-deps
+	CFLAGS='-O1 -g' $(MAKE) --no-print-directory BUILD=$(VG_BUILD) SANITIZE= \
+		$(VG_BUILD)/egressd $(UNITS:%=$(VG_BUILD)/tests/unit/%)
+	@set -e; for t in $(UNITS); do \
+		echo "== unit (valgrind): $$t"; \
+		CMOCKA_MESSAGE_OUTPUT=stdout $(VALGRIND) -q ./$(VG_BUILD)/tests/unit/$$t; \
+	done
+	EGRESSD=$(abspath $(VG_BUILD)/egressd) \
+	EGRESSD_WRAPPER='$(VALGRIND) --log-file=%q{EGRESSD_IT_DIR}/valgrind.%p.log' \
+		sh tests/integration/run.sh
+
 check-config: all
 	./$(BUILD)/egressd -t -c conf/egressd.conf
 
@@ -125,6 +150,6 @@ format:
 	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-vg
 
 -include $(wildcard $(BUILD)/proxy/*.d $(BUILD)/tests/unit/*.d $(BUILD)/bench/*.d)

@@ -38,6 +38,7 @@ test)
 	need_cmd node nodejs
 	need_cmd npm npm
 	need_cmd clang clang
+	need_cmd valgrind valgrind
 	# libFuzzer's runtime (tests/fuzz), packaged apart from clang.
 	rt=$(clang --print-runtime-dir 2>/dev/null || true)
 	[ -e "$rt/libclang_rt.fuzzer-$(uname -m).a" ] ||

@@ -27,12 +27,12 @@ import pytest
 
 import harness as H
 
-TEST_TIMEOUT_S = 30
-# The whole suite takes ~115 s against a working egressd (~125 s under ASan). Against a badly
+TEST_TIMEOUT_S = 30 * H.SLOW
+# The whole suite takes ~120 s against a working egressd (~130 s under ASan). Against a badly
 # broken one every test waits out its deadlines; past this budget the
 # remaining tests fail at once, so that the run still ends with a summary
-# well inside run.sh's hard limit.
-SUITE_BUDGET_S = 200
+# well inside run.sh's hard limit. Both limits stretch with H.SLOW.
+SUITE_BUDGET_S = 200 * H.SLOW
 _T0 = time.monotonic()
 
 
@@ -42,6 +42,28 @@ def pytest_configure(config):
         pytest.exit("egressd integration tests: %s" % why, returncode=4)
     if not H.EGRESSD:
         pytest.exit("egressd integration tests: set EGRESSD=/abs/path/to/egressd", returncode=4)
+    config.addinivalue_line(
+        "markers", "native_only(reason): skipped under EGRESSD_WRAPPER (valgrind), which "
+        "slows egressd too much for what the test measures; reason says what")
+
+
+def pytest_runtest_setup(item):
+    m = item.get_closest_marker("native_only")
+    if m is not None and H.WRAPPER:
+        pytest.skip("not under EGRESSD_WRAPPER: %s" % (m.args[0] if m.args else m.kwargs["reason"]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _wrapper_reports(tmp_path_factory):
+    """One-shot egressd runs (-t, --explain, ...) write their wrapper reports
+    to a directory of the session; each egressd instance writes to its own.
+    At the end every report under the session's directory is checked, so
+    that none goes unread."""
+    one_shot = tmp_path_factory.mktemp("one-shot")
+    os.environ["EGRESSD_IT_DIR"] = str(one_shot)
+    yield
+    _SESSION_PROBLEMS.extend(H.wrapper_problems(str(tmp_path_factory.getbasetemp()),
+                                                recursive=True))
 
 
 @pytest.fixture(autouse=True)
@@ -186,12 +208,18 @@ def _check_exit(e):
     err = e.stderr()
     problems = []
     if e.expect_rc is not None and rc != e.expect_rc:
-        problems.append("exit status %r after SIGTERM (expected %r)" % (rc, e.expect_rc))
+        problems.append("exit status %r after SIGTERM (expected %r)%s" % (
+            rc, e.expect_rc, " (under EGRESSD_WRAPPER: its log is in that directory)"
+            if H.WRAPPER else ""))
     for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
         if marker in err:
             problems.append("sanitizer report (%s)" % marker)
+    wrapped = e.wrapper_problems()
+    if wrapped:
+        problems.append("its wrapper reported errors")
     if problems:
-        return "egressd in %s: %s; stderr:\n%s" % (e.dir, ", ".join(problems), err)
+        return "egressd in %s: %s; stderr:\n%s%s" % (e.dir, ", ".join(problems), err,
+                                                     "".join("\n" + w for w in wrapped))
     return None
 
 
@@ -210,7 +238,7 @@ def _main_holder(world):
 
 def pytest_terminal_summary(terminalreporter):
     for msg in _SESSION_PROBLEMS:
-        terminalreporter.write_sep("=", "shared egressd instance", red=True)
+        terminalreporter.write_sep("=", "checked at the end of the session", red=True)
         terminalreporter.write_line(msg)
 
 
@@ -232,6 +260,8 @@ def proxy(world, _main_holder):
         e.proc.returncode, e.stderr())
     for marker in ("ERROR: AddressSanitizer", "runtime error:"):
         assert marker not in e.stderr(), "sanitizer report during this test:\n" + e.stderr()
+    wrapped = e.wrapper_problems()
+    assert not wrapped, "during this test:\n" + "\n".join(wrapped)
 
 
 @pytest.fixture(scope="session")
@@ -267,6 +297,8 @@ def shared_egressd(world, _shared_instances):
             e.dir, e.proc.returncode, e.stderr())
         for marker in ("ERROR: AddressSanitizer", "runtime error:"):
             assert marker not in e.stderr(), "sanitizer report during this test:\n" + e.stderr()
+        wrapped = e.wrapper_problems()
+        assert not wrapped, "during this test:\n" + "\n".join(wrapped)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ servers bind addresses put on that namespace's lo, the proxy listens on its
 Every wait is bounded by a deadline; every socket has a timeout.
 """
 
+import glob
 import hashlib
 import itertools
 import json
@@ -13,6 +14,7 @@ import os
 import pwd
 import random
 import re
+import shlex
 import signal
 import socket
 import ssl
@@ -25,6 +27,17 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EGRESSD = os.environ.get("EGRESSD", "")
+# A command every egressd of the suite runs under (make valgrind sets it to
+# valgrind), long-running or one-shot alike: see egressd_cmd. Each egressd
+# process gets EGRESSD_IT_DIR, a directory for its files, where the wrapper
+# writes its report (valgrind --log-file=%q{EGRESSD_IT_DIR}/valgrind.%p.log);
+# wrapper_problems reads it.
+WRAPPER = shlex.split(os.environ.get("EGRESSD_WRAPPER", ""))
+# How many times slower than native egressd runs (run.sh sets it: 1, or 10
+# under a wrapper). The one factor for every wait on egressd: each Deadline
+# (so wait_until, log waits and client reads) and egressd's start-up and stop
+# waits are stretched by it, as are conftest's per-test and suite limits.
+SLOW = int(os.environ.get("EGRESSD_IT_SLOW") or 1)
 
 # Addresses the fixtures put on lo (127.0.0.1 and ::1 are there already).
 ADDR_API = "198.51.100.10"  # TLS upstream "api"   (documentation range)
@@ -105,8 +118,11 @@ REASON_PHRASES = {
 
 
 class Deadline:
-    def __init__(self, seconds):
-        self.end = time.monotonic() + seconds
+    """A bound on a wait for egressd: stretched by SLOW. stretch=False for a
+    span the test itself sets ("read nothing for 2 s"), which must not."""
+
+    def __init__(self, seconds, stretch=True):
+        self.end = time.monotonic() + seconds * (SLOW if stretch else 1)
 
     def left(self):
         return max(0.0, self.end - time.monotonic())
@@ -123,7 +139,7 @@ def wait_until(pred, timeout=5.0, interval=0.05, what="condition"):
         if v:
             return v
         if d.expired():
-            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout * SLOW, what))
         time.sleep(interval)
 
 
@@ -489,6 +505,80 @@ class Dnsmasq:
 # ---------------------------------------------------------------- egressd
 
 
+def egressd_cmd(*args):
+    """The command line that runs egressd with args, under EGRESSD_WRAPPER
+    when it is set. Every test that runs egressd builds its command here."""
+    return WRAPPER + [EGRESSD] + list(args)
+
+
+def run_egressd(*args, timeout=10, input=None):
+    """Run a one-shot egressd (-t, --explain, --suggest, -V, ...) to its end:
+    the CompletedProcess, output as text. A wrapper's report goes to the
+    session's EGRESSD_IT_DIR (conftest checks it at the end)."""
+    return subprocess.run(egressd_cmd(*args), input=input, capture_output=True, text=True,
+                          timeout=timeout * SLOW)
+
+
+def config_for_wrapper(text):
+    """A config file's text as egressd must have it to run under
+    EGRESSD_WRAPPER; every config an Egressd writes passes through here.
+    The one place for settings a wrapper cannot live with: valgrind cannot
+    run egressd under a seccomp filter, so once egressd installs one by
+    default, the setting that turns it off is added here."""
+    if not WRAPPER:
+        return text
+    text = re.sub(r"seccomp\s*=\s*true\s*;", "seccomp = false;", text)
+    if "seccomp" in text:
+        return text
+    if re.search(r"sandbox\s*=\s*\{", text):
+        return re.sub(r"(sandbox\s*=\s*\{)", r"\1 seccomp = false;", text, count=1)
+    return text + "\nsandbox = { seccomp = false; };\n"
+
+
+# The first line of each kind of error valgrind's memcheck reports.
+_VG_ERROR_RE = re.compile(r"^==\d+== (Invalid |Conditional jump|Use of uninitialised|"
+                          r"Syscall param|Mismatched free|Source and destination overlap|"
+                          r"Argument .* of function|Jump to the invalid|Process terminating|"
+                          r".* are (definitely|indirectly) lost)", re.M)
+_VG_SUMMARY_RE = re.compile(r"^==\d+== ERROR SUMMARY: (\d+) errors", re.M)
+_VG_REPORTED = set()
+
+
+def wrapper_problems(directory, recursive=False):
+    """The valgrind logs (valgrind.PID.log) under directory that report an
+    error, each as a message: its path, its ERROR SUMMARY and its first
+    error records. Leaks are reported at exit, in the summary; invalid
+    accesses as they happen, so a running or killed process's log, which has
+    no summary, counts by its error records. Each log is reported once."""
+    pattern = os.path.join(directory, "**" if recursive else "", "valgrind.*.log")
+    out = []
+    paths = sorted({os.path.realpath(p) for p in glob.glob(pattern, recursive=recursive)})
+    for path in paths:
+        if path in _VG_REPORTED:
+            continue
+        try:
+            with open(path, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        summary = _VG_SUMMARY_RE.search(text)
+        if summary and summary.group(1) == "0":
+            continue
+        errors = list(_VG_ERROR_RE.finditer(text))
+        if not summary and not errors:
+            continue
+        _VG_REPORTED.add(path)
+        head = (summary.group(0).split("== ", 1)[1] if summary
+                else "no ERROR SUMMARY yet (running, or killed)")
+        records = []
+        for m in errors[:3]:  # a record ends before the next blank "==PID== " line
+            end = text.find("== \n", m.start())
+            end = text.rfind("\n", m.start(), end) if end >= 0 else len(text)
+            records.append(text[m.start():end][:3000])
+        out.append("valgrind: %s in %s\n%s" % (head, path, "\n".join(records)))
+    return out
+
+
 class JsonLog:
     def __init__(self, path):
         self.path = path
@@ -613,7 +703,7 @@ class Egressd:
     def write_config(self, text):
         tmp = self.conf + ".new"
         with open(tmp, "w") as f:
-            f.write(text)
+            f.write(config_for_wrapper(text))
         os.replace(tmp, self.conf)
 
     @property
@@ -623,13 +713,15 @@ class Egressd:
     def start(self, timeout=10):
         if not EGRESSD or not os.access(EGRESSD, os.X_OK):
             raise RuntimeError("EGRESSD=%r is not an executable" % EGRESSD)
-        cmd = [EGRESSD, "-c", self.conf]
+        cmd = egressd_cmd("-c", self.conf)
         if self.nofile is not None:
-            # prlimit(1) sets the limit and execs egressd: same process, same pid.
+            # prlimit(1) sets the limit and execs egressd (or its wrapper):
+            # same process, same pid.
             cmd = ["prlimit", "--nofile=%d:%d" % (self.nofile, self.nofile), "--"] + cmd
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=self.env,
+        env = dict(self.env if self.env is not None else os.environ, EGRESSD_IT_DIR=self.dir)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=open(self.out_path, "ab"),
-                                     stderr=open(self.err_path, "ab"))
+                                     stderr=open(self.err_path, "ab"), env=env)
         d = Deadline(timeout)
         while not listening(self.port):
             if self.proc.poll() is not None:
@@ -638,7 +730,7 @@ class Egressd:
             if d.expired():
                 self.stop()
                 raise RuntimeError("egressd did not listen on 127.0.0.1:%d within %ss" % (
-                    self.port, timeout))
+                    self.port, timeout * SLOW))
             time.sleep(0.02)
         return self
 
@@ -665,12 +757,17 @@ class Egressd:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(timeout * SLOW)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-                return "killed (did not stop within %ss of SIGTERM)" % timeout
+                return "killed (did not stop within %ss of SIGTERM)" % (timeout * SLOW)
         return self.proc.returncode
+
+    def wrapper_problems(self):
+        """What its wrapper (valgrind) has reported so far, as messages
+        (leaks only once it has exited)."""
+        return wrapper_problems(self.dir)
 
     def rss_kib(self):
         with open("/proc/%d/status" % self.pid) as f:

@@ -5,6 +5,11 @@
 #
 #   EGRESSD=/abs/path/build/egressd sh tests/integration/run.sh [PYTEST-ARGS...]
 #
+# EGRESSD_WRAPPER="valgrind ..." runs every egressd under that command (see
+# README.md; `make valgrind` sets it). egressd is then much slower: every
+# wait of the harness, and the time limit here, is stretched by
+# EGRESSD_IT_SLOW (a whole number; 10 under a wrapper unless given).
+#
 # Needs root (ip netns). Exit status: pytest's.
 set -u
 
@@ -63,11 +68,20 @@ mkdir -p "/etc/netns/$ns" &&
 
 [ $# -gt 0 ] || set -- "$here"
 
+if [ -z "${EGRESSD_IT_SLOW:-}" ]; then
+	EGRESSD_IT_SLOW=1
+	[ -z "${EGRESSD_WRAPPER:-}" ] || EGRESSD_IT_SLOW=10
+fi
+case "$EGRESSD_IT_SLOW" in
+'' | *[!0-9]* | 0) echo "integration: EGRESSD_IT_SLOW must be a whole number > 0" >&2; exit 2 ;;
+esac
+limit=$((260 * EGRESSD_IT_SLOW))
+
 # pytest runs inside the namespace, so every process it starts does too.
 # timeout(1) bounds the whole run; pytest's own summary line is printed as is.
-EGRESSD_IT_NETNS="$ns" PYTHONDONTWRITEBYTECODE=1 \
-	timeout -k 10 260 ip netns exec "$ns" \
+EGRESSD_IT_NETNS="$ns" EGRESSD_IT_SLOW="$EGRESSD_IT_SLOW" PYTHONDONTWRITEBYTECODE=1 \
+	timeout -k 10 "$limit" ip netns exec "$ns" \
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider --rootdir="$here" --basetemp="$work" "$@"
 rc=$?
-[ $rc = 124 ] && echo "integration: timed out after 260s" >&2
+[ $rc = 124 ] && echo "integration: timed out after ${limit}s" >&2
 exit $rc

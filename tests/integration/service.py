@@ -12,7 +12,6 @@ import http.client
 import os
 import re
 import socket
-import subprocess
 
 import harness as H
 
@@ -71,8 +70,7 @@ def render(port, log_path, policies, identify=None, identities=(), credentials=N
 
 def hash_secret(name, kind, secret):
     """The credentials-file line egressd --hash-secret prints for secret."""
-    p = subprocess.run([H.EGRESSD, "--hash-secret", name, kind], input=secret + "\n",
-                       capture_output=True, text=True, timeout=10)
+    p = H.run_egressd("--hash-secret", name, kind, input=secret + "\n")
     assert p.returncode == 0, "--hash-secret %s %s: rc %d: %s" % (name, kind, p.returncode,
                                                                  p.stderr)
     line = p.stdout.strip()
@@ -92,7 +90,7 @@ def write_credentials(directory, entries, name="credentials"):
 
 def check_config(path):
     """egressd -t -c path: (returncode, stdout + stderr)."""
-    p = subprocess.run([H.EGRESSD, "-t", "-c", path], capture_output=True, text=True, timeout=10)
+    p = H.run_egressd("-t", "-c", path)
     return p.returncode, p.stdout + p.stderr
 
 

@@ -4,7 +4,6 @@ requests are made; /healthz; /readyz, 503 while draining; nothing else."""
 
 import re
 import signal
-import subprocess
 
 import pytest
 
@@ -30,7 +29,7 @@ HISTOGRAMS = ["egressd_dns_duration_seconds", "egressd_connect_duration_seconds"
 
 
 def _version():
-    p = subprocess.run([H.EGRESSD, "-V"], capture_output=True, text=True, timeout=10)
+    p = H.run_egressd("-V")
     return p.stdout.split()[-1]
 
 

@@ -18,14 +18,14 @@ def _conf(world, tmp_path, text=None):
 
 def test_check_valid_config(world, tmp_path):
     path, _ = _conf(world, tmp_path)
-    p = H.run([H.EGRESSD, "-t", "-c", path], timeout=5)
+    p = H.run_egressd("-t", "-c", path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "%s: configuration OK" % path, (p.stdout, p.stderr)
 
 
 def test_check_repo_default_config(world):
     path = os.path.join(H.ROOT, "conf", "egressd.conf")
-    p = H.run([H.EGRESSD, "-t", "-c", path], timeout=5)
+    p = H.run_egressd("-t", "-c", path)
     assert p.returncode == 0, p.stderr
     assert "configuration OK" in p.stdout
 
@@ -36,7 +36,7 @@ def test_check_invalid_config_names_file_and_line(world, tmp_path, old, new, mar
     base = H.render_config(H.free_port(), str(tmp_path / "decisions.log"), world.policy)
     text, line_no = H.break_config(base, old, new, marker)
     path, _ = _conf(world, tmp_path, text)
-    p = H.run([H.EGRESSD, "-t", "-c", path], timeout=5)
+    p = H.run_egressd("-t", "-c", path)
     assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
     assert "%s:%d:" % (path, line_no) in p.stderr, (line_no, p.stderr)
     assert "configuration OK" not in p.stdout
@@ -52,20 +52,20 @@ def test_check_more_invalid(world, tmp_path, snippet):
     text = ('listen = ( { address = "127.0.0.1"; port = 3128; } );\n'
             "# line 2\n" + snippet + "\n")
     path, _ = _conf(world, tmp_path, text)
-    p = H.run([H.EGRESSD, "-t", "-c", path], timeout=5)
+    p = H.run_egressd("-t", "-c", path)
     assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
     assert "%s:3:" % path in p.stderr, p.stderr
 
 
 def test_check_missing_file(world, tmp_path):
     path = str(tmp_path / "nope.conf")
-    p = H.run([H.EGRESSD, "-t", "-c", path], timeout=5)
+    p = H.run_egressd("-t", "-c", path)
     assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
     assert path in p.stderr
 
 
 def _explain(path, target):
-    return H.run([H.EGRESSD, "-c", path, "--explain", target], timeout=5)
+    return H.run_egressd("-c", path, "--explain", target)
 
 
 def _fields(out):
@@ -141,7 +141,7 @@ def test_explain_bad_config(world, tmp_path):
 
 
 def test_version(world):
-    p = H.run([H.EGRESSD, "-V"], timeout=5)
+    p = H.run_egressd("-V")
     assert p.returncode == 0, p.stderr
     version = open(os.path.join(H.ROOT, "VERSION")).read().strip()
     assert p.stdout.strip() == "egressd " + version, p.stdout

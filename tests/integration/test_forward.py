@@ -32,6 +32,7 @@ def _web_holder(world):
         rc = holder["e"].stop()
         if rc != 0:
             problems.append("egressd (web) exit %r; stderr:\n%s" % (rc, holder["e"].stderr()))
+        problems += holder["e"].wrapper_problems()
     assert not problems, "\n".join(problems)
 
 
@@ -48,6 +49,8 @@ def alive(world, _web_holder):
     assert e.alive(), "egressd died during this test; stderr:\n" + e.stderr()
     for marker in ("ERROR: AddressSanitizer", "runtime error:"):
         assert marker not in e.stderr(), "sanitizer report during this test:\n" + e.stderr()
+    wrapped = e.wrapper_problems()
+    assert not wrapped, "during this test:\n" + "\n".join(wrapped)
 
 
 def get(target, extra=b"", method=b"GET", body=b""):

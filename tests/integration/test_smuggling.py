@@ -557,7 +557,7 @@ def test_chunked_request_body_with_trailer_arrives_intact(world, ow, strict):
 def _rss_watch(e, seconds, also=None):
     base = e.rss_kib()
     peak = base
-    d = H.Deadline(seconds)
+    d = H.Deadline(seconds, stretch=False)
     while not d.expired():
         peak = max(peak, e.rss_kib())
         H.time.sleep(0.1)

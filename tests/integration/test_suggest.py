@@ -14,7 +14,6 @@ address guard after DNS, no longer the name, port or method check)."""
 import os
 import re
 import signal
-import subprocess
 
 import pytest
 
@@ -134,8 +133,7 @@ def recorded(world, egressd_factory):
 
 
 def _suggest(path):
-    p = subprocess.run([H.EGRESSD, "--suggest", path], capture_output=True, text=True,
-                       timeout=10)
+    p = H.run_egressd("--suggest", path)
     assert p.returncode == 0, (p.returncode, p.stderr)
     return p.stdout
 
@@ -233,9 +231,8 @@ def test_suggestion_pasted_and_enforced(world, recorded, watch, where):
     # what was reported is now allowed by the policy that reported it
     for policy, reqs in (("watcher", WATCHER), ("second", SECOND)):
         for method, dest, _n in reqs:
-            p = subprocess.run([H.EGRESSD, "-c", new, "--explain", dest, "--method", method,
-                                "--policy", policy], capture_output=True, text=True,
-                               timeout=10)
+            p = H.run_egressd("-c", new, "--explain", dest, "--method", method,
+                              "--policy", policy)
             assert p.returncode == 0, (policy, method, dest, p.stdout, p.stderr)
             assert re.search(r"^policy: %s \(enforce\)$" % policy, p.stdout, re.M), p.stdout
             assert re.search(r"^verdict: allow$", p.stdout, re.M), p.stdout
@@ -248,8 +245,7 @@ def test_suggestion_pasted_and_enforced(world, recorded, watch, where):
                                  ("watcher", "CONNECT", "%s:444" % H.ADDR_ECHO),
                                  ("second", "CONNECT", "denied.test:443"),
                                  ("strict", "CONNECT", "denied.test:443")):
-        p = subprocess.run([H.EGRESSD, "-c", new, "--explain", dest, "--method", method,
-                            "--policy", policy], capture_output=True, text=True, timeout=10)
+        p = H.run_egressd("-c", new, "--explain", dest, "--method", method, "--policy", policy)
         assert p.returncode == 1, (policy, method, dest, p.stdout, p.stderr)
 
     # the operator's last step: the running egressd reloads into enforce mode
