@@ -52,7 +52,7 @@ reader_record(struct reader *r)
 {
 	enum clienthello_status bad =
 	    r->records == 0 ? CLIENTHELLO_NOT_TLS : CLIENTHELLO_MALFORMED;
-	const unsigned char *h = r->buf + r->pos;
+	unsigned char h[RECORD_HEADER];
 	size_t length;
 
 	for (size_t i = 0; i < RECORD_HEADER; i++) {
@@ -60,6 +60,7 @@ reader_record(struct reader *r)
 
 		if (st != CLIENTHELLO_OK)
 			return st;
+		h[i] = r->buf[r->pos + i];
 		/* RFC 8446 §5.1: handshake messages are not interleaved with
 		 * other record types, so every record is a handshake one. */
 		if (i == 0 && h[0] != CONTENT_HANDSHAKE)

@@ -71,7 +71,9 @@ struct clienthello {
  * needs a byte at or past offset max, the answer is CLIENTHELLO_TOO_LARGE (as
  * soon as the handshake length shows it cannot fit, or once that byte is
  * needed).  *out is filled when the answer is CLIENTHELLO_OK and zeroed
- * otherwise.  Never reads buf past len.
+ * otherwise.  Never reads buf past len (buf may be NULL when len is 0);
+ * allocates nothing, and uses about 8 KiB of stack (a bit for each
+ * extension type).
  */
 enum clienthello_status clienthello_parse(const unsigned char *buf, size_t len,
                                           size_t max, struct clienthello *out);

@@ -438,6 +438,9 @@ test_not_tls(void **state)
 	}
 	/* The byte that decides is enough; the ones before it are not. */
 	expect((const unsigned char *)"", 0, MAX_16K, CLIENTHELLO_NEED_MORE);
+	struct clienthello ch;
+	assert_int_equal(clienthello_parse(NULL, 0, MAX_16K, &ch),
+	                 CLIENTHELLO_NEED_MORE);
 	expect((const unsigned char *)"\x16", 1, MAX_16K,
 	       CLIENTHELLO_NEED_MORE);
 	expect((const unsigned char *)"\x16\x03", 2, MAX_16K,
