@@ -17,13 +17,43 @@
  *   over the whole message in one piece.
  *
  * Whatever the answer, sni_len == strlen(sni), a name is 1..255 bytes of
- * visible ASCII, and nothing is reported but for an OK.
+ * visible ASCII, and nothing is reported but for an OK.  The name matches a
+ * CONNECT host as clienthello.h says.
  */
 #include "clienthello.h"
 #include "fuzz.h"
 
 #define MAX_DEFAULT 16384
 #define UNLIMITED   SIZE_MAX
+
+/*
+ * The name against CONNECT hosts: a fixed one, which it matches exactly when
+ * it is that name but for case and one trailing dot; and itself, parsed as
+ * a CONNECT host would be, which it matches exactly when that is a name.
+ */
+static void
+check_match(const struct clienthello *ch)
+{
+	static const char fixed[] = "api.example.test";
+	struct host h;
+	size_t n = ch->sni_len;
+	int want = 0;
+
+	if (n > 0 && ch->sni[n - 1] == '.')
+		n--;
+	if (n == strlen(fixed)) {
+		want = 1;
+		for (size_t i = 0; i < n; i++)
+			if ((ch->sni[i] | 0x20) != fixed[i])
+				want = 0;
+	}
+	if (host_parse(fixed, strlen(fixed), 1, &h) != 0)
+		abort();
+	FUZZ_CHECK(clienthello_sni_matches(ch, &h) == want);
+	if (ch->has_sni && host_parse(ch->sni, ch->sni_len, 1, &h) == 0)
+		FUZZ_CHECK(clienthello_sni_matches(ch, &h) ==
+		           (h.kind == HOST_NAME));
+}
 
 static enum clienthello_status
 parse(const uint8_t *p, size_t n, size_t max, struct clienthello *ch)
@@ -45,6 +75,7 @@ parse(const uint8_t *p, size_t n, size_t max, struct clienthello *ch)
 	FUZZ_CHECK(ch->sni_len <= 255);
 	for (size_t i = 0; i < ch->sni_len; i++)
 		FUZZ_CHECK(ch->sni[i] >= 0x21 && ch->sni[i] <= 0x7e);
+	check_match(ch);
 	return st;
 }
 
