@@ -7,14 +7,14 @@
  *
  * - as the bytes a client sent (records and all).  A prefix answers
  *   NEED_MORE until the byte that decides, then the same as the whole (the
- *   same hello, for OK); any max above what an OK hello occupies gives the
- *   same answer, and below it TOO_LARGE; an answer other than TOO_LARGE does
- *   not change with a larger max.
+ *   same hello, for OK).  An OK hello parses the same with max exactly the
+ *   bytes it occupies and is TOO_LARGE with one less; no answer but
+ *   TOO_LARGE changes without a cap.  Without a cap, the answer agrees with
+ *   a second reading written from RFC 8446 §5.1, §4.1.2 and RFC 6066 §3:
+ *   the records taken apart first, then the whole message span by span.
  * - as a handshake message, put into records of the given size and of one
- *   byte (and the same hello put back into records of a third size when it
- *   parsed): the answer and the name do not depend on the framing, and they
- *   agree with a second reading written from RFC 8446 §4.1.2 and RFC 6066 §3
- *   over the whole message in one piece.
+ *   byte: the answer, the name and where the hello ends do not depend on the
+ *   framing, and agree with the second reading of the message.
  *
  * Whatever the answer, sni_len == strlen(sni), a name is 1..255 bytes of
  * visible ASCII, and nothing is reported but for an OK.  The name matches a
