@@ -36,7 +36,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 # The I/O-free core: unit-tested without sockets.
 CORE     := host netset http policy config reason metrics identity \
-            suggest tls
+            suggest tls clienthello
 # Everything that touches sockets, files or signals.
 DAEMON   := main worker admin conn tunnel forward pool resolve log sandbox
 UNITS    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

@@ -9,7 +9,8 @@ FUZZ_CC    ?= clang
 FUZZ_BUILD ?= build-fuzz
 PKGS       := libconfig openssl
 
-CORE    := host netset http policy config reason metrics identity suggest tls
+CORE    := host netset http policy config reason metrics identity suggest tls \
+           clienthello
 TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all \
