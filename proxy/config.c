@@ -392,9 +392,10 @@ static int
 load_rule(struct load *ld, const config_setting_t *rs, size_t index,
           struct rule *r)
 {
-	static const char *const keys[] = {"name",    "hosts",    "ports",
-	                                   "methods", "networks", NULL};
-	const char *name;
+	static const char *const keys[] = {"name",     "hosts", "ports",
+	                                   "methods",  "networks",
+	                                   "tls",      NULL};
+	const char *name, *tls;
 	char defname[32];
 
 	r->line = config_setting_source_line(rs);
@@ -422,6 +423,24 @@ load_rule(struct load *ld, const config_setting_t *rs, size_t index,
 		return load_fail(ld, rs,
 		                 "rule \"%s\": needs hosts, networks "
 		                 "or both",
+		                 r->name);
+	if (get_string(ld, rs, "tls", &tls) < 0)
+		return -1;
+	if (!tls)
+		r->tls = RULE_TLS_DEFAULT;
+	else if (strcmp(tls, "require-sni-match") == 0)
+		r->tls = RULE_TLS_REQUIRE_SNI;
+	else if (strcmp(tls, "off") == 0)
+		r->tls = RULE_TLS_OFF;
+	else
+		return load_fail(ld, config_setting_get_member(rs, "tls"),
+		                 "tls: \"%s\": use \"require-sni-match\" or "
+		                 "\"off\"",
+		                 tls);
+	if (r->tls == RULE_TLS_REQUIRE_SNI && r->nhosts == 0)
+		return load_fail(ld, config_setting_get_member(rs, "tls"),
+		                 "rule \"%s\": tls = \"require-sni-match\" "
+		                 "needs hosts (an SNI never names an IP address)",
 		                 r->name);
 	return 0;
 }

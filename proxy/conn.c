@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clienthello.h"
 #include "forward.h"
 #include "host.h"
 #include "http.h"
@@ -30,6 +31,10 @@
  * what the client still sends to discard. */
 #define LINGER_MS        2000
 #define LINGER_MAX_BYTES (256 * 1024)
+
+/* The most of a tunnel's first bytes the hello check holds: the largest
+ * ClientHellos seen (every group and a long ALPN list) are about 20 KB. */
+#define HELLO_MAX (32 * 1024)
 
 /* Idle upstream connections kept per event loop, and for how long: less
  * than the 5 s that common servers keep an idle connection. */
@@ -81,6 +86,10 @@ struct request {
 	const struct identity *identity;
 	const struct policy *policy;
 	int tunnel_slot; /* holds one of the identity's tunnel slots */
+
+	/* The SNI of the tunnel's ClientHello, once the hello check read it. */
+	char sni[256];
+	int hello_pending; /* the decision line waits for the hello check */
 
 	/* The outcome, for the close line. */
 	int status;
@@ -189,6 +198,8 @@ log_conn(struct log_line *l, const struct conn *c, const char *event,
 	} else if (r->raw_host_len) {
 		log_strn(l, "host", r->raw_host, r->raw_host_len);
 	}
+	if (r->sni[0])
+		log_str(l, "sni", r->sni);
 }
 
 /*
@@ -272,6 +283,8 @@ log_decision(const struct conn *c, enum reason why, const struct verdict *v,
 	log_str(&l, "reason", ri->name);
 	if (report)
 		log_str(&l, "message", "report mode: not enforced");
+	else if (c->state == CONN_TUNNEL && why != REASON_ALLOWED)
+		; /* refused after the 200: no status of its own */
 	else if (why != REASON_ALLOWED || c->r.is_connect)
 		log_int(&l, "status", ri->status);
 	log_end(&l);
@@ -515,15 +528,78 @@ tunnel_done(void *arg, enum reason why)
 	conn_close(c);
 }
 
+/*
+ * The hello check: the tunnel's first bytes must be a TLS ClientHello whose
+ * SNI names the CONNECT host.  The decision line waits for it: allow once
+ * the hello passes, deny (no status: the 200 is sent) when it does not.  A
+ * report-mode policy logs the refusal and lets the tunnel go on.
+ */
+static int
+hello_cb(void *arg, const unsigned char *buf, size_t len, int final,
+         enum reason *why)
+{
+	struct conn *c = arg;
+	struct clienthello ch;
+	enum clienthello_status st = clienthello_parse(buf, len, HELLO_MAX, &ch);
+	struct verdict v = {REASON_ALLOWED, c->r.rule, NULL};
+
+	if (st == CLIENTHELLO_NEED_MORE && !final)
+		return 0;
+	c->r.hello_pending = 0;
+	if (final == TUNNEL_HELLO_EOF && len == 0) {
+		/* Closed before a byte: nothing to judge, nothing went. */
+		log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
+		return 1;
+	}
+	switch (st) {
+	case CLIENTHELLO_OK:
+		if (ch.has_sni)
+			snprintf(c->r.sni, sizeof(c->r.sni), "%s", ch.sni);
+		v.reason = !ch.has_sni ? REASON_SNI_MISSING
+		           : clienthello_sni_matches(&ch, &c->r.host)
+		               ? REASON_ALLOWED
+		               : REASON_SNI_MISMATCH;
+		break;
+	case CLIENTHELLO_NEED_MORE:
+		v.reason = final == TUNNEL_HELLO_TIMEOUT ? REASON_HELLO_TIMEOUT
+		                                         : REASON_NOT_TLS;
+		break;
+	default:
+		v.reason = REASON_NOT_TLS;
+		break;
+	}
+	if (v.reason != REASON_ALLOWED) {
+		int report = c->r.policy && c->r.policy->mode == POLICY_REPORT;
+
+		log_decision(c, v.reason, &v, &c->r.upstream, report);
+		if (!report) {
+			*why = v.reason;
+			return -1;
+		}
+	}
+	log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
+	return 1;
+}
+
 static void
 start_tunnel(struct conn *c)
 {
 	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+	/* A fatal access_denied alert: the client's TLS stack says why. */
+	static const unsigned char alert[] = {0x15, 0x03, 0x03, 0x00,
+	                                      0x02, 0x02, 0x31};
 	const struct config_limits *lim = &c->config->limits;
+	int check = c->r.rule && c->r.host.kind == HOST_NAME &&
+	            rule_requires_sni(c->r.rule, c->r.port);
 	struct tunnel_opts opts = {
 	    .buffer_bytes = lim->buffer_bytes,
 	    .idle_ms = lim->idle_timeout_ms,
 	    .done = tunnel_done,
+	    .hello = check ? hello_cb : NULL,
+	    .hello_max = HELLO_MAX,
+	    .hello_ms = lim->header_timeout_ms,
+	    .refusal = alert,
+	    .refusal_len = sizeof(alert),
 	    .arg = c,
 	};
 
@@ -531,7 +607,11 @@ start_tunnel(struct conn *c)
 	c->r.reason = REASON_ALLOWED;
 	c->r.in_progress = 1;
 	metrics_active(1);
-	log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
+	if (!check)
+		log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
+	c->r.hello_pending = check;
+	/* The hello check logs from the tunnel: the state says so. */
+	c->state = CONN_TUNNEL;
 	bufferevent_write(c->client_bev, ok, sizeof(ok) - 1);
 	c->tunnel = tunnel_new(c->client_bev, c->up_bev, &opts);
 	if (!c->tunnel) {
@@ -1394,6 +1474,12 @@ conn_close(struct conn *c)
 	if (c->tunnel) {
 		c->r.bytes_up = tunnel_bytes_up(c->tunnel);
 		c->r.bytes_down = tunnel_bytes_down(c->tunnel);
+	}
+	/* Ended (closed, idle, shut down) before the hello was judged: the
+	 * policy's decision stands, and nothing went through. */
+	if (c->r.hello_pending) {
+		c->r.hello_pending = 0;
+		log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
 	}
 	/* A request in progress gets its close line; so does a connection
 	 * that never sent one.  An idle kept-alive connection has said all. */

@@ -187,3 +187,17 @@ policy_free(struct policy *p)
 	free(p->name);
 	memset(p, 0, sizeof(*p));
 }
+
+int
+rule_requires_sni(const struct rule *r, uint16_t port)
+{
+	switch (r->tls) {
+	case RULE_TLS_REQUIRE_SNI:
+		return 1;
+	case RULE_TLS_OFF:
+		return 0;
+	case RULE_TLS_DEFAULT:
+		break;
+	}
+	return port == 443 && r->nhosts > 0;
+}

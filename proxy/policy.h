@@ -19,6 +19,13 @@ enum policy_mode {
 	POLICY_REPORT,
 };
 
+/* The hello check on CONNECT tunnels a rule allows (config key "tls"). */
+enum rule_tls {
+	RULE_TLS_DEFAULT,     /* require-sni-match on port 443 of a name rule */
+	RULE_TLS_REQUIRE_SNI, /* "require-sni-match": on every port */
+	RULE_TLS_OFF,         /* "off": the tunnel's bytes are not looked at */
+};
+
 struct rule {
 	char *name;
 	int line;     /* in the config file, for messages */
@@ -32,6 +39,7 @@ struct rule {
 	/* Per network: does it lie wholly in special-purpose space, and so
 	 * unlock the special-purpose addresses inside it? */
 	unsigned char *network_unlocks;
+	enum rule_tls tls;
 };
 
 struct policy {
@@ -79,6 +87,10 @@ int policy_check_addr(const struct policy *p, const char *method,
  * special-purpose address (v->range set) stands.  1 or 0.
  */
 int policy_report_waives(const struct policy *p, const struct verdict *v);
+
+/* Must a CONNECT tunnel to port, allowed by rule r, open with a TLS
+ * ClientHello whose SNI names the CONNECT host?  1 or 0. */
+int rule_requires_sni(const struct rule *r, uint16_t port);
 
 /* Free what a rule or a policy owns (not the struct itself). */
 void policy_rule_free(struct rule *r);

@@ -55,6 +55,8 @@ struct tunnel {
 	uint64_t max_bytes;
 	tunnel_hello_cb hello; /* set while the check holds the first bytes */
 	size_t hello_max;
+	const void *refusal;
+	size_t refusal_len;
 	tunnel_done_cb done;
 	void *arg;
 	int finished;
@@ -175,12 +177,19 @@ count(struct tunnel *t, int i, size_t n)
 static int
 check_hello(struct tunnel *t, const unsigned char *buf, size_t len, int final)
 {
-	enum reason why = final ? REASON_HELLO_TIMEOUT : REASON_NOT_TLS;
+	enum reason why = final == TUNNEL_HELLO_TIMEOUT ? REASON_HELLO_TIMEOUT
+	                                                : REASON_NOT_TLS;
 	int r = t->hello(t->arg, buf, len, final, &why);
 
 	if (r == 0 && (final || len >= t->hello_max))
 		r = -1;
 	if (r < 0) {
+		/* Best effort, into an empty socket buffer; a TLS client's
+		 * bytes would need its TLS, so only on plain sockets. */
+		if (t->fast && t->refusal_len)
+			(void)!write(t->fd[CLIENT], t->refusal, t->refusal_len);
+		/* Held, never relayed. */
+		t->bytes[CLIENT] = 0;
 		finish(t, why);
 		return -1;
 	}
@@ -206,13 +215,14 @@ hello_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	if (t->fast) {
 		struct dir *d = &t->dir[CLIENT];
 
-		if (check_hello(t, d->buf, d->len, 1) == 1)
+		if (check_hello(t, d->buf, d->len, TUNNEL_HELLO_TIMEOUT) == 1)
 			arm(t);
 	} else {
 		struct evbuffer *in = bufferevent_get_input(t->bev[CLIENT]);
 
 		if (check_hello(t, evbuffer_pullup(in, -1),
-		                evbuffer_get_length(in), 1) == 1)
+		                evbuffer_get_length(in),
+		                TUNNEL_HELLO_TIMEOUT) == 1)
 			(void)relay(t, CLIENT);
 	}
 }
@@ -506,8 +516,8 @@ pump(struct tunnel *t, int i)
 			if (t->first_eof < 0)
 				t->first_eof = i;
 			/* The client closed before the hello was judged. */
-			if (held(t, i) &&
-			    check_hello(t, d->buf, d->len, 1) < 0)
+			if (held(t, i) && check_hello(t, d->buf, d->len,
+			                              TUNNEL_HELLO_EOF) < 0)
 				return -1;
 			continue;
 		}
@@ -679,7 +689,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 			struct evbuffer *in = bufferevent_get_input(bev);
 
 			if (check_hello(t, evbuffer_pullup(in, -1),
-			                evbuffer_get_length(in), 1) < 0 ||
+			                evbuffer_get_length(in),
+			                TUNNEL_HELLO_EOF) < 0 ||
 			    relay(t, i) < 0)
 				return;
 		}
@@ -744,6 +755,8 @@ tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
 	t->arg = o->arg;
 	t->hello = o->hello;
 	t->hello_max = o->hello_max;
+	t->refusal = o->refusal;
+	t->refusal_len = o->refusal_len;
 	t->idle = evtimer_new(base, idle_cb, t);
 	if (t->hello)
 		t->hello_timer = evtimer_new(base, hello_timeout_cb, t);

@@ -35,8 +35,10 @@ struct tunnel;
 typedef void (*tunnel_done_cb)(void *arg, enum reason why);
 
 /* Judge the client's first len bytes: 1 pass them on, 0 read more, -1
- * refuse the tunnel with *why.  When final (the client closed, or its time
- * is up) no more bytes will come: the answer must be 1 or -1. */
+ * refuse the tunnel with *why.  When final no more bytes will come
+ * (TUNNEL_HELLO_TIMEOUT: the client's time is up; TUNNEL_HELLO_EOF: it
+ * closed): the answer must be 1 or -1. */
+enum { TUNNEL_HELLO_TIMEOUT = 1, TUNNEL_HELLO_EOF = 2 };
 typedef int (*tunnel_hello_cb)(void *arg, const unsigned char *buf,
                                size_t len, int final, enum reason *why);
 
@@ -47,6 +49,8 @@ struct tunnel_opts {
 	tunnel_hello_cb hello; /* NULL: no check */
 	size_t hello_max;      /* bytes the check may hold */
 	int hello_ms;          /* time the client has to send them */
+	const void *refusal;   /* sent to the client when the check refuses */
+	size_t refusal_len;
 	void *arg;
 };
 

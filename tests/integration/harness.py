@@ -76,6 +76,7 @@ DNS_RECORDS = {
     "mapped.test": "::ffff:10.0.0.5",
     "mixed.allowed.test": [ADDR_PRIVATE, ADDR_API],  # one address outside the pin
     "fallback.allowed.test": [ADDR_DEAD, ADDR_API],  # the first refuses connections
+    "echo.allowed.test": ADDR_ECHO,  # the plain echo server on :443 (test_sni)
     "nx.allowed.test": None,
     "noaddr.allowed.test": "nodata",
     # the "*.denied.test" twins point at the same servers: a wrongly allowed

@@ -261,18 +261,21 @@ def test_proxy_auth_then_source(world, ids, watch):
     mark = e.log.mark()
     seen = (world.git.count(), world.api.count())
     # credentials win over the source
+    # (the tunnels send no TLS hello: their decision lines come as they close)
     c, r = S.tunnel(ids.both_port, GIT, auth=S.bearer(BEARER_TOKEN), src=S.SRC_A)
     with c:
         assert r.status == 200, r
-        assert c.local.startswith(S.SRC_A + ":")
-        allow = e.log.wait(since=mark, event="allow", client=c.local)
-        assert allow["identity"] == "agent-2", allow
+        local = c.local
+        assert local.startswith(S.SRC_A + ":")
+    allow = e.log.wait(since=mark, event="allow", client=local)
+    assert allow["identity"] == "agent-2", allow
     # no credentials: the source decides
     c, r = S.tunnel(ids.both_port, API, src=S.SRC_A)
     with c:
         assert r.status == 200, r
-        allow = e.log.wait(since=mark, event="allow", client=c.local)
-        assert allow["identity"] == "src-a", allow
+        local = c.local
+    allow = e.log.wait(since=mark, event="allow", client=local)
+    assert allow["identity"] == "src-a", allow
     H.wait_until(lambda: world.git.count() > seen[0] and world.api.count() > seen[1], 3,
                  what="the tunnels' upstream connections")
     w = watch()
