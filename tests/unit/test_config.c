@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "policy.h"
 
 static char path[64];
 
@@ -443,6 +444,46 @@ teardown(void **state)
 	return 0;
 }
 
+/* The hello check: on by default for name rules on port 443 only; "off"
+ * and "require-sni-match" as written; bad values and an SNI rule without
+ * hosts are errors at their line. */
+static void
+test_rule_tls(void **state)
+{
+	struct config *c = load_ok(
+	    "listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+	    "policies = ( { name = \"p\"; rules = (\n"
+	    "  { hosts = [ \"a.test\" ]; ports = [ 443, 8443 ]; },\n"
+	    "  { hosts = [ \"b.test\" ]; ports = [ 443 ]; tls = \"off\"; },\n"
+	    "  { hosts = [ \"c.test\" ]; ports = [ 8443 ];\n"
+	    "    tls = \"require-sni-match\"; },\n"
+	    "  { networks = [ \"203.0.113.0/24\" ]; ports = [ 443 ]; }\n"
+	    "); } );\n");
+	const struct rule *r = c->policies[0].rules;
+
+	(void)state;
+	assert_int_equal(rule_requires_sni(&r[0], 443), 1);
+	assert_int_equal(rule_requires_sni(&r[0], 8443), 0);
+	assert_int_equal(rule_requires_sni(&r[1], 443), 0);
+	assert_int_equal(rule_requires_sni(&r[2], 8443), 1);
+	/* An IP-literal rule: an SNI never names an address. */
+	assert_int_equal(rule_requires_sni(&r[3], 443), 0);
+	config_unref(c);
+
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+	           "policies = ( { name = \"p\"; rules = (\n"
+	           "  { hosts = [ \"a.test\" ]; ports = [ 443 ];\n"
+	           "    tls = \"sni\"; }\n"
+	           "); } );\n",
+	           4, "tls: \"sni\": use \"require-sni-match\" or \"off\"");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+	           "policies = ( { name = \"p\"; rules = (\n"
+	           "  { networks = [ \"10.0.0.0/8\" ]; ports = [ 443 ];\n"
+	           "    tls = \"require-sni-match\"; }\n"
+	           "); } );\n",
+	           4, "needs hosts");
+}
+
 int
 main(void)
 {
@@ -457,6 +498,7 @@ main(void)
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_load_string),
 	    cmocka_unit_test(test_int_limits_do_not_wrap),
+	    cmocka_unit_test(test_rule_tls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, teardown);
