@@ -600,7 +600,14 @@ test_built_hello(void **state)
 	/* An empty session_id (TLS 1.2 clients send one). */
 	n = build_hello(hs, e, en);
 	hs[HS_SID_LEN] = 0;
-	memmove(hs + HS_SID_LEN + 1, hs + HS_SID_LEN + 33, n - HS_SID_LEN - 33);
+	/* Through a copy: valgrind takes glibc's fortified memmove for a
+	 * memcpy and reports the overlap. */
+	{
+		unsigned char tail[sizeof(hs)];
+
+		memcpy(tail, hs + HS_SID_LEN + 33, n - HS_SID_LEN - 33);
+		memcpy(hs + HS_SID_LEN + 1, tail, n - HS_SID_LEN - 33);
+	}
 	n -= 32;
 	hs[HS_LEN + 1] = (unsigned char)((n - 4) >> 8);
 	hs[HS_LEN + 2] = (unsigned char)(n - 4);
