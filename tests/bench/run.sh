@@ -276,6 +276,9 @@ listen = ( { address = "127.0.0.1"; port = $2; } );
 log = { path = "$1/decisions.log"; };
 # Room for the largest idle scenario: two descriptors a tunnel, 20,000 here.
 limits = { max_connections = 9000; };
+# As in production: started as root, it serves as nobody under its
+# seccomp filter.
+sandbox = { user = "nobody"; };
 ${BENCH_EGRESSD_EXTRA:-}
 policies = (
   { name = "bench";
