@@ -132,10 +132,15 @@ VALGRIND := valgrind --error-exitcode=99 --leak-check=full \
             --num-callers=30 \
             --suppressions=$(abspath tests/integration/valgrind.supp)
 
+# Valgrind cannot run a program that installs a seccomp filter: the
+# sandbox's unit test runs natively and under ASan, and the integration
+# harness turns the filter off under the wrapper.
+VG_UNITS := $(filter-out test_sandbox,$(UNITS))
+
 valgrind: deps test-deps
 	CFLAGS='-O1 -g' $(MAKE) --no-print-directory BUILD=$(VG_BUILD) SANITIZE= \
-		$(VG_BUILD)/egressd $(UNITS:%=$(VG_BUILD)/tests/unit/%)
-	@set -e; for t in $(UNITS); do \
+		$(VG_BUILD)/egressd $(VG_UNITS:%=$(VG_BUILD)/tests/unit/%)
+	@set -e; for t in $(VG_UNITS); do \
 		echo "== unit (valgrind): $$t"; \
 		CMOCKA_MESSAGE_OUTPUT=stdout $(VALGRIND) -q ./$(VG_BUILD)/tests/unit/$$t; \
 	done
