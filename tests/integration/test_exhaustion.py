@@ -515,6 +515,7 @@ def _peak_rss_kib(pid):
     return _status_kib(pid, "VmHWM")
 
 
+@pytest.mark.native_only("memory and stall measurements mean nothing under valgrind")
 def test_clients_that_stop_reading(world, egressd_factory, streams):
     """40 clients stop reading: 20 CONNECT tunnels (one streaming 200 MiB,
     the others 16 MiB) and 20 plain-HTTP GETs of 16 MiB bodies. While they
@@ -630,6 +631,7 @@ def test_clients_that_stop_reading(world, egressd_factory, streams):
 NOFILE = 96
 
 
+@pytest.mark.native_only("valgrind keeps descriptors of its own under the limit")
 def test_fd_limit_pauses_accepting_and_recovers(world, egressd_factory):
     """egressd under RLIMIT_NOFILE 96 (soft = hard, so it cannot raise it):
     it says at start that max_connections does not fit (fd_limit_low).

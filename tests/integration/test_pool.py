@@ -131,6 +131,7 @@ def test_stale_connection_is_retried_on_a_new_one(pw, proxy):
     assert seen[1:] == [("/stale", seen[0][1]), ("/stale", seen[2][1])], seen
     assert seen[2][1] != seen[0][1], seen
     # one decision, one close: the retry is not a second request
-    assert len(proxy.log.find(since=mark, event="allow")) == 1
-    closes = proxy.log.find(since=mark, event="close")
+    proxy.log.wait(since=mark, event="close", path="/stale")
+    assert len(proxy.log.find(since=mark, event="allow", path="/stale")) == 1
+    closes = proxy.log.find(since=mark, event="close", path="/stale")
     assert len(closes) == 1 and closes[0]["status"] == 200, closes
