@@ -165,10 +165,11 @@ get_string(struct load *ld, const config_setting_t *group, const char *key,
 	return 0;
 }
 
+/* 1 to max letters, digits, '-', '_' and '.'. */
 static int
-valid_name(const char *s)
+name_chars(const char *s, size_t max)
 {
-	if (!*s || strlen(s) > 64)
+	if (!*s || strlen(s) > max)
 		return 0;
 	for (; *s; s++)
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
@@ -176,6 +177,12 @@ valid_name(const char *s)
 		      *s == '.'))
 			return 0;
 	return 1;
+}
+
+static int
+valid_name(const char *s)
+{
+	return name_chars(s, 64);
 }
 
 /* "IP", "IP:PORT" or "[IPv6]:PORT", the forms c-ares takes. */
@@ -1103,14 +1110,7 @@ load_admin(struct load *ld, const config_setting_t *root, struct config *c)
 static int
 valid_user(const char *s)
 {
-	if (!*s || strlen(s) > 32 || *s == '-')
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' ||
-		      *s == '.'))
-			return 0;
-	return 1;
+	return *s != '-' && name_chars(s, 32);
 }
 
 /* sandbox = { user = "nobody"; seccomp = true; } */

@@ -7,6 +7,23 @@ import socket
 import harness as H
 
 
+def _read_to_eof(c, seconds, what):
+    """Read c (what it holds already included) until EOF, within seconds:
+    (bytes, sha256 hex).  `what` % bytes-so-far is the failure message."""
+    h = hashlib.sha256(c.buf)
+    n = len(c.buf)
+    c.buf = b""
+    d = H.Deadline(seconds)
+    while True:
+        assert not d.expired(), (what % n) + " in %d s" % seconds
+        c.sock.settimeout(max(0.01, d.left()))
+        b = c.sock.recv(1 << 20)
+        if not b:
+            return n, h.hexdigest()
+        h.update(b)
+        n += len(b)
+
+
 def test_half_close_reply_after_eof(world, proxy):
     c, r = H.tunnel(proxy.port, "%s:%d" % (H.ADDR_ECHO, H.PORT_EOF_REPLY))
     with c:
@@ -40,20 +57,8 @@ def test_backpressure_bounded_memory(world, egressd_factory):
         assert grew <= 16, "RSS grew by %.1f MiB while the client read nothing" % grew
 
         digest, size = H.bulk_digest()
-        h = hashlib.sha256()
-        h.update(c.buf)
-        n = len(c.buf)
-        c.buf = b""
-        d = H.Deadline(30)
-        while True:
-            assert not d.expired(), "only %d of %d bytes in 30s" % (n, size)
-            c.sock.settimeout(max(0.01, d.left()))
-            b = c.sock.recv(1 << 20)
-            if not b:
-                break
-            h.update(b)
-            n += len(b)
-        assert n == size and h.hexdigest() == digest, (n, size)
+        n, got = _read_to_eof(c, 30, "only %%d of %d bytes" % size)
+        assert n == size and got == digest, (n, size)
     close = e.log.wait(event="close", host=H.ADDR_ECHO)
     assert close["bytes_down"] == size, close
 
@@ -67,19 +72,8 @@ def test_stream_end_reaches_client_every_time(world, proxy):
         c, r = H.tunnel(proxy.port, "%s:%d" % (H.ADDR_ECHO, H.PORT_BULK))
         with c:
             assert r.status == 200, r
-            h = hashlib.sha256(c.buf)
-            n = len(c.buf)
-            c.buf = b""
-            d = H.Deadline(30)
-            while True:
-                assert not d.expired(), "run %d: %d of %d bytes, no EOF in 30 s" % (i, n, size)
-                c.sock.settimeout(max(0.01, d.left()))
-                b = c.sock.recv(1 << 20)
-                if not b:
-                    break
-                h.update(b)
-                n += len(b)
-            assert (n, h.hexdigest()) == (size, digest), "run %d" % i
+            n, got = _read_to_eof(c, 30, "run %d: %%d of %d bytes, no EOF" % (i, size))
+            assert (n, got) == (size, digest), "run %d" % i
 
 
 def test_urgent_data_does_not_stall_tunnel(world, proxy):
