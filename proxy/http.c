@@ -10,6 +10,7 @@
  * fields; a chunked body (§7.1) is checked by a byte-at-a-time scanner that
  * keeps its whole state in struct http_chunked.
  */
+#include <ctype.h>
 #include <string.h>
 
 #include "http.h"
@@ -729,6 +730,26 @@ http_response_body(const struct http_response *resp, const char *request_method,
 /* 15 hex digits: chunk sizes stay below 2^60. */
 #define CHUNK_SIZE_DIGITS 15
 /* Trailer field lines allowed after the last chunk. */
+/* Fields that must never arrive as trailers (RFC 9110 §6.5.1): framing,
+ * routing and the hop-by-hop fields. */
+static int
+trailer_forbidden(const struct http_chunked *c)
+{
+	static const char *const names[] = {
+	    "content-length",      "transfer-encoding", "host",
+	    "connection",          "keep-alive",        "te",
+	    "trailer",             "upgrade",           "proxy-connection",
+	    "proxy-authorization", "proxy-authenticate", NULL};
+
+	if (c->name_len > sizeof(c->name))
+		return 0;
+	for (const char *const *n = names; *n; n++)
+		if (strlen(*n) == c->name_len &&
+		    memcmp(*n, c->name, c->name_len) == 0)
+			return 1;
+	return 0;
+}
+
 #define CHUNK_MAX_TRAILERS 100
 
 /*
@@ -884,6 +905,10 @@ chunked_step(struct http_chunked *c, unsigned char ch)
 		c->ndigits = 0;
 		return CHUNK_SIZE;
 	case CHUNK_TRAILER:
+		if (c->field == FIELD_START)
+			c->name_len = 0;
+		if (c->field == FIELD_NAME && ch == ':' && trailer_forbidden(c))
+			return CHUNK_INVALID;
 		if (ch == '\r') {
 			/* An empty line ends the trailer section and the body.
 			 */
@@ -897,6 +922,8 @@ chunked_step(struct http_chunked *c, unsigned char ch)
 			return CHUNK_INVALID;
 		/* RFC 9112 §7.1.2: trailer fields are field lines. */
 		c->field = field_step((enum field_state)c->field, ch);
+		if (c->field == FIELD_NAME && c->name_len++ < sizeof(c->name))
+			c->name[c->name_len - 1] = (char)tolower(ch);
 		return c->field == FIELD_INVALID ? CHUNK_INVALID
 		                                 : CHUNK_TRAILER;
 	case CHUNK_TRAILER_LF:

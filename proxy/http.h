@@ -182,6 +182,8 @@ struct http_chunked {
 	size_t line_len;    /* bytes of the current line so far */
 	unsigned ndigits;   /* hex digits of the chunk size so far */
 	unsigned ntrailers; /* trailer field lines so far */
+	char name[20];      /* the trailer field's name, lowercased */
+	unsigned name_len;  /* its length; over sizeof(name): longer */
 	uint64_t size;      /* chunk size, then chunk data bytes left */
 	uint64_t data;      /* chunk data bytes so far */
 };
@@ -191,8 +193,12 @@ struct http_chunked {
  * its extensions) and each trailer field line, without CRLF.  Also refused:
  * a chunk size that is not 1 to 15 hex digits (so below 2^60), a chunk-ext
  * outside RFC 9112 §7.1.1, chunk data not followed by CRLF, a line not ended
- * by CRLF, a trailer line that is not a field line as in a head, and more
- * than 100 trailer lines.
+ * by CRLF, a trailer line that is not a field line as in a head, a
+ * trailer field that frames or routes the message (Content-Length,
+ * Transfer-Encoding, Host, Connection and the other hop-by-hop fields,
+ * Proxy-Authorization: RFC 9110 §6.5.1 forbids sending them as trailers,
+ * and a recipient that merged one would be smuggled to), and more than 100
+ * trailer lines.
  */
 void http_chunked_init(struct http_chunked *c, size_t max_line);
 

@@ -225,7 +225,26 @@ m_size_line(struct model *m, uint64_t *size)
 	}
 }
 
-/* trailer-section CRLF: field lines as in a head, at most 100. */
+/* RFC 9110 §6.5.1: the name from line_start to pos (at its colon) is one
+ * that must never be a trailer. */
+static int
+m_forbidden_trailer(const struct model *m)
+{
+	static const char *const names[] = {
+	    "Content-Length", "Transfer-Encoding", "Host", "Connection",
+	    "Keep-Alive", "TE", "Trailer", "Upgrade", "Proxy-Connection",
+	    "Proxy-Authorization", "Proxy-Authenticate", NULL};
+	size_t n = m->pos - m->line_start;
+
+	for (const char *const *f = names; *f; f++)
+		if (strlen(*f) == n &&
+		    strncasecmp((const char *)m->p + m->line_start, *f, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* trailer-section CRLF: field lines as in a head, at most 100, none of
+ * them framing or routing. */
 static int
 m_trailers(struct model *m)
 {
@@ -242,7 +261,7 @@ m_trailers(struct model *m)
 			m->pos++;
 			M_PEEK(m, c);
 		}
-		if (c != ':')
+		if (c != ':' || m_forbidden_trailer(m))
 			return M_BAD;
 		m->pos++;
 		for (;;) {

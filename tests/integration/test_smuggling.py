@@ -775,6 +775,11 @@ BAD_CHUNKED = [
     ("bad-extension", b"5;a b\r\nhello\r\n0\r\n\r\n"),
     ("trailer-obs-fold", b"5\r\nhello\r\n0\r\nX-T: 1\r\n folded\r\n\r\n"),
     ("trailer-space-before-colon", b"5\r\nhello\r\n0\r\nX-T : 1\r\n\r\n"),
+    # RFC 9110 §6.5.1: framing and routing fields are never trailers; a
+    # recipient that merged one into the head would be smuggled to
+    ("trailer-host", b"5\r\nhello\r\n0\r\nHost: evil.test\r\n\r\n"),
+    ("trailer-content-length", b"5\r\nhello\r\n0\r\nContent-Length: 0\r\n\r\n"),
+    ("trailer-transfer-encoding", b"5\r\nhello\r\n0\r\nTransfer-Encoding: x\r\n\r\n"),
 ]
 
 

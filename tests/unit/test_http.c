@@ -1341,6 +1341,17 @@ static const struct chunk_case chunk_cases[] = {
     {"trailer SP before colon", BAD_AT("0\r\nX : a\r\n\r\n", 4)},
     {"trailer empty name", BAD_AT("0\r\n: a\r\n\r\n", 3)},
     {"trailer no colon", BAD_AT("0\r\nX\r\n\r\n", 4)},
+    /* RFC 9110 §6.5.1: no framing, routing or hop-by-hop trailers; refused
+     * at the colon that ends the name. */
+    {"trailer Host", BAD_AT("0\r\nHost: evil.test\r\n\r\n", 7)},
+    {"trailer Content-Length", BAD_AT("0\r\ncontent-length: 5\r\n\r\n", 17)},
+    {"trailer Transfer-Encoding",
+     BAD_AT("0\r\nA: b\r\nTRANSFER-ENCODING: chunked\r\n\r\n", 26)},
+    {"trailer Connection", BAD_AT("0\r\nConnection: close\r\n\r\n", 13)},
+    {"trailer Proxy-Authorization",
+     BAD_AT("0\r\nProxy-Authorization: x\r\n\r\n", 22)},
+    {"trailer like Host but longer", BODY("0\r\nHostx: a\r\nX-Host: b\r\n\r\n")},
+    {"trailer long name", BODY("0\r\nX-Content-Length-Checksum-Value: 1\r\n\r\n")},
     {"trailer SP in name", BAD_AT("0\r\nX Y: a\r\n\r\n", 4)},
     {"trailer control in value", BAD_AT("0\r\nX: a\x01\r\n\r\n", 7)},
     {"trailer NUL in value", BAD_AT("0\r\nX: a\0\r\n\r\n", 7)},
