@@ -281,11 +281,12 @@ log_decision(const struct conn *c, enum reason why, const struct verdict *v,
 	else
 		log_str(&l, "rule", NULL);
 	log_str(&l, "reason", ri->name);
+	/* A refusal after the 200 (the hello check) has no status of its
+	 * own. */
 	if (report)
 		log_str(&l, "message", "report mode: not enforced");
-	else if (c->state == CONN_TUNNEL && why != REASON_ALLOWED)
-		; /* refused after the 200: no status of its own */
-	else if (why != REASON_ALLOWED || c->r.is_connect)
+	else if (why == REASON_ALLOWED ? c->r.is_connect
+	                               : c->state != CONN_TUNNEL)
 		log_int(&l, "status", ri->status);
 	log_end(&l);
 }

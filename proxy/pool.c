@@ -44,16 +44,23 @@ pool_new(struct event_base *base, size_t max, int idle_ms)
 	return p;
 }
 
+/* Take e out of the pool; its connection is the caller's. */
+static struct bufferevent *
+unlink_entry(struct entry *e)
+{
+	struct bufferevent *bev = e->bev;
+
+	TAILQ_REMOVE(&e->pool->idle, e, link);
+	e->pool->n--;
+	event_free(e->timer);
+	free(e);
+	return bev;
+}
+
 static void
 drop(struct entry *e)
 {
-	struct pool *p = e->pool;
-
-	TAILQ_REMOVE(&p->idle, e, link);
-	p->n--;
-	event_free(e->timer);
-	bufferevent_free(e->bev);
-	free(e);
+	bufferevent_free(unlink_entry(e));
 }
 
 void
@@ -154,23 +161,16 @@ pool_take(struct pool *p, const struct pool_key *key,
 		return NULL;
 	/* The most recently used first: the least likely to be closed. */
 	TAILQ_FOREACH_REVERSE(e, &p->idle, entries, link) {
-		struct bufferevent *bev;
-
 		if (e->port != key->port || strcmp(e->host, key->host) != 0 ||
 		    !same_identity(e, key->identity))
 			continue;
 		for (size_t i = 0; i < naddrs; i++) {
 			if (memcmp(&addrs[i], &e->addr, sizeof(e->addr)) != 0)
 				continue;
-			bev = e->bev;
-			bufferevent_disable(bev, EV_READ);
-			bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-			TAILQ_REMOVE(&p->idle, e, link);
-			p->n--;
-			event_free(e->timer);
-			free(e);
+			bufferevent_disable(e->bev, EV_READ);
+			bufferevent_setcb(e->bev, NULL, NULL, NULL, NULL);
 			*which = i;
-			return bev;
+			return unlink_entry(e);
 		}
 	}
 	return NULL;
