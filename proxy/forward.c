@@ -1,12 +1,15 @@
 #include "forward.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 /* The name egressd gives itself in Via (RFC 9110 §7.6.3). */
 #define VIA_NAME "egressd"
@@ -14,9 +17,21 @@
 /* Longest chunk-size or trailer line accepted. */
 #define CHUNK_LINE_MAX 4096
 
+/* A body framed by its length or by the close, between two plain sockets,
+ * is read straight from src's socket in reads this large (a bufferevent
+ * reads 4 KiB at a time) and written straight on. */
+#define DIRECT_BYTES (64 * 1024)
+/* Reads one wake-up may do before other connections get a turn. */
+#define DIRECT_ROUNDS 4
+
+struct forward;
+
 /* One direction's body: from src's input to dst's output. */
 struct pump {
+	struct forward *f;
 	struct bufferevent *src, *dst;
+	struct event *direct; /* src's socket read here, not by src */
+	int is_direct;
 	struct http_body body;
 	uint64_t left; /* HTTP_BODY_LENGTH: bytes still to come */
 	struct http_chunked chunked;
@@ -205,6 +220,10 @@ finish(struct forward *f, enum reason why)
 	    f->request.done && f->response.body.kind != HTTP_BODY_CLOSE &&
 	    evbuffer_get_length(bufferevent_get_input(f->upstream)) == 0;
 	f->res.upstream_silent = !f->heard_upstream;
+	if (f->request.direct)
+		event_del(f->request.direct);
+	if (f->response.direct)
+		event_del(f->response.direct);
 	bufferevent_setcb(f->client, NULL, NULL, NULL, NULL);
 	bufferevent_setcb(f->upstream, NULL, NULL, NULL, NULL);
 	bufferevent_disable(f->client, EV_READ);
@@ -329,6 +348,167 @@ pump_run(struct forward *f, struct pump *p)
 	return 0;
 }
 
+/* --- bodies straight between sockets -------------------------------------
+ */
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static _Thread_local unsigned char direct_buf[DIRECT_BYTES];
+
+static int
+plain_socket(struct bufferevent *bev)
+{
+	return bufferevent_getfd(bev) >= 0 && !bufferevent_openssl_get_ssl(bev);
+}
+
+/* Write n bytes of direct_buf to p->dst, after what its output already
+ * holds; what the socket cannot take waits in that output.  0, or -1 when
+ * the socket failed, -2 out of memory. */
+static int
+direct_write(struct pump *p, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(p->dst);
+	struct evbuffer_iovec held[8];
+	struct iovec iov[9];
+	size_t queued = evbuffer_get_length(out), sent = 0;
+	int k = 0;
+	ssize_t w;
+
+	if (queued > 0) {
+		k = evbuffer_peek(out, -1, NULL, held, 8);
+		/* Too scattered to write at once: dst writes it all. */
+		if (k > 8)
+			return evbuffer_add(out, direct_buf, n) < 0 ? -2 : 0;
+		for (int i = 0; i < k; i++) {
+			iov[i].iov_base = held[i].iov_base;
+			iov[i].iov_len = held[i].iov_len;
+		}
+	}
+	iov[k].iov_base = direct_buf;
+	iov[k].iov_len = n;
+	w = writev(bufferevent_getfd(p->dst), iov, k + 1);
+	if (w < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			return -1;
+		w = 0;
+	}
+	if ((size_t)w > queued)
+		sent = (size_t)w - queued;
+	/* A socket bufferevent freezes its output's start for everyone but
+	 * its own writes; this write stands in for one of them. */
+	evbuffer_unfreeze(out, 1);
+	evbuffer_drain(out, (size_t)w - sent);
+	evbuffer_freeze(out, 1);
+	if (sent < n && evbuffer_add(out, direct_buf + sent, n - sent) < 0)
+		return -2;
+	return 0;
+}
+
+/* The end of p's source, or a failure on either side, as its bufferevent
+ * would have reported it. */
+static void
+direct_event(struct forward *f, struct bufferevent *bev, short what)
+{
+	if (bev == f->client)
+		client_event_cb(bev, what, f);
+	else
+		upstream_event_cb(bev, what, f);
+}
+
+static void
+direct_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pump *p = arg;
+	struct forward *f = p->f;
+	struct evbuffer *out = bufferevent_get_output(p->dst);
+
+	(void)what;
+	for (int round = 0; round < DIRECT_ROUNDS; round++) {
+		size_t want = DIRECT_BYTES;
+		ssize_t n;
+		int r;
+
+		if (evbuffer_get_length(out) >= f->lim->buffer_bytes) {
+			/* dst's write callback brings us back. */
+			event_del(p->direct);
+			bufferevent_setwatermark(p->dst, EV_WRITE,
+			                         f->lim->buffer_bytes / 2, 0);
+			return;
+		}
+		if (p->body.kind == HTTP_BODY_LENGTH && p->left < want)
+			want = (size_t)p->left;
+		n = read(fd, direct_buf, want);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			direct_event(f, p->src,
+			             BEV_EVENT_READING |
+			                 (n == 0 ? BEV_EVENT_EOF
+			                         : BEV_EVENT_ERROR));
+			return;
+		}
+		*p->count += (uint64_t)n;
+		touch(f);
+		if (p->body.kind == HTTP_BODY_LENGTH)
+			p->left -= (uint64_t)n;
+		if ((r = direct_write(p, (size_t)n)) < 0) {
+			f->keep_client = 0;
+			if (r == -2)
+				finish(f, REASON_INTERNAL_ERROR);
+			else
+				direct_event(f, p->dst,
+				             BEV_EVENT_WRITING | BEV_EVENT_ERROR);
+			return;
+		}
+		if (p->body.kind == HTTP_BODY_LENGTH && p->left == 0) {
+			p->done = 1;
+			p->active = 0;
+			event_del(p->direct);
+			if (p == &f->response)
+				finish(f, REASON_COMPLETE);
+			return;
+		}
+		if ((size_t)n < want)
+			return;
+	}
+}
+
+/* From now on read p's source socket here.  0, or -1 when the body stays
+ * with the bufferevents (framing, TLS, no memory). */
+static int
+pump_go_direct(struct pump *p)
+{
+	if (p->is_direct || !p->active || p->done ||
+	    (p->body.kind != HTTP_BODY_LENGTH &&
+	     p->body.kind != HTTP_BODY_CLOSE) ||
+	    !plain_socket(p->src) || !plain_socket(p->dst))
+		return -1;
+	if (!p->direct)
+		p->direct =
+		    event_new(bufferevent_get_base(p->src),
+		              bufferevent_getfd(p->src), EV_READ | EV_PERSIST,
+		              direct_cb, p);
+	if (!p->direct)
+		return -1;
+	bufferevent_disable(p->src, EV_READ);
+	p->is_direct = 1;
+	event_add(p->direct, NULL);
+	return 0;
+}
+
+/* dst drained: read src again. */
+static void
+pump_resume(struct pump *p)
+{
+	if (!p->active || p->done)
+		return;
+	if (p->is_direct)
+		event_add(p->direct, NULL);
+	else if (!(bufferevent_get_enabled(p->src) & EV_READ))
+		bufferevent_enable(p->src, EV_READ);
+}
+
 /* After a request body: nothing more is read from the client until conn
  * takes the next request (which may already be waiting, pipelined). */
 static void
@@ -341,6 +521,8 @@ request_progress(struct forward *f)
 	}
 	if (f->request.done)
 		bufferevent_disable(f->client, EV_READ);
+	else if (pump_go_direct(&f->request) == 0)
+		direct_cb(bufferevent_getfd(f->client), EV_READ, &f->request);
 }
 
 static void
@@ -352,6 +534,9 @@ response_progress(struct forward *f)
 	}
 	if (f->response.done)
 		finish(f, REASON_COMPLETE);
+	else if (pump_go_direct(&f->response) == 0)
+		direct_cb(bufferevent_getfd(f->upstream), EV_READ,
+		          &f->response);
 }
 
 /* --- the response head -----------------------------------------------------
@@ -437,9 +622,7 @@ client_write_cb(struct bufferevent *bev, void *arg)
 	struct forward *f = arg;
 
 	(void)bev;
-	if (f->response.active &&
-	    !(bufferevent_get_enabled(f->upstream) & EV_READ))
-		bufferevent_enable(f->upstream, EV_READ);
+	pump_resume(&f->response);
 }
 
 static void
@@ -477,9 +660,7 @@ upstream_write_cb(struct bufferevent *bev, void *arg)
 	struct forward *f = arg;
 
 	(void)bev;
-	if (f->request.active &&
-	    !(bufferevent_get_enabled(f->client) & EV_READ))
-		bufferevent_enable(f->client, EV_READ);
+	pump_resume(&f->request);
 }
 
 static void
@@ -529,6 +710,8 @@ forward_new(struct bufferevent *client, struct bufferevent *upstream,
 	f->keep_client = !fr->client_close && f->client_minor == 1;
 	f->done = done;
 	f->arg = arg;
+	f->request.f = f;
+	f->response.f = f;
 	f->request.src = client;
 	f->request.dst = upstream;
 	f->request.count = &f->res.bytes_up;
@@ -568,6 +751,10 @@ forward_free(struct forward *f)
 {
 	if (!f)
 		return;
+	if (f->request.direct)
+		event_free(f->request.direct);
+	if (f->response.direct)
+		event_free(f->response.direct);
 	event_free(f->idle);
 	free(f);
 }

@@ -218,6 +218,27 @@ def test_large_response_streamed(world, alive):
     assert hashlib.sha256(r.body).digest() == hashlib.sha256(H.BULK_BLOCK[:n]).digest()
 
 
+def test_keepalive_after_large_bodies(world, alive):
+    """Bodies long enough to be relayed socket to socket each way, then a
+    small request, all on one connection: every byte arrives in order and
+    the connection stays usable for the next request."""
+    n0 = len(world.http_requests)
+    down = len(H.BULK_BLOCK) - 5
+    up = H.BULK_BLOCK[:700 * 1024 + 3]
+    with H.Client(alive.port, timeout=10) as c:
+        c.send(get(b"http://api.allowed.test/big?n=%d" % down))
+        r = c.read_message(timeout=15)
+        assert r.status == 200 and len(r.body) == down, (r, len(r.body))
+        assert r.body == H.BULK_BLOCK[:down]
+        c.send(post(b"Content-Length: %d\r\n" % len(up), up))
+        r = c.read_message(timeout=15)
+        assert r.status == 200 and r.body.endswith(b"body=%d\n" % len(up)), r
+        c.send(get(b"http://api.allowed.test/after-large"))
+        r = c.read_message()
+        assert r.status == 200 and b"GET /after-large" in r.body, r
+    assert world.http_requests[n0 + 1].body == up
+
+
 def test_real_clients_over_plain_http(world, alive):
     rc, body, _, err = H.curl(alive.port, "http://api.allowed.test/from-curl")
     assert rc == 0, err

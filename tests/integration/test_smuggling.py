@@ -17,6 +17,7 @@ import os
 import select
 import socket
 import threading
+import time
 
 import pytest
 
@@ -123,6 +124,29 @@ def _routes(origin):
             w.send(piece)
             left -= len(piece)
             sent[0] += len(piece)
+        return False
+
+    @origin.route("/cut-big")
+    def cut_big(org, w, req):
+        """A head promising n bytes, then only `cut` of them (in pieces that
+        arrive after the head), then the close."""
+        org.read_body(w, req)
+        n, cut = int(req.query["n"]), int(req.query["cut"])
+        w.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+               b"Content-Length: %d\r\n\r\n" % n)
+        for off in range(0, cut, 64 * 1024):
+            time.sleep(0.01)
+            w.send(H.BULK_BLOCK[off:min(cut, off + 64 * 1024)])
+        return False
+
+    @origin.route("/big-to-close")
+    def big_to_close(org, w, req):
+        """n bytes with neither length nor chunks: the close ends them."""
+        org.read_body(w, req)
+        n = int(req.query["n"])
+        w.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+        for off in range(0, n, 128 * 1024):
+            w.send(H.BULK_BLOCK[off:min(n, off + 128 * 1024)])
         return False
 
     @origin.route("/slow-read")
@@ -1035,6 +1059,39 @@ def test_response_cut_mid_body_closes_client(world, ow, strict, case, allowed):
     line = strict.log.wait(since=mark, client=local, event="close")
     assert line["reason"] in ("bad_response", "response_incomplete"), line
     assert not [q for q in ow.origin.requests if q.path == "/never"]
+
+
+def test_long_response_cut_mid_body_closes_client(world, ow, strict):
+    """The same for a body long enough to be relayed socket to socket: the
+    client gets the bytes that came, then the close; the log says why."""
+    mark = strict.log.mark()
+    n, cut = 1 << 20, 300 * 1024
+    with H.Client(strict.port, timeout=10) as c:
+        c.send(rq(target=b"http://origin.allowed.test/cut-big?n=%d&cut=%d" % (n, cut))
+               + rq(target=b"http://origin.allowed.test/never"))
+        r = H.Response(c.read_head())
+        rest = c.recv_to_eof(timeout=10)
+        local = c.local
+    assert r.status == 200 and int(r.header("Content-Length")) == n, r
+    assert rest == H.BULK_BLOCK[:cut], len(rest)
+    line = strict.log.wait(since=mark, client=local, event="close")
+    assert line["reason"] == "response_incomplete", line
+    assert not [q for q in ow.origin.requests if q.path == "/never"]
+
+
+def test_long_close_delimited_response(world, ow, strict):
+    mark = strict.log.mark()
+    n = len(H.BULK_BLOCK) - 3
+    with H.Client(strict.port, timeout=10) as c:
+        c.send(rq(target=b"http://origin.allowed.test/big-to-close?n=%d" % n))
+        r = H.Response(c.read_head())
+        body = c.recv_to_eof(timeout=10)
+        local = c.local
+    assert r.status == 200 and r.header("Content-Length") is None, r
+    assert r.header("Connection") == "close", r
+    assert body == H.BULK_BLOCK[:n], len(body)
+    line = strict.log.wait(since=mark, client=local, event="close")
+    assert line["reason"] == "complete" and line["bytes_down"] > n, line
 
 
 def test_response_not_chunked_last_is_close_delimited(world, ow, strict):
