@@ -1006,7 +1006,7 @@ load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 	    .max_request_line = 8192,
 	    .max_header_bytes = 32768,
 	    .max_header_fields = 64,
-	    .buffer_bytes = 262144,
+	    .buffer_bytes = 524288,
 	    .max_connections = 8192,
 	    .max_connections_per_client = 0,
 	};

@@ -481,10 +481,10 @@ def test_global_connection_cap(world, egressd_factory):
 
 # ---------------------------------------------------------------- clients that stop reading
 
-BUFFER_BYTES = 262144  # the default, written out: the bound is derived from it
+BUFFER_BYTES = 524288  # the default, written out: the bound is derived from it
 N_TUNNELS, N_GETS = 20, 20
 BIG = 200 * MIB  # one of the tunnels
-EACH = 16 * MIB  # every other stream
+EACH = 24 * MIB  # every other stream
 # Per stalled client egressd may hold one direction's buffer: up to
 # buffer_bytes plus one read before it stops reading the upstream, in
 # libevent chains that can be up to half empty (hence 2 x), plus the
@@ -518,7 +518,7 @@ def _peak_rss_kib(pid):
 @pytest.mark.native_only("memory and stall measurements mean nothing under valgrind")
 def test_clients_that_stop_reading(world, egressd_factory, streams):
     """40 clients stop reading: 20 CONNECT tunnels (one streaming 200 MiB,
-    the others 16 MiB) and 20 plain-HTTP GETs of 16 MiB bodies. While they
+    the others 24 MiB) and 20 plain-HTTP GETs of 24 MiB bodies. While they
     read nothing, the servers stall (egressd stopped reading them) and
     egressd's RSS grows by less than 40 x (2 x buffer_bytes + 128 KiB).
     Then each client reads: every byte arrives, equal to what was sent, and
