@@ -278,6 +278,19 @@ pending(const struct tunnel *t, int i)
 	return !held(t, i) && (d->len > d->off || d->in_pipe > 0);
 }
 
+/* Bytes may still be read into direction i's pipe while the other side
+ * drains it: reading and writing then overlap.  Only spliced bytes: a copy
+ * is written on at once, so nothing may wait before it. */
+static int
+room(const struct tunnel *t, int i)
+{
+	const struct dir *d = &t->dir[i];
+	size_t cap = t->high < d->pipe_cap ? t->high : d->pipe_cap;
+
+	return !held(t, i) && !d->eof && d->splicing && !d->no_splice &&
+	       d->pipe[0] >= 0 && d->len == d->off && d->in_pipe < cap;
+}
+
 /* Watch each socket for exactly what its two directions wait on: reading
  * while its bytes can go on, writing while bytes for it wait. */
 static void
@@ -286,7 +299,7 @@ arm(struct tunnel *t)
 	for (int s = CLIENT; s <= UPSTREAM; s++) {
 		short want = 0;
 
-		if (!t->dir[s].eof && !pending(t, s))
+		if (!t->dir[s].eof && (!pending(t, s) || room(t, s)))
 			want |= EV_READ;
 		if (pending(t, !s))
 			want |= EV_WRITE;
@@ -383,7 +396,8 @@ peek_eof(struct tunnel *t, int i)
 		return 0;
 	if (n > 0) {
 		t->dir[i].no_splice = 1;
-		return fill(t, i);
+		/* Copies go out at once: not before the pipe's bytes. */
+		return t->dir[i].in_pipe > 0 ? -1 : fill(t, i);
 	}
 	return errno == EAGAIN || errno == EINTR ? -1 : -2;
 }
@@ -455,16 +469,18 @@ fill(struct tunnel *t, int i)
 	           (d->pipe[0] >= 0 || pipe_take(d, t->high) == 0)) {
 		if (want > d->pipe_cap)
 			want = d->pipe_cap;
+		want -= d->in_pipe;
 		d->last_want = want;
 		n = splice(t->fd[i], NULL, d->pipe[1], NULL, want,
 		           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n > 0) {
-			d->in_pipe = (size_t)n;
+			d->in_pipe += (size_t)n;
 			return n;
 		}
 		err = errno;
 		/* An idle direction holds no pipe. */
-		pipe_give(d);
+		if (d->in_pipe == 0)
+			pipe_give(d);
 		if (n == 0)
 			return peek_eof(t, i);
 		errno = err;
@@ -494,9 +510,9 @@ pump(struct tunnel *t, int i)
 			finish(t, side_reason(!i));
 			return -1;
 		}
-		if (r == 0)
+		if (r == 0 && !room(t, i))
 			return 0;
-		if (d->eof) {
+		if (r == 1 && d->eof) {
 			/* Both ways done: closing sends this FIN. */
 			if (t->dir[!i].shut) {
 				finish(t, closed_reason(t));
