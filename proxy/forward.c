@@ -1,4 +1,5 @@
 #include "forward.h"
+#include "idle.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -56,8 +57,7 @@ struct forward {
 	int upstream_persists; /* the response's head allows reuse */
 	int heard_upstream;    /* a byte came from the upstream */
 	struct forward_result res;
-	struct event *idle;
-	struct timeval last;
+	struct idle idle;
 	forward_done_cb done;
 	void *arg;
 	int finished;
@@ -209,7 +209,7 @@ finish(struct forward *f, enum reason why)
 	if (f->finished)
 		return;
 	f->finished = 1;
-	event_del(f->idle);
+	idle_stop(&f->idle);
 	f->res.reason = why;
 	f->res.keep_client =
 	    why == REASON_COMPLETE && f->keep_client && f->request.done;
@@ -232,30 +232,9 @@ finish(struct forward *f, enum reason why)
 }
 
 static void
-touch(struct forward *f)
+idle_expired(void *arg)
 {
-	event_base_gettimeofday_cached(bufferevent_get_base(f->client),
-	                               &f->last);
-}
-
-static void
-idle_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct forward *f = arg;
-	struct timeval now, since, left, limit;
-
-	(void)fd;
-	(void)what;
-	event_base_gettimeofday_cached(bufferevent_get_base(f->client), &now);
-	limit.tv_sec = f->lim->idle_timeout_ms / 1000;
-	limit.tv_usec = (f->lim->idle_timeout_ms % 1000) * 1000;
-	timersub(&now, &f->last, &since);
-	if (!timercmp(&since, &limit, <)) {
-		finish(f, REASON_UPSTREAM_TIMEOUT);
-		return;
-	}
-	timersub(&limit, &since, &left);
-	evtimer_add(f->idle, &left);
+	finish(arg, REASON_UPSTREAM_TIMEOUT);
 }
 
 /* --- bodies ----------------------------------------------------------------
@@ -334,7 +313,7 @@ pump_run(struct forward *f, struct pump *p)
 	if (n > 0) {
 		evbuffer_remove_buffer(in, out, (size_t)n);
 		*p->count += (uint64_t)n;
-		touch(f);
+		idle_touch(&f->idle);
 	}
 	if (p->done) {
 		p->active = 0;
@@ -449,7 +428,7 @@ direct_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		*p->count += (uint64_t)n;
-		touch(f);
+		idle_touch(&f->idle);
 		if (p->body.kind == HTTP_BODY_LENGTH)
 			p->left -= (uint64_t)n;
 		if ((r = direct_write(p, (size_t)n)) < 0) {
@@ -572,7 +551,7 @@ read_response_head(struct forward *f)
 			finish(f, REASON_BAD_RESPONSE);
 			return;
 		}
-		touch(f);
+		idle_touch(&f->idle);
 		if (resp.status < 200) {
 			/* Interim responses go to an HTTP/1.1 client as they
 			 * are (RFC 9110 §15.2); 101 cannot happen: Upgrade is
@@ -691,13 +670,11 @@ forward_new(struct bufferevent *client, struct bufferevent *upstream,
             forward_done_cb done, void *arg)
 {
 	struct forward *f = calloc(1, sizeof(*f));
-	struct timeval tv = {lim->idle_timeout_ms / 1000,
-	                     (lim->idle_timeout_ms % 1000) * 1000};
 
 	if (!f)
 		return NULL;
-	f->idle = evtimer_new(bufferevent_get_base(client), idle_cb, f);
-	if (!f->idle) {
+	if (idle_start(&f->idle, bufferevent_get_base(client),
+	               lim->idle_timeout_ms, idle_expired, f) < 0) {
 		free(f);
 		return NULL;
 	}
@@ -718,8 +695,6 @@ forward_new(struct bufferevent *client, struct bufferevent *upstream,
 	f->response.src = upstream;
 	f->response.dst = client;
 	f->response.count = &f->res.bytes_down;
-	touch(f);
-	evtimer_add(f->idle, &tv);
 
 	write_request_head(f);
 	pump_start(&f->request, &fr->body);
@@ -755,6 +730,6 @@ forward_free(struct forward *f)
 		event_free(f->request.direct);
 	if (f->response.direct)
 		event_free(f->response.direct);
-	event_free(f->idle);
+	idle_free(&f->idle);
 	free(f);
 }

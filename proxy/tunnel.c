@@ -1,4 +1,5 @@
 #include "tunnel.h"
+#include "idle.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -53,9 +54,8 @@ struct tunnel {
 	uint64_t bytes[2]; /* read from each side */
 	int first_eof;     /* which side closed first, or -1 */
 	size_t high;
-	int idle_ms;
-	struct timeval last; /* last byte either way */
-	struct event *idle, *lifetime, *hello_timer;
+	struct idle idle; /* from the last byte either way */
+	struct event *lifetime, *hello_timer;
 	uint64_t max_bytes;
 	tunnel_hello_cb hello; /* set while the check holds the first bytes */
 	size_t hello_max;
@@ -175,7 +175,7 @@ count(struct tunnel *t, int i, size_t n)
 		return -1;
 	}
 	t->bytes[i] += n;
-	event_base_gettimeofday_cached(t->base, &t->last);
+	idle_touch(&t->idle);
 	return 0;
 }
 
@@ -243,23 +243,9 @@ lifetime_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-idle_cb(evutil_socket_t fd, short what, void *arg)
+idle_expired(void *arg)
 {
-	struct tunnel *t = arg;
-	struct timeval now, since, left, limit;
-
-	(void)fd;
-	(void)what;
-	event_base_gettimeofday_cached(t->base, &now);
-	limit.tv_sec = t->idle_ms / 1000;
-	limit.tv_usec = (t->idle_ms % 1000) * 1000;
-	timersub(&now, &t->last, &since);
-	if (!timercmp(&since, &limit, <)) {
-		finish(t, REASON_IDLE_TIMEOUT);
-		return;
-	}
-	timersub(&limit, &since, &left);
-	evtimer_add(t->idle, &left);
+	finish(arg, REASON_IDLE_TIMEOUT);
 }
 
 /* --- the splice engine: two plain sockets -------------------------------- */
@@ -763,7 +749,6 @@ tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
 {
 	struct event_base *base = bufferevent_get_base(client);
 	struct tunnel *t = calloc(1, sizeof(*t));
-	struct timeval tv = {o->idle_ms / 1000, (o->idle_ms % 1000) * 1000};
 
 	if (!t)
 		return NULL;
@@ -772,7 +757,6 @@ tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
 	for (int i = CLIENT; i <= UPSTREAM; i++)
 		t->dir[i].pipe[0] = t->dir[i].pipe[1] = -1;
 	t->high = o->buffer_bytes;
-	t->idle_ms = o->idle_ms;
 	t->first_eof = -1;
 	t->done = o->done;
 	t->arg = o->arg;
@@ -780,10 +764,10 @@ tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
 	t->hello_max = o->hello_max;
 	t->refusal = o->refusal;
 	t->refusal_len = o->refusal_len;
-	t->idle = evtimer_new(base, idle_cb, t);
 	if (t->hello)
 		t->hello_timer = evtimer_new(base, hello_timeout_cb, t);
-	if (!t->idle || (t->hello && !t->hello_timer) ||
+	if (idle_start(&t->idle, base, o->idle_ms, idle_expired, t) < 0 ||
+	    (t->hello && !t->hello_timer) ||
 	    (!bufferevent_openssl_get_ssl(client) &&
 	     fast_start(t, client, upstream) < 0)) {
 		t->fast = 0;
@@ -792,8 +776,6 @@ tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
 	}
 	if (!t->fast)
 		bev_start(t, client, upstream);
-	event_base_gettimeofday_cached(base, &t->last);
-	evtimer_add(t->idle, &tv);
 	if (t->hello_timer) {
 		struct timeval htv = {o->hello_ms / 1000,
 		                      (o->hello_ms % 1000) * 1000};
@@ -834,8 +816,7 @@ tunnel_free(struct tunnel *t)
 {
 	if (!t)
 		return;
-	if (t->idle)
-		event_free(t->idle);
+	idle_free(&t->idle);
 	if (t->lifetime)
 		event_free(t->lifetime);
 	if (t->hello_timer)
