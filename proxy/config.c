@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host.h"
 #include "http.h"
 #include "metrics.h"
 #include "tls.h"
@@ -186,50 +187,20 @@ valid_name(const char *s)
 }
 
 /* "IP", "IP:PORT" or "[IPv6]:PORT", the forms c-ares takes. */
+/* A DNS server as c-ares takes it: "IP", "IP:PORT", "[IPv6]" or
+ * "[IPv6]:PORT", or a bare IPv6 address; never a name. */
 static int
 valid_server(const char *s)
 {
-	char buf[INET6_ADDRSTRLEN + 8];
-	struct in6_addr a6;
-	struct in_addr a4;
-	const char *port = NULL;
-	char *end;
+	const char *colon = strchr(s, ':');
+	struct host h;
+	uint16_t port;
 
-	if (strlen(s) >= sizeof(buf))
-		return 0;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-
-		if (!close)
-			return 0;
-		memcpy(buf, s + 1, (size_t)(close - s - 1));
-		buf[close - s - 1] = '\0';
-		if (inet_pton(AF_INET6, buf, &a6) != 1)
-			return 0;
-		if (close[1] == '\0')
-			return 1;
-		if (close[1] != ':')
-			return 0;
-		port = close + 2;
-	} else {
-		const char *colon = strchr(s, ':');
-
-		if (colon && strchr(colon + 1, ':'))
-			return inet_pton(AF_INET6, s, &a6) == 1;
-		strcpy(buf, s);
-		if (colon) {
-			buf[colon - s] = '\0';
-			port = colon + 1;
-		}
-		if (inet_pton(AF_INET, buf, &a4) != 1)
-			return 0;
-		if (!port)
-			return 1;
-	}
-	if (*port < '1' || *port > '9')
-		return 0;
-	long v = strtol(port, &end, 10);
-	return *end == '\0' && v >= 1 && v <= 65535;
+	if (s[0] != '[' && colon && strchr(colon + 1, ':'))
+		return host_parse(s, strlen(s), 0, &h) == 0 &&
+		       h.kind == HOST_IPV6;
+	return host_parse_authority(s, strlen(s), 53, &h, &port) == 0 &&
+	       h.kind != HOST_NAME;
 }
 
 static int

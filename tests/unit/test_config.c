@@ -97,6 +97,40 @@ test_minimal_defaults(void **state)
 	config_unref(c);
 }
 
+/* resolver.servers: addresses with optional ports, as c-ares takes them;
+ * names, loose numeric forms and bad ports are refused on their line. */
+static void
+test_resolver_servers(void **state)
+{
+	static const char *const good[] = {"10.0.0.1",    "10.0.0.1:5353",
+	                                   "[::1]",       "[::1]:53",
+	                                   "2001:db8::1", "[::ffff:10.0.0.1]:53"};
+	static const char *const bad[] = {
+	    "dns.example", "dns.example:53", "127.1:53",   "0x7f.0.0.1",
+	    "10.0.0.1:0",  "10.0.0.1:",      "10.0.0.1:+5", "10.0.0.1:65536",
+	    "[::1]:",      "[::1]x",         "[::1",       "::1:53x",
+	    "",            "10.0.0.1@x"};
+	char text[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "listen = ( { address = \"127.0.0.1\"; port = 3128; } "
+		         ");\nresolver = { servers = [ \"%s\" ]; };\n"
+		         "policies = ( { name = \"p\"; rules = ( ); } );\n",
+		         good[i]);
+		config_unref(load_ok(text));
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "listen = ( { address = \"127.0.0.1\"; port = 3128; } "
+		         ");\nresolver = { servers = [ \"%s\" ]; };\n"
+		         "policies = ( { name = \"p\"; rules = ( ); } );\n",
+		         bad[i]);
+		load_fails(text, 2, "expected \"IP\"");
+	}
+}
+
 static void
 test_full_file(void **state)
 {
@@ -490,6 +524,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_minimal_defaults),
 	    cmocka_unit_test(test_full_file),
+	    cmocka_unit_test(test_resolver_servers),
 	    cmocka_unit_test(test_refcount),
 	    cmocka_unit_test(test_same_listeners),
 	    cmocka_unit_test(test_sandbox),
