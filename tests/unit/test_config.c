@@ -97,6 +97,18 @@ test_minimal_defaults(void **state)
 	config_unref(c);
 }
 
+/* A whole file whose resolver has the one server `server`. */
+static const char *
+with_server(char *text, size_t len, const char *server)
+{
+	snprintf(text, len,
+	         "listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+	         "resolver = { servers = [ \"%s\" ]; };\n"
+	         "policies = ( { name = \"p\"; rules = ( ); } );\n",
+	         server);
+	return text;
+}
+
 /* resolver.servers: addresses with optional ports, as c-ares takes them;
  * names, loose numeric forms and bad ports are refused on their line. */
 static void
@@ -113,22 +125,11 @@ test_resolver_servers(void **state)
 	char text[512];
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		snprintf(text, sizeof(text),
-		         "listen = ( { address = \"127.0.0.1\"; port = 3128; } "
-		         ");\nresolver = { servers = [ \"%s\" ]; };\n"
-		         "policies = ( { name = \"p\"; rules = ( ); } );\n",
-		         good[i]);
-		config_unref(load_ok(text));
-	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		snprintf(text, sizeof(text),
-		         "listen = ( { address = \"127.0.0.1\"; port = 3128; } "
-		         ");\nresolver = { servers = [ \"%s\" ]; };\n"
-		         "policies = ( { name = \"p\"; rules = ( ); } );\n",
-		         bad[i]);
-		load_fails(text, 2, "expected \"IP\"");
-	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		config_unref(load_ok(with_server(text, sizeof(text), good[i])));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		load_fails(with_server(text, sizeof(text), bad[i]), 2,
+		           "expected \"IP\"");
 }
 
 static void
