@@ -6,6 +6,7 @@ servers bind addresses put on that namespace's lo, the proxy listens on its
 Every wait is bounded by a deadline; every socket has a timeout.
 """
 
+import errno
 import glob
 import hashlib
 import itertools
@@ -176,6 +177,22 @@ def listening(port, host_hex="0100007F"):
                     return True
     except OSError:
         pass
+    return False
+
+
+def refuses_connections(port):
+    """True when a connection to 127.0.0.1:port is refused: nothing listens
+    there."""
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        s.connect(("127.0.0.1", port))
+    except ConnectionRefusedError:
+        return True
+    except OSError as e:
+        return e.errno == errno.ECONNREFUSED
+    finally:
+        s.close()
     return False
 
 
