@@ -798,7 +798,21 @@ class Egressd:
 # ---------------------------------------------------------------- clients
 
 
-class Response:
+class Message:
+    """What a response offers a test: headers, (name, value) pairs, and a
+    body. Response is one; service.AdminResponse another."""
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+
+class Response(Message):
     def __init__(self, raw_head, body=b"", eof=False, reset=False):
         self.raw_head = raw_head
         self.body = body
@@ -816,15 +830,6 @@ class Response:
             k, _, v = l.partition(":")
             self.headers.append((k.strip(), v.strip()))
 
-    def header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    def text(self):
-        return self.body.decode("utf-8", "replace")
-
     def __repr__(self):
         return "<Response %d %r headers=%r body=%r>" % (self.status, self.reason, self.headers,
                                                         self.body[:300])
@@ -839,10 +844,11 @@ def recv_some(s, n=65536):
 
 
 class Client:
-    """A raw TCP client of the proxy."""
+    """A raw TCP client of the proxy, from source address src when given."""
 
-    def __init__(self, port, timeout=5.0, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, timeout=5.0, host="127.0.0.1", src=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(src, 0) if src else None)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.response = None
@@ -1009,9 +1015,9 @@ def tunnel(port, target, timeout=5.0):
     return c, r
 
 
-def request(port, data, timeout=5.0):
+def request(port, data, timeout=5.0, src=None):
     """Send raw bytes, return the proxy's final response and the client's address."""
-    with Client(port, timeout) as c:
+    with Client(port, timeout, src=src) as c:
         local = c.local
         try:
             c.send(data)
