@@ -149,6 +149,18 @@ def run(cmd, timeout=20, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def stop_process(proc):
+    """SIGTERM a child process (a Popen, or None) that still runs, and reap
+    it; SIGKILL when it has not gone within 5 s."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def free_port(host="127.0.0.1"):
     """A port nobody listens on, outside the ephemeral range (32768-60999)
     so that no client's source port takes it before the server binds it."""
@@ -486,13 +498,7 @@ class Dnsmasq:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
     def queries(self):
         try:
