@@ -207,6 +207,63 @@ fuzz_same_fields(const struct http_field *a, size_t na,
 	}
 }
 
+/* A head parsed as a request or as a response. */
+union fuzz_msg {
+	struct http_request req;
+	struct http_response resp;
+};
+
+static enum http_status
+fuzz_parse(int response, const char *buf, size_t len,
+           const struct http_limits *lim, union fuzz_msg *m)
+{
+	return response ? http_parse_response(buf, len, lim, &m->resp)
+	                : http_parse_request(buf, len, lim, &m->req);
+}
+
+/*
+ * One driver's run over the input, for each of fuzz_limits: the checks of
+ * http_head_end; the whole input parses (as a response when response is
+ * set, else as a request) only when it is exactly one head, and a head_end
+ * error is the parser's error too.  A head found parses to a status other
+ * than HTTP_INCOMPLETE; when it parses, check gets the message, the head
+ * (a heap copy of exactly its length) and the bytes after it.
+ */
+static void
+fuzz_heads(const uint8_t *data, size_t size, int response,
+           void (*check)(const union fuzz_msg *, const char *, size_t,
+                         const struct http_limits *, const uint8_t *, size_t))
+{
+	for (size_t l = 0; l < sizeof(fuzz_limits) / sizeof(fuzz_limits[0]);
+	     l++) {
+		const struct http_limits *lim = &fuzz_limits[l];
+		size_t head_len = 0;
+		enum http_status st = fuzz_head_end(data, size, lim, &head_len);
+		union fuzz_msg m;
+		char *buf;
+
+		buf = fuzz_dup(data, size);
+		enum http_status pst = fuzz_parse(response, buf, size, lim, &m);
+		free(buf);
+		if (pst == HTTP_OK)
+			FUZZ_CHECK(st == HTTP_OK && head_len == size);
+		if (st != HTTP_OK && st != HTTP_INCOMPLETE)
+			FUZZ_CHECK(pst == st);
+		if (st == HTTP_INCOMPLETE)
+			FUZZ_CHECK(pst != HTTP_OK);
+
+		if (st == HTTP_OK) {
+			buf = fuzz_dup(data, head_len);
+			pst = fuzz_parse(response, buf, head_len, lim, &m);
+			FUZZ_CHECK(pst != HTTP_INCOMPLETE);
+			if (pst == HTTP_OK)
+				check(&m, buf, head_len, lim, data + head_len,
+				      size - head_len);
+			free(buf);
+		}
+	}
+}
+
 /* Feed a chunked body to the scanner in one call. */
 static void
 fuzz_scan_chunked(const uint8_t *data, size_t size)

@@ -15,45 +15,41 @@ is_tchar(char c)
 }
 
 static void
-check_request(const char *head, size_t len, const struct http_limits *lim,
-              const uint8_t *rest, size_t nrest)
+check_request(const union fuzz_msg *msg, const char *head, size_t len,
+              const struct http_limits *lim, const uint8_t *rest, size_t nrest)
 {
-	struct http_request req;
-	struct http_body body;
-	enum http_status st = http_parse_request(head, len, lim, &req);
+	const struct http_request *req = &msg->req;
 
-	FUZZ_CHECK(st != HTTP_INCOMPLETE);
-	if (st != HTTP_OK)
-		return;
-	FUZZ_CHECK(req.method.len >= 1 && req.method.len <= 32);
-	FUZZ_CHECK(fuzz_within(req.method.p, req.method.len, head, len));
-	for (size_t i = 0; i < req.method.len; i++)
-		FUZZ_CHECK(is_tchar(req.method.p[i]));
-	FUZZ_CHECK(req.target.len >= 1);
-	FUZZ_CHECK(fuzz_within(req.target.p, req.target.len, head, len));
-	FUZZ_CHECK(memchr(req.target.p, ' ', req.target.len) == NULL);
+	FUZZ_CHECK(req->method.len >= 1 && req->method.len <= 32);
+	FUZZ_CHECK(fuzz_within(req->method.p, req->method.len, head, len));
+	for (size_t i = 0; i < req->method.len; i++)
+		FUZZ_CHECK(is_tchar(req->method.p[i]));
+	FUZZ_CHECK(req->target.len >= 1);
+	FUZZ_CHECK(fuzz_within(req->target.p, req->target.len, head, len));
+	FUZZ_CHECK(memchr(req->target.p, ' ', req->target.len) == NULL);
 	/* "M T HTTP/1.1" */
-	FUZZ_CHECK(req.method.len + req.target.len + 10 <=
+	FUZZ_CHECK(req->method.len + req->target.len + 10 <=
 	           lim->max_request_line);
-	FUZZ_CHECK(req.version_minor == 0 || req.version_minor == 1);
-	fuzz_check_fields(req.fields, req.nfields, head, len, lim);
+	FUZZ_CHECK(req->version_minor == 0 || req->version_minor == 1);
+	fuzz_check_fields(req->fields, req->nfields, head, len, lim);
 
 	/* Written out again, the head parses the same, to the same framing. */
 	struct http_request again;
-	struct http_body body2;
-	enum http_status st2;
-	size_t line_len = (size_t)(req.target.p + req.target.len - head) + 9;
+	struct http_body body, body2;
+	enum http_status st, st2;
+	size_t line_len = (size_t)(req->target.p + req->target.len - head) + 9;
 	size_t n2;
 	char *head2 =
-	    fuzz_write_head(head, line_len, req.fields, req.nfields, &n2);
+	    fuzz_write_head(head, line_len, req->fields, req->nfields, &n2);
 
 	FUZZ_CHECK(http_parse_request(head2, n2, &fuzz_wide_limits, &again) ==
 	           HTTP_OK);
-	FUZZ_CHECK(fuzz_span_same(req.method, again.method) &&
-	           fuzz_span_same(req.target, again.target) &&
-	           req.version_minor == again.version_minor);
-	fuzz_same_fields(req.fields, req.nfields, again.fields, again.nfields);
-	st = http_request_body(&req, &body);
+	FUZZ_CHECK(fuzz_span_same(req->method, again.method) &&
+	           fuzz_span_same(req->target, again.target) &&
+	           req->version_minor == again.version_minor);
+	fuzz_same_fields(req->fields, req->nfields, again.fields,
+	                 again.nfields);
+	st = http_request_body(req, &body);
 	st2 = http_request_body(&again, &body2);
 	FUZZ_CHECK(st == st2);
 	if (st == HTTP_OK)
@@ -68,20 +64,20 @@ check_request(const char *head, size_t len, const struct http_limits *lim,
 	switch (body.kind) {
 	case HTTP_BODY_NONE:
 		FUZZ_CHECK(body.length == 0);
-		FUZZ_CHECK(!http_field_get(&req, "Content-Length") &&
-		           !http_field_get(&req, "Transfer-Encoding"));
+		FUZZ_CHECK(!http_field_get(req, "Content-Length") &&
+		           !http_field_get(req, "Transfer-Encoding"));
 		break;
 	case HTTP_BODY_LENGTH:
 		FUZZ_CHECK(body.length <= (uint64_t)INT64_MAX);
-		FUZZ_CHECK(http_field_get(&req, "Content-Length") &&
-		           !http_field_get(&req, "Transfer-Encoding"));
+		FUZZ_CHECK(http_field_get(req, "Content-Length") &&
+		           !http_field_get(req, "Transfer-Encoding"));
 		break;
 	case HTTP_BODY_CHUNKED:
 		FUZZ_CHECK(body.length == 0);
 		/* RFC 9112 §6.3: never both; never in HTTP/1.0. */
-		FUZZ_CHECK(http_field_get(&req, "Transfer-Encoding") &&
-		           !http_field_get(&req, "Content-Length"));
-		FUZZ_CHECK(req.version_minor == 1);
+		FUZZ_CHECK(http_field_get(req, "Transfer-Encoding") &&
+		           !http_field_get(req, "Content-Length"));
+		FUZZ_CHECK(req->version_minor == 1);
 		fuzz_scan_chunked(rest, nrest);
 		break;
 	case HTTP_BODY_CLOSE:
@@ -93,32 +89,6 @@ check_request(const char *head, size_t len, const struct http_limits *lim,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	for (size_t l = 0; l < sizeof(fuzz_limits) / sizeof(fuzz_limits[0]);
-	     l++) {
-		const struct http_limits *lim = &fuzz_limits[l];
-		size_t head_len = 0;
-		enum http_status st = fuzz_head_end(data, size, lim, &head_len);
-		struct http_request req;
-		char *buf;
-
-		/* The whole input parses only when it is exactly one head; a
-		 * head_end error is the parser's error too. */
-		buf = fuzz_dup(data, size);
-		enum http_status pst = http_parse_request(buf, size, lim, &req);
-		free(buf);
-		if (pst == HTTP_OK)
-			FUZZ_CHECK(st == HTTP_OK && head_len == size);
-		if (st != HTTP_OK && st != HTTP_INCOMPLETE)
-			FUZZ_CHECK(pst == st);
-		if (st == HTTP_INCOMPLETE)
-			FUZZ_CHECK(pst != HTTP_OK);
-
-		if (st == HTTP_OK) {
-			buf = fuzz_dup(data, head_len);
-			check_request(buf, head_len, lim, data + head_len,
-			              size - head_len);
-			free(buf);
-		}
-	}
+	fuzz_heads(data, size, 0, check_request);
 	return 0;
 }

@@ -8,20 +8,15 @@
 static const char *const methods[] = {"GET", "HEAD", "POST", "CONNECT"};
 
 static void
-check_response(const char *head, size_t len, const struct http_limits *lim,
-               const uint8_t *rest, size_t nrest)
+check_response(const union fuzz_msg *msg, const char *head, size_t len,
+               const struct http_limits *lim, const uint8_t *rest, size_t nrest)
 {
-	struct http_response resp;
-	struct http_body body;
-	enum http_status st = http_parse_response(head, len, lim, &resp);
+	const struct http_response *resp = &msg->resp;
 
-	FUZZ_CHECK(st != HTTP_INCOMPLETE);
-	if (st != HTTP_OK)
-		return;
-	FUZZ_CHECK(resp.version_minor == 0 || resp.version_minor == 1);
-	FUZZ_CHECK(resp.status >= 100 && resp.status <= 599);
-	FUZZ_CHECK(fuzz_within(resp.reason.p, resp.reason.len, head, len));
-	fuzz_check_fields(resp.fields, resp.nfields, head, len, lim);
+	FUZZ_CHECK(resp->version_minor == 0 || resp->version_minor == 1);
+	FUZZ_CHECK(resp->status >= 100 && resp->status <= 599);
+	FUZZ_CHECK(fuzz_within(resp->reason.p, resp->reason.len, head, len));
+	fuzz_check_fields(resp->fields, resp->nfields, head, len, lim);
 
 	/* Written out again (with the SP before an empty reason), the head
 	 * parses the same, to the same framing. */
@@ -29,27 +24,27 @@ check_response(const char *head, size_t len, const struct http_limits *lim,
 	struct http_response again;
 	size_t n2;
 
-	if (resp.reason.len <= 1024) {
+	if (resp->reason.len <= 1024) {
 		int k = snprintf(line, sizeof(line), "HTTP/1.%d %03d %.*s",
-		                 resp.version_minor, resp.status,
-		                 (int)resp.reason.len,
-		                 resp.reason.len ? resp.reason.p : "");
+		                 resp->version_minor, resp->status,
+		                 (int)resp->reason.len,
+		                 resp->reason.len ? resp->reason.p : "");
 
 		FUZZ_CHECK(k > 0 && (size_t)k < sizeof(line));
-		head2 = fuzz_write_head(line, (size_t)k, resp.fields,
-		                        resp.nfields, &n2);
+		head2 = fuzz_write_head(line, (size_t)k, resp->fields,
+		                        resp->nfields, &n2);
 		FUZZ_CHECK(http_parse_response(head2, n2, &fuzz_wide_limits,
 		                               &again) == HTTP_OK);
-		FUZZ_CHECK(again.status == resp.status &&
-		           again.version_minor == resp.version_minor &&
-		           fuzz_span_same(again.reason, resp.reason));
-		fuzz_same_fields(resp.fields, resp.nfields, again.fields,
+		FUZZ_CHECK(again.status == resp->status &&
+		           again.version_minor == resp->version_minor &&
+		           fuzz_span_same(again.reason, resp->reason));
+		fuzz_same_fields(resp->fields, resp->nfields, again.fields,
 		                 again.nfields);
 		for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]);
 		     m++) {
 			struct http_body b1, b2;
 			enum http_status s1 =
-			    http_response_body(&resp, methods[m], &b1);
+			    http_response_body(resp, methods[m], &b1);
 			enum http_status s2 =
 			    http_response_body(&again, methods[m], &b2);
 
@@ -62,13 +57,15 @@ check_response(const char *head, size_t len, const struct http_limits *lim,
 	}
 
 	for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
-		int te = http_fields_get(resp.fields, resp.nfields,
+		struct http_body body;
+		int te = http_fields_get(resp->fields, resp->nfields,
 		                         "Transfer-Encoding") != NULL;
 		int no_body = strcmp(methods[m], "HEAD") == 0 ||
-		              resp.status < 200 || resp.status == 204 ||
-		              resp.status == 304;
+		              resp->status < 200 || resp->status == 204 ||
+		              resp->status == 304;
+		enum http_status st =
+		    http_response_body(resp, methods[m], &body);
 
-		st = http_response_body(&resp, methods[m], &body);
 		if (st != HTTP_OK) {
 			FUZZ_CHECK(st == HTTP_BAD_REQUEST && !no_body);
 			continue;
@@ -86,7 +83,7 @@ check_response(const char *head, size_t len, const struct http_limits *lim,
 			FUZZ_CHECK(body.length <= (uint64_t)INT64_MAX);
 		}
 		if (body.kind == HTTP_BODY_CHUNKED) {
-			FUZZ_CHECK(te && resp.version_minor == 1);
+			FUZZ_CHECK(te && resp->version_minor == 1);
 			if (m == 0)
 				fuzz_scan_chunked(rest, nrest);
 		}
@@ -96,31 +93,6 @@ check_response(const char *head, size_t len, const struct http_limits *lim,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	for (size_t l = 0; l < sizeof(fuzz_limits) / sizeof(fuzz_limits[0]);
-	     l++) {
-		const struct http_limits *lim = &fuzz_limits[l];
-		size_t head_len = 0;
-		enum http_status st = fuzz_head_end(data, size, lim, &head_len);
-		struct http_response resp;
-		char *buf;
-
-		buf = fuzz_dup(data, size);
-		enum http_status pst =
-		    http_parse_response(buf, size, lim, &resp);
-		free(buf);
-		if (pst == HTTP_OK)
-			FUZZ_CHECK(st == HTTP_OK && head_len == size);
-		if (st != HTTP_OK && st != HTTP_INCOMPLETE)
-			FUZZ_CHECK(pst == st);
-		if (st == HTTP_INCOMPLETE)
-			FUZZ_CHECK(pst != HTTP_OK);
-
-		if (st == HTTP_OK) {
-			buf = fuzz_dup(data, head_len);
-			check_response(buf, head_len, lim, data + head_len,
-			               size - head_len);
-			free(buf);
-		}
-	}
+	fuzz_heads(data, size, 1, check_response);
 	return 0;
 }

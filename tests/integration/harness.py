@@ -6,6 +6,7 @@ servers bind addresses put on that namespace's lo, the proxy listens on its
 Every wait is bounded by a deadline; every socket has a timeout.
 """
 
+import errno
 import glob
 import hashlib
 import itertools
@@ -148,6 +149,18 @@ def run(cmd, timeout=20, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def stop_process(proc):
+    """SIGTERM a child process (a Popen, or None) that still runs, and reap
+    it; SIGKILL when it has not gone within 5 s."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def free_port(host="127.0.0.1"):
     """A port nobody listens on, outside the ephemeral range (32768-60999)
     so that no client's source port takes it before the server binds it."""
@@ -176,6 +189,22 @@ def listening(port, host_hex="0100007F"):
                     return True
     except OSError:
         pass
+    return False
+
+
+def refuses_connections(port):
+    """True when a connection to 127.0.0.1:port is refused: nothing listens
+    there."""
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        s.connect(("127.0.0.1", port))
+    except ConnectionRefusedError:
+        return True
+    except OSError as e:
+        return e.errno == errno.ECONNREFUSED
+    finally:
+        s.close()
     return False
 
 
@@ -469,13 +498,7 @@ class Dnsmasq:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
     def queries(self):
         try:
@@ -781,7 +804,21 @@ class Egressd:
 # ---------------------------------------------------------------- clients
 
 
-class Response:
+class Message:
+    """What a response offers a test: headers, (name, value) pairs, and a
+    body. Response is one; service.AdminResponse another."""
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+
+class Response(Message):
     def __init__(self, raw_head, body=b"", eof=False, reset=False):
         self.raw_head = raw_head
         self.body = body
@@ -799,15 +836,6 @@ class Response:
             k, _, v = l.partition(":")
             self.headers.append((k.strip(), v.strip()))
 
-    def header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    def text(self):
-        return self.body.decode("utf-8", "replace")
-
     def __repr__(self):
         return "<Response %d %r headers=%r body=%r>" % (self.status, self.reason, self.headers,
                                                         self.body[:300])
@@ -822,10 +850,11 @@ def recv_some(s, n=65536):
 
 
 class Client:
-    """A raw TCP client of the proxy."""
+    """A raw TCP client of the proxy, from source address src when given."""
 
-    def __init__(self, port, timeout=5.0, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, timeout=5.0, host="127.0.0.1", src=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(src, 0) if src else None)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.response = None
@@ -992,9 +1021,9 @@ def tunnel(port, target, timeout=5.0):
     return c, r
 
 
-def request(port, data, timeout=5.0):
+def request(port, data, timeout=5.0, src=None):
     """Send raw bytes, return the proxy's final response and the client's address."""
-    with Client(port, timeout) as c:
+    with Client(port, timeout, src=src) as c:
         local = c.local
         try:
             c.send(data)

@@ -27,6 +27,8 @@ import sys
 import threading
 import time
 
+import harness as H
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OP_TIMEOUT = 10.0  # any one connect, read or write
 
@@ -92,13 +94,7 @@ class EchoServer:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        H.stop_process(self.proc)
 
 
 # ---------------------------------------------------------------- client side

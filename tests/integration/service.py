@@ -11,7 +11,6 @@ import base64
 import http.client
 import os
 import re
-import socket
 
 import harness as H
 
@@ -110,33 +109,14 @@ def connect_req(target, auth=None):
     return H.connect_req(target, extra)
 
 
-class SrcClient(H.Client):
-    """harness.Client from a chosen source address."""
-
-    def __init__(self, port, src=None, timeout=5.0, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=timeout,
-                                             source_address=(src, 0) if src else None)
-        self.sock.settimeout(timeout)
-        self.buf = b""
-        self.response = None
-
-
 def request(port, data, src=None, timeout=5.0):
     """harness.request from a chosen source address."""
-    with SrcClient(port, src, timeout) as c:
-        local = c.local
-        try:
-            c.send(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        r = c.read_response(timeout)
-        r.client = local
-        return r
+    return H.request(port, data, timeout, src=src)
 
 
 def tunnel(port, target, auth=None, src=None, timeout=5.0):
     """CONNECT through the proxy; returns (client, response)."""
-    c = SrcClient(port, src, timeout)
+    c = H.Client(port, timeout, src=src)
     c.send(connect_req(target, auth))
     return c, c.read_response(timeout)
 
@@ -168,18 +148,9 @@ def assert_answer(r, status, ptype, reason, dest=None):
 # ---------------------------------------------------------------- admin
 
 
-class AdminResponse:
+class AdminResponse(H.Message):
     def __init__(self, status, reason, headers, body):
         self.status, self.reason, self.headers, self.body = status, reason, headers, body
-
-    def header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    def text(self):
-        return self.body.decode("utf-8", "replace")
 
     def __repr__(self):
         return "<AdminResponse %d %r %r>" % (self.status, self.reason, self.body[:200])

@@ -1,29 +1,13 @@
 """Signals and timeouts: SIGTERM drain, idle timeout, SIGUSR1 log reopen."""
 
-import errno
 import os
 import signal
-import socket
 
 import pytest
 
 import harness as H
 
 ECHO = "%s:%d" % (H.ADDR_ECHO, H.PORT_ECHO)
-
-
-def _refuses_connections(port):
-    s = socket.socket()
-    s.settimeout(1)
-    try:
-        s.connect(("127.0.0.1", port))
-    except ConnectionRefusedError:
-        return True
-    except OSError as e:
-        return e.errno == errno.ECONNREFUSED
-    finally:
-        s.close()
-    return False
 
 
 @pytest.fixture
@@ -46,7 +30,7 @@ def test_sigterm_drains_open_tunnel_then_exits_0(world, egressd_factory):
         e.signal(signal.SIGTERM)
         t0 = H.time.monotonic()
         # stops accepting at once (bounded generously: shared CI machines)
-        H.wait_until(lambda: _refuses_connections(e.port), 5.0, what="listener to close")
+        H.wait_until(lambda: H.refuses_connections(e.port), 5.0, what="listener to close")
         # the open tunnel still works within the grace period
         H.time.sleep(0.3)
         assert e.alive(), "exited with a tunnel open, before drain_timeout_ms"
@@ -126,7 +110,7 @@ def test_second_signal_stops_at_once(world, egressd_factory):
         e.signal(signal.SIGINT)
         # Generous bounds: CI machines are shared and busy.  What is checked
         # is "before the 20 s drain deadline", not a latency.
-        H.wait_until(lambda: _refuses_connections(e.port), 5.0, what="listener to close")
+        H.wait_until(lambda: H.refuses_connections(e.port), 5.0, what="listener to close")
         assert c.echo(b"still draining") == b"still draining"
         t0 = H.time.monotonic()
         e.signal(signal.SIGINT)

@@ -63,7 +63,7 @@ def lim(world, egressd_factory):
 def _burst(port, src, n, target=ECHO):
     """n CONNECTs on n connections opened beforehand, their heads sent back
     to back: (responses, seconds from the first send to the last answer)."""
-    clients = [S.SrcClient(port, src) for _ in range(n)]
+    clients = [H.Client(port, src=src) for _ in range(n)]
     try:
         t0 = time.monotonic()
         for c in clients:

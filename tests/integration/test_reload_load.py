@@ -10,10 +10,8 @@ reload is in flight (SIGHUP sent, its log line not yet seen) the churn only
 uses the destination that every generation allows, so each request's
 expected answer is known."""
 
-import errno
 import re
 import signal
-import socket
 import time
 
 import pytest
@@ -34,20 +32,6 @@ def _policy(p1, rules):
       { name = "echo"; networks = [ "%s/32" ]; ports = [ %d ]; }%s
     );
   }""" % (H.ADDR_ECHO, p1, "".join(",\n" + r for r in rules))
-
-
-def _refuses_connections(port):
-    s = socket.socket()
-    s.settimeout(1)
-    try:
-        s.connect(("127.0.0.1", port))
-    except ConnectionRefusedError:
-        return True
-    except OSError as e:
-        return e.errno == errno.ECONNREFUSED
-    finally:
-        s.close()
-    return False
 
 
 @pytest.fixture
@@ -162,7 +146,7 @@ def test_reload_under_load(world, egressd_factory, ports, capsys):
         e.signal(signal.SIGTERM)
         H.wait_until(lambda: admin.get("/readyz", timeout=2).status == 503, 3,
                      what="/readyz 503 after SIGTERM")
-        H.wait_until(lambda: _refuses_connections(e.port), 3, what="the listeners to close")
+        H.wait_until(lambda: H.refuses_connections(e.port), 3, what="the listeners to close")
         stop = log.wait(since=mark, event="stop", timeout=5)
         # "N open": every held tunnel (the count is a snapshot the workers
         # refresh each second, so closed churn connections may still be in it)

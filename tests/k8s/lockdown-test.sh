@@ -36,66 +36,16 @@ UP6=2001:db8::10
 PORT=8080
 PY=/usr/bin/python3
 
-ok() { echo "ok - $*"; }
-notok() { echo "not ok - $*"; }
-check() { # check DESCRIPTION COMMAND...: ok when COMMAND succeeds
-	d=$1
-	shift
-	if "$@"; then ok "$d"; else notok "$d"; fi
-}
-check_not() { # check_not DESCRIPTION COMMAND...: ok when COMMAND fails
-	d=$1
-	shift
-	if "$@"; then notok "$d"; else ok "$d"; fi
-}
+. "$here/netns-lib.sh"
 
-if [ "$(id -u)" != 0 ]; then
-	notok "lockdown: must run as root (ip netns)"
-	exit 1
-fi
-for c in ip nft setpriv curl timeout; do
-	if ! command -v $c >/dev/null 2>&1; then
-		notok "lockdown: $c is missing (scripts/deps.sh test installs it)"
-		exit 1
-	fi
-done
+netns_require lockdown ip nft setpriv curl timeout
 [ -x $PY ] || { notok "lockdown: $PY is missing"; exit 1; }
 
 ns="egressd-k8s-$$"
 node="egressd-k8s-node-$$"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/egressd-k8s-lockdown.XXXXXX")
-chmod 755 "$tmp"
-pids=""
-
-cleanup() {
-	for p in $pids; do kill -TERM "$p" 2>/dev/null; done
-	i=0
-	while [ $i -lt 20 ]; do
-		alive=""
-		for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
-		[ -z "$alive" ] && break
-		sleep 0.1
-		i=$((i + 1))
-	done
-	for p in $pids; do kill -KILL "$p" 2>/dev/null; done
-	# Anything left in the namespace was started by this script (its own
-	# namespace, created above): end it by PID before deleting the namespace.
-	for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-	for p in $(ip netns pids "$node" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-	ip netns del "$ns" 2>/dev/null
-	ip netns del "$node" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+netns_init lockdown "$ns" "$node"
 
 nsx() { ip netns exec "$ns" "$@"; }
-as_uid() { # as_uid UID COMMAND...: run inside the namespace as UID:UID, no groups
-	u=$1
-	shift
-	ip netns exec "$ns" setpriv --reuid="$u" --regid="$u" --clear-groups "$@"
-}
 wait_port() { # wait_port HOST PORT: bounded wait for a listener
 	n=0
 	while [ $n -lt 50 ]; do
@@ -115,15 +65,13 @@ body_is_upstream() { grep -q '^upstream-ok' "$tmp/body" 2>/dev/null; }
 # refused_direct UID URL: the direct request fails, and at connect()
 refused_direct() { ! curl_direct "$1" "$2" && grep -qi "connect" "$tmp/err"; }
 
-ip netns add "$ns" || { notok "lockdown: ip netns add $ns"; exit 1; }
-nsx ip link set lo up
+netns_add lockdown "$ns"
 nsx ip addr add $UP4/32 dev lo
 nsx sysctl -qw net.ipv6.conf.lo.disable_ipv6=0 2>/dev/null
 nsx ip -6 addr add $UP6/128 dev lo nodad
 
 # The "node": another namespace on the far end of a veth pair.
-ip netns add "$node" || { notok "lockdown: ip netns add $node"; exit 1; }
-ip -n "$node" link set lo up
+netns_add lockdown "$node"
 ip -n "$ns" link add k8s-pod0 type veth peer name k8s-node0 netns "$node"
 ip -n "$ns" addr add 192.0.2.2/24 dev k8s-pod0
 ip -n "$node" addr add 192.0.2.1/24 dev k8s-node0
@@ -291,14 +239,7 @@ drops=$(nsx nft list table inet egressd_lockdown | sed -n 's/.*counter packets \
 check "the reject counters counted the agent's attempts ($drops packets)" test "${drops:-0}" -gt 0
 
 # The agent through egressd (only CONNECT is proxied today: curl -p tunnels).
-if [ -z "${EGRESSD:-}" ] || [ ! -x "${EGRESSD:-}" ]; then
-	if [ "${K8S_TEST_ALLOW_NO_EGRESSD:-}" = 1 ]; then
-		echo "skip - proxied request through egressd: EGRESSD not built (K8S_TEST_ALLOW_NO_EGRESSD=1)"
-		exit 0
-	fi
-	notok "proxied request through egressd: set EGRESSD to the built binary (got '${EGRESSD:-}')"
-	exit 0
-fi
+netns_need_egressd "proxied request through egressd"
 if ! command -v dnsmasq >/dev/null 2>&1 && [ ! -x /usr/sbin/dnsmasq ]; then
 	notok "proxied request through egressd: dnsmasq is missing"
 	exit 0

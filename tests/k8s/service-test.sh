@@ -36,32 +36,10 @@ AGENT_UID=1000
 EGRESSD_UID=65532
 PY=/usr/bin/python3
 
-ok() { echo "ok - $*"; }
-notok() { echo "not ok - $*"; }
-check() { # check DESCRIPTION COMMAND...: ok when COMMAND succeeds
-	d=$1
-	shift
-	if "$@"; then ok "$d"; else notok "$d"; fi
-}
+. "$here/netns-lib.sh"
 
-if [ -z "${EGRESSD:-}" ] || [ ! -x "${EGRESSD:-}" ]; then
-	if [ "${K8S_TEST_ALLOW_NO_EGRESSD:-}" = 1 ]; then
-		echo "skip - service test: EGRESSD not built (K8S_TEST_ALLOW_NO_EGRESSD=1)"
-		exit 0
-	fi
-	notok "service test: set EGRESSD to the built binary (got '${EGRESSD:-}')"
-	exit 0
-fi
-if [ "$(id -u)" != 0 ]; then
-	notok "service test: must run as root (ip netns)"
-	exit 1
-fi
-for c in ip setpriv curl git timeout; do
-	if ! command -v $c >/dev/null 2>&1; then
-		notok "service test: $c is missing (scripts/deps.sh test installs it)"
-		exit 1
-	fi
-done
+netns_need_egressd "service test"
+netns_require "service test" ip setpriv curl git timeout
 for m in requests httpx pip; do
 	if ! $PY -c "import $m" >/dev/null 2>&1; then
 		notok "service test: $PY cannot import $m (scripts/deps.sh test installs python3-$m)"
@@ -70,28 +48,7 @@ for m in requests httpx pip; do
 done
 
 ns="egressd-k8s-svc-$$"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/egressd-k8s-service.XXXXXX")
-chmod 755 "$tmp"
-pids=""
-cleanup() {
-	for p in $pids; do kill -TERM "$p" 2>/dev/null; done
-	i=0
-	while [ $i -lt 20 ]; do
-		alive=""
-		for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
-		[ -z "$alive" ] && break
-		sleep 0.1
-		i=$((i + 1))
-	done
-	for p in $pids; do kill -KILL "$p" 2>/dev/null; done
-	# Anything left in the namespace was started by this script.
-	for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-	ip netns del "$ns" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+netns_init service "$ns"
 
 # egressd's config directory, as the pod sees /etc/egressd.
 if ! conf=$(node "$here/validate.mjs" --repo "$root" --materialize "$shared" "$tmp/etc" 2>"$tmp/mat.err"); then
@@ -105,15 +62,9 @@ check "the example token is the one documented beside the credentials line and i
 	sh -c 'grep -q -- "$1" "$2" && grep -q -- "$1" "$3"' - "$EXAMPLE_TOKEN" \
 	"$root/k8s/overlays/shared-service/egress/credentials" "$root/k8s/README.md"
 
-ip netns add "$ns" || { notok "service test: ip netns add $ns"; exit 1; }
-ip -n "$ns" link set lo up
+netns_add "service test" "$ns"
 ip -n "$ns" addr add $POD/32 dev lo
 
-as_uid() { # as_uid UID COMMAND...: inside the namespace, as UID:UID, no groups
-	u=$1
-	shift
-	ip netns exec "$ns" setpriv --reuid="$u" --regid="$u" --clear-groups "$@"
-}
 mkdir -p "$tmp/home" "$tmp/pip"
 chown $AGENT_UID:$AGENT_UID "$tmp/home" "$tmp/pip"
 # agent PROXY-URL COMMAND...: the agent's tool, with the agent's proxy
