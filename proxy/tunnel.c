@@ -15,9 +15,7 @@ enum { CLIENT, UPSTREAM };
 
 /* Reads one wake-up may do before other connections get a turn. */
 #define ROUNDS 8
-/* Pipes kept for reuse by each thread.  Every pipe counts against its
- * user's pipe quota (fs.pipe-user-pages-soft, 64 MiB by default) even when
- * empty, so few are kept. */
+/* Pipes kept for reuse by each thread. */
 #define POOL_MAX 16
 /* A pipe holds a direction's buffer_bytes, up to the largest pipe an
  * unprivileged process may ask for by default (fs.pipe-max-size). */
@@ -76,35 +74,48 @@ struct pooled_pipe {
 static _Thread_local struct pooled_pipe pool[POOL_MAX];
 static _Thread_local int pool_len;
 
+/*
+ * A pipe is as large as its direction's buffer while it streams and one
+ * page while it waits in the pool: the pipe quota (fs.pipe-user-pages-soft)
+ * counts what a pipe may hold, not what it holds, and every process of the
+ * same user on the machine shares it.  Larger batches move more bytes a
+ * system call and cost the kernel far less a byte (measured: 512 KiB a
+ * call takes about 0.6 of the CPU a GB of 256 KiB).  A user over its quota
+ * cannot grow a pipe: it keeps a small one, which only costs speed.
+ */
+static size_t
+pipe_resize(int fd, size_t want, size_t cap)
+{
+	int sz = fcntl(fd, F_SETPIPE_SZ, (int)want);
+
+	if (sz > 0)
+		return (size_t)sz;
+	sz = fcntl(fd, F_GETPIPE_SZ);
+	return sz > 0 ? (size_t)sz : cap;
+}
+
 static int
 pipe_take(struct dir *d, size_t want)
 {
-	int sz;
+	size_t cap = 4096;
 
+	if (want > PIPE_MAX)
+		want = PIPE_MAX;
 	if (pool_len > 0) {
 		struct pooled_pipe *p = &pool[--pool_len];
 
 		d->pipe[0] = p->fd[0];
 		d->pipe[1] = p->fd[1];
-		d->pipe_cap = p->cap;
-		return 0;
-	}
-	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+		cap = p->cap;
+	} else if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
 		d->pipe[0] = d->pipe[1] = -1;
 		return -1;
 	}
-	/* Larger batches move more bytes a system call and cost the kernel
-	 * far less a byte (measured: 512 KiB a call takes about 0.6 of the
-	 * CPU a GB of 256 KiB).  A user over its pipe quota gets a smaller
-	 * pipe, which only costs speed. */
-	(void)fcntl(d->pipe[1], F_SETPIPE_SZ,
-	            (int)(want < PIPE_MAX ? want : PIPE_MAX));
-	sz = fcntl(d->pipe[1], F_GETPIPE_SZ);
-	d->pipe_cap = sz > 0 ? (size_t)sz : 4096;
+	d->pipe_cap = cap >= want ? cap : pipe_resize(d->pipe[1], want, cap);
 	return 0;
 }
 
-/* Give back an empty pipe; one with bytes in it is closed. */
+/* Give back an empty pipe, shrunk; one with bytes in it is closed. */
 static void
 pipe_give(struct dir *d)
 {
@@ -115,7 +126,9 @@ pipe_give(struct dir *d)
 
 		p->fd[0] = d->pipe[0];
 		p->fd[1] = d->pipe[1];
-		p->cap = d->pipe_cap;
+		p->cap = d->pipe_cap > 4096
+		             ? pipe_resize(d->pipe[1], 4096, d->pipe_cap)
+		             : d->pipe_cap;
 	} else {
 		close(d->pipe[0]);
 		close(d->pipe[1]);

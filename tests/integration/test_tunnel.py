@@ -1,8 +1,11 @@
 """The byte relay: half-close and backpressure."""
 
+import fcntl
 import hashlib
 import os
 import socket
+
+import pytest
 
 import harness as H
 
@@ -108,3 +111,55 @@ def test_urgent_data_mid_stream_keeps_order(world, proxy):
     wants = [b"got %d bytes sha256 %s\n" % (len(s), hashlib.sha256(s).hexdigest().encode())
              for s in (first + rest, first + b"!" + rest)]
     assert any(reply.startswith(w) for w in wants), reply[:100]
+
+
+def _pipe_sizes(pid):
+    """{pipe inode: size} of the pipes egressd holds (each reopened through
+    /proc)."""
+    sizes = {}
+    fd_dir = "/proc/%d/fd" % pid
+    for name in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, name))
+            if not link.startswith("pipe:"):
+                continue
+            fd = os.open(os.path.join(fd_dir, name), os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            continue  # closed meanwhile
+        try:
+            sizes[link] = fcntl.fcntl(fd, F_GETPIPE_SZ)
+        finally:
+            os.close(fd)
+    return sizes
+
+
+F_GETPIPE_SZ = 1032
+
+
+@pytest.mark.native_only("valgrind keeps pipes of its own")
+def test_pipe_is_buffer_bytes_while_streaming_and_a_page_when_pooled(world, egressd_factory):
+    """A stream stalled by its reader waits in a pipe of buffer_bytes
+    (512 KiB); once the tunnel is done, the relay's pipes kept for reuse are
+    one page each, since the user's pipe quota counts their size.  (Pipes
+    egressd had before the tunnel, libevent's own, are left out.)"""
+    e = egressd_factory("pipes", lambda port, log: H.render_config(port, log, world.policy))
+    before = set(_pipe_sizes(e.pid))
+
+    def relay_pipes():
+        return {k: v for k, v in _pipe_sizes(e.pid).items() if k not in before}
+
+    c = H.Client(e.port, timeout=10)
+    with c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        c.send(H.connect_req("%s:%d" % (H.ADDR_ECHO, H.PORT_BULK)))
+        head = c.read_head()
+        assert head == b"HTTP/1.1 200 Connection established", head
+        stalled = H.wait_until(lambda: (lambda s: s if 512 * 1024 in s.values() else None)(
+            relay_pipes()), 5, what="a 512 KiB pipe while the client reads nothing")
+        assert max(stalled.values()) == 512 * 1024, stalled
+        digest, size = H.bulk_digest()
+        n, got = _read_to_eof(c, 30, "only %%d of %d bytes" % size)
+        assert n == size and got == digest, (n, size)
+    e.log.wait(event="close", host=H.ADDR_ECHO)
+    pooled = relay_pipes()
+    assert pooled and set(pooled.values()) == {4096}, pooled
