@@ -81,7 +81,7 @@ fi
 
 # The validator's packages, exactly as locked.
 if [ ! -f "$here/node_modules/.package-lock.json" ] ||
-	[ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
+	[ -n "$(find "$here/package-lock.json" -newer "$here/node_modules/.package-lock.json")" ]; then
 	echo "k8s: npm ci (tests/k8s/node_modules)"
 	if ! (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >"$out/npm.log" 2>&1); then
 		cat "$out/npm.log"
