@@ -239,6 +239,19 @@ def test_keepalive_after_large_bodies(world, alive):
     assert world.http_requests[n0 + 1].body == up
 
 
+def test_pipelined_after_large_response(world, alive):
+    """A request sent while a long response is still being relayed socket
+    to socket waits its turn and gets its own response after it."""
+    down = len(H.BULK_BLOCK) - 9
+    with H.Client(alive.port, timeout=10) as c:
+        c.send(get(b"http://api.allowed.test/big?n=%d" % down)
+               + get(b"http://api.allowed.test/pipelined-after-large"))
+        r = c.read_message(timeout=15)
+        assert r.status == 200 and r.body == H.BULK_BLOCK[:down], (r, len(r.body))
+        r = c.read_message()
+        assert r.status == 200 and b"GET /pipelined-after-large" in r.body, r
+
+
 def test_real_clients_over_plain_http(world, alive):
     rc, body, _, err = H.curl(alive.port, "http://api.allowed.test/from-curl")
     assert rc == 0, err
