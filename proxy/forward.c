@@ -31,8 +31,7 @@ struct forward;
 struct pump {
 	struct forward *f;
 	struct bufferevent *src, *dst;
-	struct event *direct; /* src's socket read here, not by src */
-	int is_direct;
+	struct event *direct; /* set: src's socket is read here, not by src */
 	struct http_body body;
 	uint64_t left; /* HTTP_BODY_LENGTH: bytes still to come */
 	struct http_chunked chunked;
@@ -458,20 +457,17 @@ direct_cb(evutil_socket_t fd, short what, void *arg)
 static int
 pump_go_direct(struct pump *p)
 {
-	if (p->is_direct || !p->active || p->done ||
+	if (p->direct || !p->active || p->done ||
 	    (p->body.kind != HTTP_BODY_LENGTH &&
 	     p->body.kind != HTTP_BODY_CLOSE) ||
 	    !plain_socket(p->src) || !plain_socket(p->dst))
 		return -1;
-	if (!p->direct)
-		p->direct =
-		    event_new(bufferevent_get_base(p->src),
-		              bufferevent_getfd(p->src), EV_READ | EV_PERSIST,
-		              direct_cb, p);
+	p->direct = event_new(bufferevent_get_base(p->src),
+	                      bufferevent_getfd(p->src), EV_READ | EV_PERSIST,
+	                      direct_cb, p);
 	if (!p->direct)
 		return -1;
 	bufferevent_disable(p->src, EV_READ);
-	p->is_direct = 1;
 	event_add(p->direct, NULL);
 	return 0;
 }
@@ -482,7 +478,7 @@ pump_resume(struct pump *p)
 {
 	if (!p->active || p->done)
 		return;
-	if (p->is_direct)
+	if (p->direct)
 		event_add(p->direct, NULL);
 	else if (!(bufferevent_get_enabled(p->src) & EV_READ))
 		bufferevent_enable(p->src, EV_READ);
