@@ -59,7 +59,8 @@ struct request {
 	char *head;
 	struct http_request *req; /* parsed head; freed once relaying */
 	char method[33];
-	/* The request line as sent, kept for logs even when malformed. */
+	/* The request-target's host as sent, kept for logs even when
+	 * malformed (see note_request_line). */
 	char raw_host[LOG_VALUE_MAX + 1];
 	size_t raw_host_len;
 	int have_dest;
@@ -71,9 +72,13 @@ struct request {
 	struct http_body body;
 	int client_close;
 
-	/* Addresses that passed the policy, in the order to try them. */
+	/* Addresses that passed the policy, in the order to try them, and
+	 * the rule that admitted each (NULL where report mode waived). */
 	struct netaddr addrs[RESOLVE_MAX_ADDRS];
+	const struct rule *addr_rules[RESOLVE_MAX_ADDRS];
 	size_t naddrs, next_addr;
+	/* The rule that governs: the name check's until an address is
+	 * chosen, then the one that admitted that address. */
 	const struct rule *rule;
 	enum reason connect_error;
 
@@ -193,8 +198,9 @@ log_conn(struct log_line *l, const struct conn *c, const char *event,
 	if (r->have_dest) {
 		log_str(l, "host", r->host.name);
 		log_int(l, "port", r->port);
+		/* The query stays out of the log: it often carries keys. */
 		if (r->path)
-			log_str(l, "path", r->path);
+			log_strn(l, "path", r->path, strcspn(r->path, "?"));
 	} else if (r->raw_host_len) {
 		log_strn(l, "host", r->raw_host, r->raw_host_len);
 	}
@@ -204,14 +210,16 @@ log_conn(struct log_line *l, const struct conn *c, const char *event,
 
 /*
  * Keep the method and the host of a request line for the log, however
- * malformed: hostile input is exactly what the log must show.  The host is
- * the request-target without a trailing ":digits".
+ * malformed: hostile input is exactly what the log must show.  Of the
+ * request-target only what names the host is kept: a credential or a query
+ * string in it must never reach the log.
  */
 static void
 note_request_line(struct conn *c, const char *p, size_t len)
 {
 	struct request *r = &c->r;
-	size_t end = 0, sp1, sp2, colon;
+	size_t end = 0, sp1, sp2;
+	struct http_span host;
 
 	while (end < len && end < 16384 && p[end] != '\r' && p[end] != '\n')
 		end++;
@@ -230,15 +238,10 @@ note_request_line(struct conn *c, const char *p, size_t len)
 	}
 	for (sp2 = sp1 + 1; sp2 < end && p[sp2] != ' '; sp2++)
 		;
-	colon = sp2;
-	while (colon > sp1 + 1 && p[colon - 1] >= '0' && p[colon - 1] <= '9')
-		colon--;
-	if (colon < sp2 && colon > sp1 + 1 && p[colon - 1] == ':')
-		sp2 = colon - 1;
-	r->raw_host_len = sp2 - sp1 - 1;
-	if (r->raw_host_len > LOG_VALUE_MAX)
-		r->raw_host_len = LOG_VALUE_MAX;
-	memcpy(r->raw_host, p + sp1 + 1, r->raw_host_len);
+	host = http_target_host(
+	    (struct http_span){p + sp1 + 1, sp2 - sp1 - 1});
+	r->raw_host_len = host.len > LOG_VALUE_MAX ? LOG_VALUE_MAX : host.len;
+	memcpy(r->raw_host, host.p, r->raw_host_len);
 }
 
 static void
@@ -830,6 +833,9 @@ connected(struct conn *c)
 	event_del(c->timer);
 	c->r.upstream = c->r.addrs[c->r.next_addr - 1];
 	c->r.upstream_known = 1;
+	/* Another rule than the name check's may have admitted this address:
+	 * its tls setting and its name apply. */
+	c->r.rule = c->r.addr_rules[c->r.next_addr - 1];
 	if (c->r.is_connect)
 		start_tunnel(c);
 	else
@@ -951,9 +957,9 @@ resolved(enum resolve_status status, const struct netaddr *addrs, size_t naddrs,
 
 		if (policy_check_addr(r->policy, r->method, &r->host, r->port,
 		                      &addrs[i], &v)) {
-			if (!r->rule)
-				r->rule = v.rule;
+			r->addr_rules[r->naddrs] = v.rule;
 		} else if (policy_report_waives(r->policy, &v)) {
+			r->addr_rules[r->naddrs] = NULL;
 			log_decision(c, v.reason, &v, &addrs[i], 1);
 		} else {
 			if (!refused_addr) {
@@ -1251,6 +1257,7 @@ handle_request(struct conn *c, size_t head_len)
 		r->tunnel_slot = 1;
 	}
 	if (r->host.kind != HOST_NAME) {
+		r->addr_rules[r->naddrs] = v.rule;
 		r->addrs[r->naddrs++] = r->host.addr;
 		connect_next(c);
 		return;

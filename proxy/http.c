@@ -375,6 +375,41 @@ http_span_eq(struct http_span s, const char *str)
 	return strlen(str) == s.len && memcmp(s.p, str, s.len) == 0;
 }
 
+struct http_span
+http_target_host(struct http_span t)
+{
+	const char *p = t.p, *end = t.p + t.len, *at;
+	size_t n;
+
+	/* RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). */
+	for (n = 0; n < t.len && (isalnum((unsigned char)p[n]) ||
+	                          p[n] == '+' || p[n] == '-' || p[n] == '.');
+	     n++)
+		;
+	if (n > 0 && isalpha((unsigned char)p[0]) && t.len - n >= 3 &&
+	    memcmp(p + n, "://", 3) == 0)
+		p += n + 3;
+	/* The authority ends at the path, the query or the fragment. */
+	for (n = 0; p + n < end && p[n] != '/' && p[n] != '?' && p[n] != '#';
+	     n++)
+		;
+	/* A '@' past that end means the userinfo itself held a '/', '?' or
+	 * '#': where the host starts cannot be told, so none is shown. */
+	if (p + n < end && memchr(p + n, '@', (size_t)(end - p) - n))
+		return (struct http_span){t.p, 0};
+	end = p + n;
+	for (at = end; at > p && at[-1] != '@'; at--)
+		;
+	if (at > p)
+		p = at;
+	/* A port is not part of the host. */
+	for (at = end; at > p && isdigit((unsigned char)at[-1]); at--)
+		;
+	if (at > p && at < end && at[-1] == ':')
+		end = at - 1;
+	return (struct http_span){p, (size_t)(end - p)};
+}
+
 int
 http_span_ieq(struct http_span s, const char *str)
 {

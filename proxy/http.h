@@ -112,6 +112,17 @@ int http_span_eq(struct http_span s, const char *str);
 int http_span_ieq(struct http_span s, const char *str);
 
 /*
+ * What a request-target, however malformed, may show in a log line as its
+ * host: the authority without a scheme, userinfo (through the last '@'), a
+ * path, query or fragment, or a trailing ":port".  A credential in
+ * "http://user:token@host/" or a query string never reaches the log this
+ * way; nor does one that holds a '/', '?' or '#' (then nothing is shown,
+ * since where the host starts cannot be told).  Points into target; may be
+ * empty (an origin-form "/path?query").
+ */
+struct http_span http_target_host(struct http_span target);
+
+/*
  * Take the next element of a comma-separated list (RFC 9110 §5.6.1) off the
  * front of *rest: skip OWS and empty elements, set *item to the element with
  * its surrounding OWS removed and *rest to what follows its comma, and return

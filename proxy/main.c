@@ -142,6 +142,19 @@ explain(const struct config *c, const char *target, const char *method,
 		printf("range: %s\n", v.range);
 	if (allowed && h.kind == HOST_NAME)
 		print_addresses(v.rule);
+	if (allowed && strcmp(method, "CONNECT") == 0) {
+		if (h.kind == HOST_NAME && rule_requires_sni(v.rule, port))
+			printf("tunnel: hello checked: it must open with a TLS "
+			       "ClientHello whose SNI names %s\n",
+			       h.name);
+		else
+			printf("tunnel: not checked: the rule lists CONNECT, "
+			       "so the bytes pass as the client sends them\n");
+	} else if (v.reason == REASON_CONNECT_UNCHECKED) {
+		printf("tunnel: refused: the hello is not checked here and no "
+		       "rule lists CONNECT; use plain HTTP (an http:// URL) or "
+		       "add CONNECT to the rule's methods\n");
+	}
 	if (!allowed && policy_report_waives(p, &v))
 		printf("mode: report: this would be logged, not refused\n");
 	return allowed ? 0 : 1;

@@ -84,6 +84,15 @@ rule_matches(const struct rule *r, const char *method, const struct host *h,
 		*best = REASON_METHOD_NOT_ALLOWED;
 		return 0;
 	}
+	/* A tunnel nobody looks into can carry any request to the address:
+	 * one for another site behind a shared front end, with the Host the
+	 * forwarder would have rewritten.  A rule that does not name CONNECT
+	 * allows it only where the hello check runs. */
+	if (r->nmethods == 0 && strcmp(method, "CONNECT") == 0 &&
+	    !rule_requires_sni(r, port)) {
+		*best = REASON_CONNECT_UNCHECKED;
+		return 0;
+	}
 	return 1;
 }
 

@@ -58,6 +58,8 @@ struct verdict {
 
 /*
  * First stage, before any DNS: does a rule allow this method, host and port?
+ * A rule without methods allows CONNECT only where rule_requires_sni says
+ * the tunnel's hello is checked (REASON_CONNECT_UNCHECKED otherwise).
  * For a name, the rules with a matching host pattern; for an IP literal, the
  * rules with networks and no hosts, and the literal's address is checked as
  * policy_check_addr would.  Fills *v (rule is the first allowing rule).

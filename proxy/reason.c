@@ -17,6 +17,13 @@ static const struct reason_info reasons[REASON_COUNT] = {
     [REASON_METHOD_NOT_ALLOWED] =
         {403, "Forbidden", DENIED, "method_not_allowed",
          "A rule names this host and port, but not this method."},
+    [REASON_CONNECT_UNCHECKED] =
+        {403, "Forbidden", DENIED, "connect_unchecked",
+         "The rule that names this host and port allows a CONNECT tunnel "
+         "only where egressd checks the TLS hello, and does not here. "
+         "Send plain HTTP through the proxy (an http:// URL: egressd sets "
+         "the Host), or ask the operator to list CONNECT in the rule's "
+         "methods."},
     [REASON_IP_LITERAL_NOT_ALLOWED] =
         {403, "Forbidden", IP_PROHIBITED, "ip_literal_not_allowed",
          "IP-address destinations are allowed only inside the networks "

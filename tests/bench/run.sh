@@ -289,7 +289,8 @@ policies = (
     rules = (
       { name = "bench-upstreams";
         networks = [ "127.0.0.0/8" ];
-        ports = [ $P_ECHO, $P_BULK, $P_HTTP ]; }
+        ports = [ $P_ECHO, $P_BULK, $P_HTTP ];
+        methods = [ "CONNECT", "GET" ]; }
     );
   }
 );

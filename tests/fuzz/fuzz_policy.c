@@ -27,7 +27,11 @@ static const char conf[] =
     "      ports = [ 80, 443 ]; methods = [ \"GET\", \"HEAD\" ]; },\n"
     "    { name = \"ip\"; networks = [ \"203.0.113.0/24\", "
     "\"192.168.1.0/24\", \"2001:db8::/32\" ];\n"
-    "      ports = [ 443 ]; } ); },\n"
+    "      ports = [ 443 ]; },\n"
+    "    { name = \"checked\"; hosts = [ \"*.sni.test\" ]; ports = [ 8443 ];\n"
+    "      tls = \"require-sni-match\"; },\n"
+    "    { name = \"unchecked\"; hosts = [ \"*.sni.test\", \"example.com\" ];\n"
+    "      ports = [ 443, 8443 ]; tls = \"off\"; } ); },\n"
     "  { name = \"report\"; mode = \"report\"; rules = (\n"
     "    { hosts = [ \"*.a.b\" ]; ports = [ 1, 65535 ]; } ); }\n"
     ");\n";
@@ -69,6 +73,11 @@ model_matches(const struct rule *r, const char *method, const struct host *h,
 		has_port |= r->ports[i] == port;
 	for (size_t i = 0; i < r->nmethods; i++)
 		has_method |= strcmp(r->methods[i], method) == 0;
+	/* Without methods, CONNECT only where the hello is checked. */
+	if (r->nmethods == 0 && strcmp(method, "CONNECT") == 0)
+		has_method = r->tls == RULE_TLS_REQUIRE_SNI ||
+		             (r->tls == RULE_TLS_DEFAULT && port == 443 &&
+		              r->nhosts > 0);
 	return host && has_port && has_method;
 }
 

@@ -96,7 +96,8 @@ def main_policy(loop_port):
       { name = "unpinned";
         hosts = [ "unpinned.test", "metadata.test", "private.test", "loopback.test",
                   "v6loop.test", "mapped.test" ];
-        ports = [ 443, %d ]; },
+        ports = [ 443, %d ];
+        methods = [ "CONNECT" ]; },
       { name = "git";
         hosts = [ "git.corp.test" ];
         ports = [ 443 ];
@@ -107,7 +108,8 @@ def main_policy(loop_port):
         networks = [ "198.51.100.0/24", "203.0.113.0/24" ]; },
       { name = "ip-range";
         networks = [ "203.0.113.0/24" ];
-        ports = [ 443, 444, 445 ]; }
+        ports = [ 443, 444, 445 ];
+        methods = [ "CONNECT" ]; }
     );
   }""" % loop_port
 

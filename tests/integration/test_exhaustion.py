@@ -34,7 +34,8 @@ ECHO = "%s:%d" % (H.ADDR_ECHO, H.PORT_ECHO)
 
 POLICY = """  { name = "exhaust";
     rules = (
-      { name = "echo"; networks = [ "203.0.113.20/32" ]; ports = [ 443, 446, 8446 ]; },
+      { name = "echo"; networks = [ "203.0.113.20/32" ]; ports = [ 443, 446, 8446 ];
+        methods = [ "CONNECT", "GET" ]; },
       { name = "plain"; networks = [ "198.51.100.10/32" ]; ports = [ 80 ]; }
     );
   }"""

@@ -87,7 +87,7 @@ def test_plain_get_forwarded_and_rewritten(world, alive):
 
     allow = web.log.wait(since=mark, event="allow", client=local)
     assert allow["method"] == "GET" and allow["host"] == "api.allowed.test", allow
-    assert allow["port"] == 80 and allow["path"] == "/path?q=1", allow
+    assert allow["port"] == 80 and allow["path"] == "/path", allow  # no query in the log
     assert allow["rule"] == "plain-api" and allow["addr"] == H.ADDR_API, allow
     close = web.log.wait(since=mark, event="close", client=local, status=200)
     assert close["reason"] in ("complete", "client_closed"), close

@@ -20,7 +20,8 @@ ECHO = "%s:%d" % (H.ADDR_ECHO, H.PORT_ECHO)
 
 POLICY = """  { name = "lim";
     rules = (
-      { name = "echo"; networks = [ "203.0.113.20/32" ]; ports = [ 443, 444, 445 ]; },
+      { name = "echo"; networks = [ "203.0.113.20/32" ]; ports = [ 443, 444, 445 ];
+        methods = [ "CONNECT" ]; },
       { name = "plain"; networks = [ "198.51.100.10/32" ]; ports = [ 80 ]; }
     );
   }"""

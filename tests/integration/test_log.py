@@ -100,3 +100,51 @@ def test_proxy_authorization_never_logged(world, proxy):
                  what="three close lines")
     data = b"\n".join(proxy.log.raw_lines()[mark:])
     assert secret not in data and b"c2VjcmV0" not in data, data
+
+
+SECRETS_POLICY = """  { name = "agent";
+    rules = (
+      { name = "plain"; hosts = [ "api.allowed.test" ]; ports = [ 80 ];
+        methods = [ "GET" ]; networks = [ "198.51.100.0/24" ]; }
+    );
+  }"""
+
+
+def test_credentials_and_queries_never_logged(world, egressd_factory):
+    """No userinfo and no query string reaches a log line: not from a
+    malformed target (logged as the host that could be told, or no host),
+    not from an allowed or refused request's path, not from a head that
+    timed out half-way through its request line."""
+    e = egressd_factory("log-secrets", lambda port, log: H.render_config(
+        port, log, SECRETS_POLICY, limits={"header_timeout_ms": 800}))
+    mark = e.log.mark()
+    before = len(world.http_requests)
+    # (request, status, host the log shows or None for no host field)
+    cases = [
+        (b"GET http://agent:ghp_SECRET1@api.allowed.test/x HTTP/1.1\r\nHost: x\r\n\r\n",
+         400, "api.allowed.test"),
+        (b"CONNECT agent:ghp_SECRET2@api.allowed.test:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+         400, "api.allowed.test"),
+        (b"GET http://agent:abc/SECRET3@api.allowed.test/ HTTP/1.1\r\nHost: x\r\n\r\n",
+         400, None),
+        (b"GET http://api.allowed.test/x?api_key=sk-SECRET4 HTTP/1.1\r\n"
+         b"Host: api.allowed.test\r\nConnection: close\r\n\r\n", 200, "api.allowed.test"),
+        (b"GET http://denied.test/y?token=SECRET5 HTTP/1.1\r\nHost: denied.test\r\n\r\n",
+         403, "denied.test"),
+        # the head never ends: 408 from the timeout, with what it could read
+        (b"GET http://agent:SECRET6@api.allowed.test/z?k=SECRET7", 408, "api.allowed.test"),
+    ]
+    for raw, status, host in cases:
+        r = H.request(e.port, raw)
+        assert r.status == status, (raw, r)
+        line = e.log.wait(since=mark, event="close", client=r.client)
+        assert line.get("host") == host, (raw, line)
+    # the allowed request went out whole, query and all
+    got = world.http_requests[before:]
+    assert [g.request_line for g in got] == ["GET /x?api_key=sk-SECRET4 HTTP/1.1"], got
+    lines = e.log.since(mark)
+    assert [l["path"] for l in lines if l.get("host") == "api.allowed.test" and "path" in l] \
+        == ["/x", "/x"], lines
+    assert [l["path"] for l in lines if l.get("host") == "denied.test"] == ["/y", "/y"], lines
+    data = b"\n".join(e.log.raw_lines()[mark:])
+    assert b"SECRET" not in data and b"agent:" not in data, data.decode("utf-8", "replace")

@@ -29,7 +29,8 @@ PHASE_S = 0.8  # churn time in each phase: five phases, ~4-6 s in all
 def _policy(p1, rules):
     return """  { name = "load";
     rules = (
-      { name = "echo"; networks = [ "%s/32" ]; ports = [ %d ]; }%s
+      { name = "echo"; networks = [ "%s/32" ]; ports = [ %d ];
+        methods = [ "CONNECT" ]; }%s
     );
   }""" % (H.ADDR_ECHO, p1, "".join(",\n" + r for r in rules))
 
@@ -47,9 +48,9 @@ def ports(world):
 def test_reload_under_load(world, egressd_factory, ports, capsys):
     admin_port = H.free_port()
     late_a = ('      { name = "late-a"; hosts = [ "denied.test" ]; ports = [ %d ];\n'
-              '        networks = [ "%s/32" ]; }' % (ports["late_a"], H.ADDR_API))
+              '        networks = [ "%s/32" ]; methods = [ "CONNECT" ]; }' % (ports["late_a"], H.ADDR_API))
     late_b = ('      { name = "late-b"; hosts = [ "git.denied.test" ]; ports = [ %d ];\n'
-              '        networks = [ "%s/32" ]; }' % (ports["late_b"], H.ADDR_GITSRV))
+              '        networks = [ "%s/32" ]; methods = [ "CONNECT" ]; }' % (ports["late_b"], H.ADDR_GITSRV))
     gens = {1: [], 2: [late_a], 3: [late_b], 4: [late_a, late_b]}
 
     def text(gen, port, log):

@@ -21,7 +21,7 @@ POLICY = """  { name = "sni";
       { name = "echo-checked"; hosts = [ "echo.allowed.test" ]; ports = [ 443 ];
         networks = [ "203.0.113.0/24" ]; },
       { name = "echo-unchecked"; hosts = [ "echo.allowed.test" ]; ports = [ 444 ];
-        networks = [ "203.0.113.0/24" ]; tls = "off"; }
+        networks = [ "203.0.113.0/24" ]; tls = "off"; methods = [ "CONNECT" ]; }
     );
   }"""
 

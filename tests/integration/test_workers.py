@@ -34,7 +34,8 @@ def echo_port(world):
 def test_many_clients_on_four_workers(world, egressd_factory, echo_port):
     admin_port = H.free_port()
     policy = """  { name = "load";
-    rules = ( { name = "echo"; networks = [ "%s/32" ]; ports = [ %d ]; } );
+    rules = ( { name = "echo"; networks = [ "%s/32" ]; ports = [ %d ];
+                methods = [ "CONNECT" ]; } );
   }""" % (H.ADDR_ECHO, echo_port)
     e = egressd_factory("workers", lambda port, log: S.render(
         port, log, policy, admin_port=admin_port, workers=N_WORKERS))

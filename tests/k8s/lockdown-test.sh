@@ -261,7 +261,7 @@ policies = (
     mode = "enforce";
     rules = (
       { name = "upstream"; hosts = [ "upstream.test" ]; ports = [ $PORT ];
-        networks = [ "198.51.100.0/24" ]; }
+        networks = [ "198.51.100.0/24" ]; methods = [ "CONNECT" ]; }
     );
   }
 );

@@ -922,6 +922,52 @@ test_span_ieq(void **state)
 	assert_false(http_span_ieq(span, "{"));
 }
 
+/* What of a request-target a log line may show: never a credential, never
+ * a query. */
+static void
+test_target_host(void **state)
+{
+	static const struct {
+		const char *target, *host;
+	} cases[] = {
+	    {"http://agent:ghp_SECRET@pub.test/x", "pub.test"},
+	    {"http://agent:ghp_SECRET@pub.test:8080/x?k=v", "pub.test"},
+	    {"HTTP://a@b@pub.test", "pub.test"},
+	    {"http://pub.test?api_key=sk-1", "pub.test"},
+	    {"http://pub.test#frag", "pub.test"},
+	    {"http://pub.test#frag@x", ""},
+	    {"ftp://u:p@files.test/", "files.test"},
+	    {"user:tok@pub.test:443", "pub.test"},
+	    {"pub.test:443", "pub.test"},
+	    {"pub.test:", "pub.test:"},
+	    {"[::1]:443", "[::1]"},
+	    {"2130706433", "2130706433"},
+	    {"/x?token=abc", ""},
+	    {"?token=abc", ""},
+	    {"http://", ""},
+	    {"", ""},
+	    {"1http://pub.test/", "1http:"},
+	    {"h%40x://u:p@pub.test/", ""},
+	    /* A userinfo with a '/', '?' or '#': no host at all. */
+	    {"http://agent:abc/def@pub.test/x", ""},
+	    {"http://agent:abc?def@pub.test/", ""},
+	    {"agent:abc#def@pub.test:443", ""},
+	    {"http://pub.test/x?mail=a@b", ""},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_span t = {cases[i].target, strlen(cases[i].target)};
+		struct http_span h = http_target_host(t);
+
+		if (h.len != strlen(cases[i].host) ||
+		    memcmp(h.p, cases[i].host, h.len) != 0)
+			fail_msg("%s: got \"%.*s\", want \"%s\"",
+			         cases[i].target, (int)h.len, h.p,
+			         cases[i].host);
+	}
+}
+
 static void
 test_has_token(void **state)
 {
@@ -1651,6 +1697,7 @@ main(void)
 	    cmocka_unit_test(test_response_limits),
 	    cmocka_unit_test(test_list_next),
 	    cmocka_unit_test(test_span_ieq),
+	    cmocka_unit_test(test_target_host),
 	    cmocka_unit_test(test_has_token),
 	    cmocka_unit_test(test_request_body_table),
 	    cmocka_unit_test(test_response_body_table),

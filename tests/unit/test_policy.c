@@ -53,7 +53,7 @@ make_rule(struct rule *r, const char *name, const char *const *hosts,
  *   llm:   api.example.com, *.llm.example  443  CONNECT only
  *   git:   git.corp.example                443  networks 10.20.0.0/16
  *   any:   open.example                    443  networks 0.0.0.0/0
- *   lit:   (no hosts)                      443  networks
+ *   lit:   (no hosts)                      443  CONNECT, GET; networks
  * 203.0.113.0/24, 8.8.8.0/24 mixed: mixed.example                   443
  * networks 8.8.4.0/24
  */
@@ -66,6 +66,7 @@ make_policy(enum policy_mode mode)
 	static const char *const open_hosts[] = {"open.example", NULL};
 	static const char *const mixed_hosts[] = {"mixed.example", NULL};
 	static const char *const connect[] = {"CONNECT", NULL};
+	static const char *const connect_get[] = {"CONNECT", "GET", NULL};
 	static const char *const git_nets[] = {"10.20.0.0/16", NULL};
 	static const char *const all_nets[] = {"0.0.0.0/0", "::/0", NULL};
 	static const char *const lit_nets[] = {"203.0.113.0/24", "8.8.8.0/24",
@@ -80,7 +81,7 @@ make_policy(enum policy_mode mode)
 	make_rule(&p->rules[0], "llm", llm_hosts, https, connect, NULL);
 	make_rule(&p->rules[1], "git", git_hosts, https, NULL, git_nets);
 	make_rule(&p->rules[2], "any", open_hosts, https, NULL, all_nets);
-	make_rule(&p->rules[3], "lit", NULL, https, NULL, lit_nets);
+	make_rule(&p->rules[3], "lit", NULL, https, connect_get, lit_nets);
 	make_rule(&p->rules[4], "mixed", mixed_hosts, https, NULL, mixed_nets);
 	p->nrules = 5;
 	return p;
@@ -329,6 +330,62 @@ test_first_rule_wins(void **state)
 	policy_free(&p);
 }
 
+/*
+ * A rule without methods allows CONNECT only where the tunnel's hello is
+ * checked: a tunnel nobody looks into could carry a request for another site
+ * behind the same address.  Listing CONNECT allows it anywhere.
+ */
+static void
+test_connect_needs_check(void **state)
+{
+	static const char *const web[] = {"pub.example", NULL};
+	static const char *const connect[] = {"CONNECT", NULL};
+	static const char *const nets[] = {"203.0.113.0/24", NULL};
+	static const uint16_t http[] = {80, 443, 0}, alt[] = {8080, 0};
+	struct policy p = {0};
+	struct host pub = host_of("pub.example");
+	struct host lit = host_of("203.0.113.7");
+	struct netaddr a = addr_of("8.8.8.8");
+	struct verdict v;
+
+	(void)state;
+	p.name = strdup("p");
+	p.rules = calloc(4, sizeof(*p.rules));
+	make_rule(&p.rules[0], "web", web, http, NULL, NULL);
+	make_rule(&p.rules[1], "web-off", web, alt, NULL, NULL);
+	p.rules[1].tls = RULE_TLS_OFF;
+	make_rule(&p.rules[2], "lit", NULL, http, NULL, nets);
+	p.nrules = 3;
+	/* Port 443 of a name rule: checked, so allowed. */
+	assert_true(policy_check_name(&p, "CONNECT", &pub, 443, &v));
+	assert_string_equal(v.rule->name, "web");
+	assert_true(policy_check_addr(&p, "CONNECT", &pub, 443, &a, &v));
+	/* Port 80: unchecked.  Plain HTTP there is still fine. */
+	assert_false(policy_check_name(&p, "CONNECT", &pub, 80, &v));
+	assert_int_equal(v.reason, REASON_CONNECT_UNCHECKED);
+	assert_null(v.rule);
+	assert_false(policy_check_addr(&p, "CONNECT", &pub, 80, &a, &v));
+	assert_int_equal(v.reason, REASON_CONNECT_UNCHECKED);
+	assert_true(policy_check_name(&p, "GET", &pub, 80, &v));
+	/* tls = "off": unchecked on any port. */
+	assert_false(policy_check_name(&p, "CONNECT", &pub, 8080, &v));
+	assert_int_equal(v.reason, REASON_CONNECT_UNCHECKED);
+	/* An IP literal is never checked. */
+	assert_false(policy_check_name(&p, "CONNECT", &lit, 443, &v));
+	assert_int_equal(v.reason, REASON_CONNECT_UNCHECKED);
+	assert_true(policy_check_name(&p, "GET", &lit, 80, &v));
+	/* tls = "require-sni-match" checks every port of the rule. */
+	p.rules[1].tls = RULE_TLS_REQUIRE_SNI;
+	assert_true(policy_check_name(&p, "CONNECT", &pub, 8080, &v));
+	assert_string_equal(v.rule->name, "web-off");
+	/* A later rule that names CONNECT allows it, unchecked. */
+	make_rule(&p.rules[3], "explicit", web, http, connect, NULL);
+	p.nrules = 4;
+	assert_true(policy_check_name(&p, "CONNECT", &pub, 80, &v));
+	assert_string_equal(v.rule->name, "explicit");
+	policy_free(&p);
+}
+
 static void
 test_empty_policy_denies(void **state)
 {
@@ -357,6 +414,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_enforce_waives_nothing, setup,
 	                                    teardown),
 	    cmocka_unit_test(test_first_rule_wins),
+	    cmocka_unit_test(test_connect_needs_check),
 	    cmocka_unit_test(test_empty_policy_denies),
 	};
 
