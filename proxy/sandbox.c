@@ -335,6 +335,19 @@ sandbox_enter(const struct sandbox *sb, char *err, size_t errlen)
 		return -1;
 	if (drop_capabilities(err, errlen) < 0)
 		return -1;
+	/* Not dumpable, whoever started egressd (a container starts it as
+	 * its user, and such a process is dumpable): /proc/PID/ then belongs
+	 * to root, so neither egressd nor another process of its user can
+	 * open /proc/self/mem, whose writes would patch code past the
+	 * filter's ban on executable memory, and a crash writes no core file
+	 * with keys or credentials in it.  After the switch of user, which
+	 * sets it to fs.suid_dumpable; before the filter, which refuses
+	 * prctl. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		snprintf(err, errlen, "sandbox: cannot clear dumpable: %s",
+		         strerror(errno));
+		return -1;
+	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		snprintf(err, errlen, "sandbox: cannot set no_new_privs: %s",
 		         strerror(errno));

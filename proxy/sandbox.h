@@ -2,9 +2,11 @@
  * sandbox: what egressd gives up once its sockets are bound and its log is
  * open.  Started as root, it becomes the configured user (sandbox.user: that
  * user's uid and primary group, no supplementary groups); in every case it
- * drops all capabilities, sets no_new_privs, and (sandbox.seccomp, on by
- * default) installs a seccomp filter that lets through only the system calls
- * egressd makes while serving.  Any other call fails with EPERM.
+ * drops all capabilities, makes the process not dumpable (no core file; its
+ * /proc/PID/ belongs to root, so not even its own user can open its memory),
+ * sets no_new_privs, and (sandbox.seccomp, on by default) installs a seccomp
+ * filter that lets through only the system calls egressd makes while
+ * serving.  Any other call fails with EPERM.
  *
  * Order in main: sandbox_init, sandbox_prepare_log, open the log, bind,
  * sandbox_enter, then start the worker threads (they inherit the filter).
@@ -19,7 +21,8 @@
 
 /*
  * Sanitizer runtimes make calls of their own: LeakSanitizer stops the world
- * at exit with a clone(2)d tracer that ptrace(2)s every thread, and reports
+ * at exit with a clone(2)d tracer that ptrace(2)s every thread (making the
+ * process dumpable with prctl(2) for that time, then not again), and reports
  * are symbolised by reading /proc and the binary.  Those builds let more
  * through (SANDBOX_SANITIZER is then defined; the unit test looks at it).
  */
@@ -64,10 +67,10 @@ int sandbox_prepare_log(const struct sandbox *sb, const char *path, char *err,
 
 /*
  * Give up privileges: become the user (checking that root cannot be
- * regained), drop capabilities, set no_new_privs, and install the seccomp
- * filter on every thread of the process.  Call it once, after the last
- * bind and before starting worker threads.  0, or -1 with the problem in
- * err (the caller must then exit: the process may be half-dropped).
+ * regained), drop capabilities, clear dumpable, set no_new_privs, and
+ * install the seccomp filter on every thread of the process.  Call it once,
+ * after the last bind and before starting worker threads.  0, or -1 with the
+ * problem in err (the caller must then exit: the process may be half-dropped).
  */
 int sandbox_enter(const struct sandbox *sb, char *err, size_t errlen);
 

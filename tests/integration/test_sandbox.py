@@ -6,11 +6,13 @@ after the drop, as that user; the sandbox itself changes only on restart.
 `-t` and `--explain` do not serve, so they run as root without a user.
 The rest of the suite runs under the same sandbox (harness.SANDBOX)."""
 
+import errno
 import os
 import pwd
 import signal
 import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -53,6 +55,33 @@ def _assert_sandboxed(pid, seccomp=None):
         ts = _status("/proc/%d/task/%s/status" % (pid, t))
         assert ts["Seccomp"] == seccomp and ts["NoNewPrivs"] == "1", (t, ts)
         assert ts["Uid"].split()[1] == str(NOBODY.pw_uid), (t, ts["Uid"])
+    # Not dumpable, however it was started (issue 18): the kernel gives
+    # /proc/PID/ to root, so the user egressd runs as cannot open its memory
+    # for writing, and neither can egressd itself (/proc/self/mem would
+    # otherwise let it write its own code past the filter).
+    assert os.stat("/proc/%d/mem" % pid).st_uid == 0, "egressd is dumpable"
+    err = _open_mem_as(NOBODY, pid)
+    assert err == errno.EACCES, "/proc/%d/mem as %s: %s" % (
+        pid, H.SANDBOX_USER, os.strerror(err) if err else "opened for writing")
+
+
+_OPEN_MEM = """
+import os, sys
+try:
+    os.close(os.open("/proc/%s/mem" % sys.argv[1], os.O_RDWR))
+    print(0)
+except OSError as e:
+    print(e.errno)
+"""
+
+
+def _open_mem_as(user, pid):
+    """The errno of opening /proc/PID/mem for writing as user; 0 if it opened."""
+    p = subprocess.run([sys.executable, "-c", _OPEN_MEM, str(pid)], cwd="/",
+                       user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    return int(p.stdout)
 
 
 def test_root_without_user_is_refused(world, tmp_path):

@@ -1,9 +1,10 @@
 /*
  * Unit tests for sandbox: the seccomp filter refuses what egressd never
- * does and lets through what it does; the switch to a user holds; the rules
- * for root and sandbox.user; the log file made for the user.  Each filter or
- * privilege change happens in a forked child, which reports a failed check
- * on stderr and in its exit status.
+ * does and lets through what it does; the switch to a user holds; started
+ * as another user, egressd cannot write its own memory through
+ * /proc/self/mem; the rules for root and sandbox.user; the log file made
+ * for the user.  Each filter or privilege change happens in a forked child,
+ * which reports a failed check on stderr and in its exit status.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -285,6 +286,7 @@ drop_to_nobody(void *arg)
 	CHECK(proc_status("CapEff") == 0 && proc_status("CapPrm") == 0);
 	CHECK(proc_status("NoNewPrivs") == 1);
 	CHECK(proc_status("Seccomp") == 0);
+	CHECK(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0);
 	REFUSED(setuid(0));
 	REFUSED(seteuid(0));
 	REFUSED(setgid(0));
@@ -298,6 +300,105 @@ test_drop_user(void **state)
 	if (geteuid() != 0 || find_nobody() < 0)
 		skip();
 	in_child(drop_to_nobody, NULL);
+}
+
+/*
+ * The Kubernetes manifests start egressd as UID 65532 with no sandbox.user.
+ * Such a process is dumpable, so /proc/self/mem is its own (owner 65532,
+ * 0600) and the filter lets openat, lseek and write through: it could write
+ * its own code, the ban on executable memory notwithstanding.  What the
+ * child saw, for the parent to judge.
+ */
+#define SELF_MEM_UID 65532
+
+struct self_mem {
+	int dumpable;   /* PR_GET_DUMPABLE after it (filter off), or -1 */
+	uid_t mem_uid;  /* owner of /proc/self/mem after it */
+	int open_errno; /* open(O_RDWR) of /proc/self/mem: 0 when it opened */
+	int patched;    /* it opened, and a read-only page was written */
+	int seccomp;    /* the filter was on */
+	int fd;         /* the pipe to the parent (in the child) */
+};
+
+static void
+self_mem_child(void *arg)
+{
+	struct self_mem *r = arg;
+	struct config_sandbox cs = {NULL, r->seccomp};
+	char note[256], err[256] = "";
+	struct sandbox sb;
+	struct stat st;
+	char *page;
+	int fd;
+
+	/* Become the user as a container starts it: not through sandbox.user.
+	 * Root's setresuid clears dumpable, where a program exec'd as the user
+	 * has it set: set it back. */
+	CHECK(setgroups(0, NULL) == 0);
+	CHECK(setresgid(SELF_MEM_UID, SELF_MEM_UID, SELF_MEM_UID) == 0);
+	CHECK(setresuid(SELF_MEM_UID, SELF_MEM_UID, SELF_MEM_UID) == 0);
+	CHECK(prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) == 0);
+	CHECK(sandbox_init(&sb, &cs, note, sizeof(note), err, sizeof(err)) ==
+	      0);
+	CHECK(sb.drop == 0 && sb.uid == SELF_MEM_UID);
+	page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(page != MAP_FAILED);
+	if (sandbox_enter(&sb, err, sizeof(err)) < 0)
+		child_fail(__LINE__, err);
+	/* The filter refuses prctl: ask only when it is off. */
+	r->dumpable = r->seccomp ? -1 : prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	r->mem_uid = stat("/proc/self/mem", &st) == 0 ? st.st_uid : (uid_t)-1;
+	errno = 0;
+	fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	r->open_errno = fd < 0 ? errno : 0;
+	if (fd >= 0) {
+		/* The page is PROT_READ; /proc/self/mem writes it anyway. */
+		r->patched = lseek(fd, (off_t)(uintptr_t)page, SEEK_SET) ==
+		                 (off_t)(uintptr_t)page &&
+		             write(fd, "X", 1) == 1 && page[0] == 'X';
+		close(fd);
+	}
+	CHECK(write(r->fd, r, sizeof(*r)) == (ssize_t)sizeof(*r));
+}
+
+static void
+self_mem_check(int seccomp)
+{
+	struct self_mem r;
+	int p[2];
+
+	memset(&r, 0, sizeof(r));
+	r.seccomp = seccomp;
+	assert_int_equal(pipe(p), 0);
+	r.fd = p[1];
+	in_child(self_mem_child, &r);
+	close(p[1]);
+	assert_int_equal(read(p[0], &r, sizeof(r)), sizeof(r));
+	close(p[0]);
+	if (r.open_errno == 0)
+		fail_msg("/proc/self/mem opened for writing in the sandbox "
+		         "(seccomp %s) as uid %d%s",
+		         seccomp ? "on" : "off", SELF_MEM_UID,
+		         r.patched ? ", and a read-only page was written" : "");
+	assert_int_equal(r.open_errno, EACCES);
+	if (!seccomp)
+		assert_int_equal(r.dumpable, 0);
+	/* Not dumpable: the kernel hands /proc/PID/ to root. */
+	assert_int_equal(r.mem_uid, 0);
+}
+
+static void
+test_self_mem_not_root(void **state)
+{
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("test_self_mem_not_root: skipped: needs root, to "
+		              "become uid %d as a container starts egressd\n",
+		              SELF_MEM_UID);
+		skip();
+	}
+	self_mem_check(1);
+	self_mem_check(0);
 }
 
 /* Not started as root, sandbox.user is not needed; naming another user is
@@ -432,6 +533,7 @@ main(void)
 	    cmocka_unit_test(test_filter_refuses),
 	    cmocka_unit_test(test_filter_allows),
 	    cmocka_unit_test(test_drop_user),
+	    cmocka_unit_test(test_self_mem_not_root),
 	    cmocka_unit_test(test_init_rules),
 	    cmocka_unit_test(test_prepare_log),
 	};
