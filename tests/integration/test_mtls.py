@@ -10,9 +10,11 @@ no_identity.
 Skipped while egressd does not know the `tls` listener key yet."""
 
 import os
+import re
 import shutil
 import socket
 import ssl
+import subprocess
 
 import pytest
 
@@ -25,7 +27,8 @@ GIT = "git.corp.test:443"
 POLICIES = """  { name = "alpha";
     rules = (
       { name = "api"; hosts = [ "api.allowed.test" ]; ports = [ 443 ];
-        networks = [ "198.51.100.0/24" ]; }
+        networks = [ "198.51.100.0/24" ]; },
+      { name = "api-plain"; networks = [ "198.51.100.10/32" ]; ports = [ 80 ]; }
     );
   },
   { name = "beta";
@@ -220,3 +223,138 @@ def test_plain_client_on_tls_listener(world, pki, mtls, watch):
             data = b""
     assert not data.startswith(b"HTTP/1.1 200"), data
     w.assert_nothing()
+
+
+# ---------------------------------------------------------------- resumption
+
+PLAIN_GET = (b"GET http://%s/resume HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+             % (H.ADDR_API.encode(), H.ADDR_API.encode()))
+
+
+def s_client(port, pki, version, cert=None, sess_out=None, sess_in=None):
+    """openssl s_client to the proxy: one plain-HTTP GET with Connection:
+    close, read until egressd closes. version: "tls1_2", "tls1_3", or
+    "tls1_2 -no_ticket" (a session id the server keeps, not a ticket).
+    Returns ("New"|"Reused"|None, the answer's status or None, the whole
+    output)."""
+    version, *flags = version.split()
+    cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-" + version,
+           "-CAfile", pki.ca, "-verify_return_error", "-ign_eof"] + flags
+    if cert:
+        cmd += ["-cert", cert[0], "-key", cert[1]]
+    if sess_out:
+        cmd += ["-sess_out", sess_out]
+    if sess_in:
+        cmd += ["-sess_in", sess_in]
+    p = subprocess.run(cmd, input=PLAIN_GET, capture_output=True, timeout=10 * H.SLOW)
+    out = p.stdout.decode("utf-8", "replace") + p.stderr.decode("utf-8", "replace")
+    m = re.search(r"^(New|Reused), (TLSv1\.[23])", out, re.M)
+    assert not m or m.group(2) == {"tls1_2": "TLSv1.2", "tls1_3": "TLSv1.3"}[version], out
+    # (not at a line's start: s_client's own lines and the answer interleave)
+    st = re.search(r"HTTP/1\.1 (\d{3}) ", out)
+    return (m.group(1) if m else None), (int(st.group(1)) if st else None), out
+
+
+def _plain_line(e, mark):
+    return e.log.wait(since=mark, host=H.ADDR_API, method="GET",
+                      pred=lambda l: l["event"] in ("allow", "deny"))
+
+
+@pytest.mark.parametrize("version", ["tls1_2", "tls1_3"])
+def test_session_resumption_keeps_identity(world, pki, mtls, tmp_path, version):
+    """A session resumes, and a resumed session is the certificate it was
+    made with: offering another certificate with it changes nothing (the
+    server asks for none on resumption)."""
+    e = mtls
+    dns_sess, uri_sess, none_sess = (str(tmp_path / n) for n in ("dns", "uri", "none"))
+    for cert, sess, status, identity in ((pki.dns, dns_sess, 200, "agent-dns"),
+                                         (pki.uri, uri_sess, 403, "agent-uri"),
+                                         (None, none_sess, 403, None)):
+        mark = e.log.mark()
+        how, got, out = s_client(e.port, pki, version, cert, sess_out=sess)
+        assert (how, got) == ("New", status), out
+        assert _plain_line(e, mark)["identity"] == identity
+        assert os.path.getsize(sess) > 0, out
+    # each session offered with the certificate of agent-dns (alpha: 200)
+    for sess, status, identity in ((dns_sess, 200, "agent-dns"),
+                                   (uri_sess, 403, "agent-uri"),  # beta: not allowed
+                                   (none_sess, 403, None)):
+        mark = e.log.mark()
+        how, got, out = s_client(e.port, pki, version, pki.dns, sess_in=sess)
+        assert (how, got) == ("Reused", status), out
+        line = _plain_line(e, mark)
+        assert line["identity"] == identity, line
+        if identity is None:
+            assert line["reason"] == "no_identity", line
+    assert e.alive()
+
+
+def test_session_without_ticket(world, pki, mtls, tmp_path):
+    """Sessions resume by ticket only: a TLS 1.2 client that takes no ticket
+    gets an empty session id, so it has nothing to offer, and its next
+    connection is a full handshake with the certificate presented then."""
+    e = mtls
+    sess = str(tmp_path / "sess")
+    how, got, out = s_client(e.port, pki, "tls1_2 -no_ticket", pki.uri, sess_out=sess)
+    assert (how, got) == ("New", 403), out
+    assert re.search(r"^ *Session-ID: *$", out, re.M), out
+    assert not os.path.exists(sess), out
+    mark = e.log.mark()
+    how, got, out = s_client(e.port, pki, "tls1_2 -no_ticket", pki.dns)
+    assert (how, got) == ("New", 200), out
+    assert _plain_line(e, mark)["identity"] == "agent-dns"
+
+
+def test_session_resumption_with_curl(world, pki, mtls):
+    """curl keeps the proxy's TLS session and offers it on each new
+    connection (the upstreams answer Connection: close)."""
+    e = mtls
+    mark = e.log.mark()
+    url = "https://api.allowed.test/"
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    cmd = ["curl", "-sS", "-v", "--max-time", "10", "--noproxy", "",
+           "--proxy", "https://127.0.0.1:%d" % e.port, "--proxy-cacert", pki.ca,
+           "--proxy-cert", pki.dns[0], "--proxy-key", pki.dns[1], "--cacert", world.ca,
+           "-H", "Connection: close", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
+           "-w", "EGRESSD-IT %{exitcode} %{http_code} %{num_connects}\n", url, url, url]
+    p = subprocess.run(cmd, capture_output=True, timeout=30 * H.SLOW, env=env)
+    out, err = p.stdout.decode(), p.stderr.decode("utf-8", "replace")
+    results = re.findall(r"^EGRESSD-IT (\d+) (\d+) (\d+)$", out, re.M)
+    assert results == [("0", "200", "1")] * 3, (results, err)
+    assert p.returncode == 0, err
+    # the second and third connections offered the first one's session
+    assert len(re.findall(r"SSL re-using session ID", err)) >= 2, err
+    lines = e.log.find(since=mark, event="allow", host="api.allowed.test")
+    assert [l["identity"] for l in lines] == ["agent-dns"] * 3, lines
+
+
+@pytest.fixture
+def mtls_two(world, egressd_factory, pki):
+    """Two TLS listeners with the same certificate, key and client CA."""
+    second = H.free_port()
+    e = egressd_factory("mtls-two", lambda port, log: S.render(
+        port, log, POLICIES, identities=IDENTITIES,
+        listen=_tls_listener(port) + ", " + _tls_listener(second)), start=False)
+    for f in ("ca.crt", "server.crt", "server.key"):
+        shutil.copy(os.path.join(pki.dir, f), os.path.join(e.dir, f))
+    e.start()
+    H.wait_until(lambda: H.listening(second), 5, what="the second listener")
+    e.second_port = second
+    return e
+
+
+@pytest.mark.parametrize("version", ["tls1_2", "tls1_3"])
+def test_session_not_resumed_on_another_listener(world, pki, mtls_two, tmp_path, version):
+    """A session belongs to the listener that made it: offered to another
+    one, a full handshake takes the certificate presented there."""
+    e = mtls_two
+    sess = str(tmp_path / "sess")
+    how, got, out = s_client(e.port, pki, version, pki.uri, sess_out=sess)
+    assert (how, got) == ("New", 403), out
+    mark = e.log.mark()
+    how, got, out = s_client(e.second_port, pki, version, pki.dns, sess_in=sess)
+    assert (how, got) == ("New", 200), out
+    assert _plain_line(e, mark)["identity"] == "agent-dns"
+    # still good where it was made
+    how, got, out = s_client(e.port, pki, version, pki.dns, sess_in=sess)
+    assert (how, got) == ("Reused", 403), out
