@@ -127,14 +127,34 @@ int
 tls_peer_names(SSL *ssl, int (*fn)(const char *name, void *arg), void *arg)
 {
 	X509 *peer = SSL_get1_peer_certificate(ssl);
+	int rc = 0;
+
+	if (peer && SSL_get_verify_result(ssl) == X509_V_OK)
+		rc = tls_cert_names(peer, fn, arg);
+	X509_free(peer);
+	return rc;
+}
+
+int
+tls_cert_names(X509 *cert, int (*fn)(const char *name, void *arg), void *arg)
+{
 	GENERAL_NAMES *sans;
 	int rc = 0;
 
-	if (!peer)
-		return 0;
-	if (SSL_get_verify_result(ssl) != X509_V_OK)
-		goto out;
-	sans = X509_get_ext_d2i(peer, NID_subject_alt_name, NULL, NULL);
+	/* RFC 6125 §6.4.4 ignores the CN beside DNS or URI SANs; we ignore
+	 * it beside any subjectAltName (IP and e-mail SANs too, and one that
+	 * does not parse): a CA that writes SANs names the holder there. */
+	if (X509_get_ext_by_NID(cert, NID_subject_alt_name, -1) < 0) {
+		char cn[256];
+		int n =
+		    X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+		                              NID_commonName, cn, sizeof(cn));
+
+		if (n > 0 && (size_t)n < sizeof(cn) && strlen(cn) == (size_t)n)
+			rc = fn(cn, arg);
+		return rc;
+	}
+	sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	for (int type = GEN_DNS; sans && !rc; type = GEN_URI) {
 		for (int i = 0; i < sk_GENERAL_NAME_num(sans) && !rc; i++) {
 			const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
@@ -153,16 +173,5 @@ tls_peer_names(SSL *ssl, int (*fn)(const char *name, void *arg), void *arg)
 			break;
 	}
 	GENERAL_NAMES_free(sans);
-	if (!rc) {
-		char cn[256];
-		int n =
-		    X509_NAME_get_text_by_NID(X509_get_subject_name(peer),
-		                              NID_commonName, cn, sizeof(cn));
-
-		if (n > 0 && (size_t)n < sizeof(cn) && strlen(cn) == (size_t)n)
-			rc = fn(cn, arg);
-	}
-out:
-	X509_free(peer);
 	return rc;
 }

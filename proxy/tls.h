@@ -34,11 +34,19 @@ SSL *tls_server_ssl(struct tls_server *t);
 void tls_server_free(struct tls_server *t);
 
 /*
- * Call fn with each name of the verified client certificate of ssl: its SAN
- * DNS names, then SAN URIs, then the subject CN.  Stops and returns what fn
- * returns when that is non-zero; returns 0 when there is no verified
- * certificate or no name made fn say so.
+ * tls_cert_names of the verified client certificate of ssl (on a resumed
+ * session, the certificate the session was made with); 0 when there is
+ * none.
  */
 int tls_peer_names(SSL *ssl, int (*fn)(const char *name, void *arg), void *arg);
+
+/*
+ * Call fn with each name of cert: when it has a subjectAltName, its SAN DNS
+ * names, then SAN URIs; only when it has none, its subject CN.  Stops and
+ * returns what fn returns when that is non-zero; returns 0 when no name made
+ * fn say so.  cert stays the caller's.
+ */
+int tls_cert_names(X509 *cert, int (*fn)(const char *name, void *arg),
+                   void *arg);
 
 #endif

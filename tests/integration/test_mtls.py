@@ -1,11 +1,14 @@
 """TLS client certificates as identities (issue 5, part 1): a listener with
 `tls` speaks TLS to its clients (an https:// proxy URL) and, with
 identify = [ "tls-client-cert" ], takes the identity from the client
-certificate: its SAN DNS names, then SAN URIs, then subject CN, against the
-identities' tls_names (case-insensitive). No certificate: the handshake
-succeeds, the request gets 403 no_identity. A certificate from another CA:
-the handshake fails. A valid certificate that names no identity: 403
-no_identity.
+certificate: its SAN DNS names, then SAN URIs, against the identities'
+tls_names (case-insensitive); the subject CN only when the certificate has no
+subjectAltName (issue 18). No certificate: the handshake succeeds, the
+request gets 403 no_identity. A certificate from another CA: the handshake
+fails. A valid certificate that names no identity: 403 no_identity. With
+proxy-auth too, wrong credentials get 407 whatever the certificate says.
+Sessions resume (issue 18): a resumed session keeps the identity of the
+certificate it was made with, on the listener that made it.
 
 Skipped while egressd does not know the `tls` listener key yet."""
 
@@ -74,6 +77,18 @@ def pki(tmp_path_factory):
     p.uri_cn = S.make_client_cert(p.dir, "agent-3-cn", "uri:" + SPIFFE_2)
     # no SAN: the CN decides
     p.cn = S.make_client_cert(p.dir, "AGENT-3-cn")
+
+    def mk_cn(sub, *sans):
+        """The CN of agent-cn, in a directory of its own (one file a CN)."""
+        d = os.path.join(p.dir, sub)
+        os.makedirs(d)
+        for f in ("ca.crt", "ca.key"):
+            shutil.copy(os.path.join(p.dir, f), d)
+        return S.make_client_cert(d, "Agent-3-CN", *sans)
+    # a SAN of any kind, naming no identity: the CN is not looked at
+    p.san_dns_cn = mk_cn("san-dns", "dns:unknown-name.example")
+    p.san_ip_cn = mk_cn("san-ip", "ip:127.0.0.9")
+    p.san_email_cn = mk_cn("san-email", "email:agent-3@agents.test")
     # valid, but names no identity
     p.nobody = mk("c-nobody", "dns:nobody.agents.test", "uri:spiffe://cluster.local/ns/x/sa/y")
     # another CA, same names
@@ -113,8 +128,8 @@ def tls_client(port, cert=None, ca=None, timeout=5.0):
     return c
 
 
-def curl_https_proxy(world, pki, port, url, cert=None):
-    extra = ["--proxy", "https://127.0.0.1:%d" % port, "--proxy-cacert", pki.ca]
+def curl_https_proxy(world, pki, port, url, cert=None, extra=()):
+    extra = ["--proxy", "https://127.0.0.1:%d" % port, "--proxy-cacert", pki.ca] + list(extra)
     if cert:
         extra += ["--proxy-cert", cert[0], "--proxy-key", cert[1]]
     return H.curl(port, url, cacert=world.ca, extra=extra)
@@ -187,6 +202,18 @@ def test_certificate_naming_no_identity(world, pki, mtls, watch):
     e = mtls
     w = watch()
     r, line = _identity_of(e, pki, pki.nobody)
+    S.assert_answer(r, 403, "http_request_denied", "no_identity", API)
+    assert line["identity"] is None and line["reason"] == "no_identity", line
+    w.assert_nothing()
+
+
+@pytest.mark.parametrize("which", ["san_dns_cn", "san_ip_cn", "san_email_cn"])
+def test_cn_not_used_with_a_san(world, pki, mtls, watch, which):
+    """RFC 6125 6.4.4: the subject CN names the holder only of a certificate
+    without subjectAltName. Here the CN names agent-cn, the SAN nobody."""
+    e = mtls
+    w = watch()
+    r, line = _identity_of(e, pki, getattr(pki, which))
     S.assert_answer(r, 403, "http_request_denied", "no_identity", API)
     assert line["identity"] is None and line["reason"] == "no_identity", line
     w.assert_nothing()
@@ -358,3 +385,73 @@ def test_session_not_resumed_on_another_listener(world, pki, mtls_two, tmp_path,
     # still good where it was made
     how, got, out = s_client(e.port, pki, version, pki.dns, sess_in=sess)
     assert (how, got) == ("Reused", 403), out
+
+
+# ---------------------------------------------------------------- with proxy-auth
+
+BASIC_SECRET = "pw-of-agent-dns"
+BEARER_TOKEN = "tok_agent_uri_0123456789abcdef"
+
+
+@pytest.fixture
+def mtls_auth(world, egressd_factory, pki):
+    """identify = [ "tls-client-cert", "proxy-auth" ]: agent-dns has a
+    Basic password, agent-uri a bearer token."""
+    def config(port, log):
+        creds = S.write_credentials(os.path.dirname(log), [
+            ("agent-dns", "basic", BASIC_SECRET), ("agent-uri", "bearer", BEARER_TOKEN)])
+        listen = _tls_listener(port).replace('"tls-client-cert"',
+                                             '"tls-client-cert", "proxy-auth"')
+        return S.render(port, log, POLICIES, identities=IDENTITIES, credentials=creds,
+                        listen=listen)
+    e = egressd_factory("mtls-auth", config, start=False)
+    for f in ("ca.crt", "server.crt", "server.key"):
+        shutil.copy(os.path.join(pki.dir, f), os.path.join(e.dir, f))
+    return e.start()
+
+
+def _answer(e, pki, cert, target, auth=None):
+    mark = e.log.mark()
+    c = tls_client(e.port, cert, pki.ca)
+    with c:
+        c.send(S.connect_req(target, auth))
+        r = c.read_response()
+        local = c.local
+    line = e.log.wait(since=mark, client=local, pred=lambda l: l["event"] in ("allow", "deny"))
+    return r, line
+
+
+def test_certificate_with_wrong_credentials(world, pki, mtls_auth, watch):
+    """A credential that is sent and wrong is refused (407 auth_failed),
+    although the certificate, tried first, names an identity."""
+    e = mtls_auth
+    w = watch()
+    for auth in (S.basic("agent-dns", "wrong"), S.basic("agent-dns", BASIC_SECRET + "x"),
+                 S.bearer(BEARER_TOKEN[:-1]), b"Digest username=\"agent-dns\""):
+        r, line = _answer(e, pki, pki.dns, API, auth)
+        S.assert_answer(r, 407, "http_request_denied", "auth_failed", API)
+        assert line["identity"] is None and line["reason"] == "auth_failed", line
+    rc, _b, code, _err = curl_https_proxy(world, pki, e.port, "https://api.allowed.test/",
+                                          cert=pki.dns, extra=["--proxy-user", "agent-dns:wrong"])
+    assert rc != 0 and code == 407, (rc, code)
+    w.assert_nothing()
+
+
+def test_certificate_then_credentials(world, pki, mtls_auth):
+    e = mtls_auth
+    # the certificate alone, or with its own identity's credentials
+    for auth in (None, S.basic("agent-dns", BASIC_SECRET)):
+        r, line = _answer(e, pki, pki.dns, API, auth)
+        assert r.status == 200, r
+        assert line["identity"] == "agent-dns", line
+    # the certificate comes first: right credentials of another identity
+    # change nothing
+    r, line = _answer(e, pki, pki.dns, API, S.bearer(BEARER_TOKEN))
+    assert r.status == 200 and line["identity"] == "agent-dns", (r, line)
+    # no certificate, or one that names nobody: the credentials decide
+    for cert in (None, pki.nobody):
+        r, line = _answer(e, pki, cert, GIT, S.bearer(BEARER_TOKEN))
+        assert r.status == 200 and line["identity"] == "agent-uri", (r, line)
+        r, line = _answer(e, pki, cert, API)
+        S.assert_answer(r, 407, "http_request_denied", "auth_required", API)
+        assert line["reason"] == "auth_required", line
