@@ -13,6 +13,7 @@ certificate it was made with, on the listener that made it.
 Skipped while egressd does not know the `tls` listener key yet."""
 
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -314,6 +315,26 @@ def test_session_resumption_keeps_identity(world, pki, mtls, tmp_path, version):
         if identity is None:
             assert line["reason"] == "no_identity", line
     assert e.alive()
+
+
+@pytest.mark.parametrize("version", ["tls1_2", "tls1_3"])
+def test_session_not_resumed_after_reload(world, pki, mtls, tmp_path, version):
+    """A reload builds a new TLS context: a session from before it is not
+    taken, and the certificate presented now is checked again."""
+    e = mtls
+    sess = str(tmp_path / "sess")
+    how, got, out = s_client(e.port, pki, version, pki.uri, sess_out=sess)
+    assert (how, got) == ("New", 403), out
+    # egressd reloads as the sandbox user: the key must be its to read
+    pw = pwd.getpwnam(H.SANDBOX_USER)
+    os.chown(os.path.join(e.dir, "server.key"), pw.pw_uid, pw.pw_gid)
+    mark = e.log.mark()
+    e.reload(open(e.conf).read())
+    e.log.wait(since=mark, event="reload", timeout=5)
+    mark = e.log.mark()
+    how, got, out = s_client(e.port, pki, version, pki.dns, sess_in=sess)
+    assert (how, got) == ("New", 200), out
+    assert _plain_line(e, mark)["identity"] == "agent-dns"
 
 
 def test_session_without_ticket(world, pki, mtls, tmp_path):
