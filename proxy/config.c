@@ -558,8 +558,8 @@ load_listener_tls(struct load *ld, const config_setting_t *e,
 	config_relative(ld, key, kpath, sizeof(kpath));
 	if (ca)
 		config_relative(ld, ca, apath, sizeof(apath));
-	if (!(l->tls = tls_server_new(cpath, kpath, ca ? apath : NULL, err,
-	                              sizeof(err))))
+	if (!(l->tls = tls_server_new(cpath, kpath, ca ? apath : NULL,
+	                              l->address, l->port, err, sizeof(err))))
 		return load_fail(ld, ts, "%s", err);
 	*has_ca = ca != NULL;
 	return 0;

@@ -1109,9 +1109,10 @@ tls_identity(struct conn *c)
 
 /*
  * Who is asking?  With identify on the listener, the identity chooses the
- * policy: Proxy-Authorization when sent (wrong credentials are refused,
- * never passed over), then the source address, in the listener's order.
- * REASON_ALLOWED, or why not.
+ * policy: the first of the listener's methods, in its order, that names
+ * one.  Proxy-Authorization, when sent to a listener that takes it, is
+ * checked first whatever the order: wrong credentials are refused, never
+ * passed over.  REASON_ALLOWED, or why not.
  */
 static enum reason
 identify(struct conn *c)
@@ -1119,25 +1120,23 @@ identify(struct conn *c)
 	const struct config_listener *l = c->listener;
 	const struct config *cf = c->config;
 	struct request *r = &c->r;
-	const struct identity *id = NULL;
+	const struct identity *id = NULL, *by_auth = NULL;
+	const struct http_field *pa;
 	int asked_auth = 0;
 
 	if (l->nidentify == 0)
 		return REASON_ALLOWED;
+	for (size_t i = 0; i < l->nidentify; i++)
+		asked_auth |= l->identify[i] == IDENTIFY_PROXY_AUTH;
+	if (asked_auth &&
+	    (pa = http_field_get(r->req, "proxy-authorization")) &&
+	    !(by_auth = identity_by_credentials(cf->identities, cf->nidentities,
+	                                        pa->value.p, pa->value.len)))
+		return REASON_AUTH_FAILED;
 	for (size_t i = 0; i < l->nidentify && !id; i++) {
-		const struct http_field *pa;
-
 		switch (l->identify[i]) {
 		case IDENTIFY_PROXY_AUTH:
-			asked_auth = 1;
-			pa = http_field_get(r->req, "proxy-authorization");
-			if (!pa)
-				break;
-			id = identity_by_credentials(
-			    cf->identities, cf->nidentities, pa->value.p,
-			    pa->value.len);
-			if (!id)
-				return REASON_AUTH_FAILED;
+			id = by_auth;
 			break;
 		case IDENTIFY_SOURCE:
 			id = identity_by_source(cf->identities, cf->nidentities,

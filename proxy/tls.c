@@ -1,6 +1,7 @@
 #include "tls.h"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +21,43 @@ ssl_error(char *err, size_t errlen, const char *what, const char *path)
 	ERR_clear_error();
 }
 
+/*
+ * A server that verifies client certificates resumes only sessions made in
+ * its own session id context, and OpenSSL refuses every resumption (an
+ * internal_error alert) while none is set.  The context names the listener
+ * and its client CAs: a session belongs to the listener, and to the trust,
+ * that verified its certificate.
+ */
+static int
+session_id_context(SSL_CTX *ctx, const char *address, unsigned port)
+{
+	STACK_OF(X509_OBJECT) *objs =
+	    X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char sum[EVP_MAX_MD_SIZE], cert[EVP_MAX_MD_SIZE];
+	unsigned int sumlen = 0, certlen;
+	char where[128];
+	int ok;
+
+	snprintf(where, sizeof(where), "egressd listener %s port %u", address,
+	         port);
+	ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+	     EVP_DigestUpdate(md, where, strlen(where) + 1);
+	for (int i = 0; ok && i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+
+		ok = !ca || (X509_digest(ca, EVP_sha256(), cert, &certlen) &&
+		             EVP_DigestUpdate(md, cert, certlen));
+	}
+	ok = ok && EVP_DigestFinal_ex(md, sum, &sumlen) &&
+	     SSL_CTX_set_session_id_context(ctx, sum, sumlen) == 1;
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : -1;
+}
+
 struct tls_server *
 tls_server_new(const char *cert, const char *key, const char *client_ca,
-               char *err, size_t errlen)
+               const char *address, unsigned port, char *err, size_t errlen)
 {
 	struct tls_server *t = calloc(1, sizeof(*t));
 
@@ -33,6 +68,12 @@ tls_server_new(const char *cert, const char *key, const char *client_ca,
 	}
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION);
+	/* Sessions resume by ticket only (RFC 5077, RFC 8446 §4.6.1): the
+	 * ticket carries the session, its certificate too, to the client.
+	 * A session cache here would be useless: OpenSSL drops a session
+	 * whose connection is freed without a close_notify sent, and egressd
+	 * sends none. */
+	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1) {
 		ssl_error(err, errlen, "tls: cert", cert);
 		goto fail;
@@ -56,6 +97,10 @@ tls_server_new(const char *cert, const char *key, const char *client_ca,
 		 * without one gets an HTTP answer that says why. */
 		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
 		SSL_CTX_set_verify_depth(t->ctx, 4);
+	}
+	if (session_id_context(t->ctx, address, port) < 0) {
+		ssl_error(err, errlen, "tls: session id context for", address);
+		goto fail;
 	}
 	return t;
 fail:
@@ -82,14 +127,34 @@ int
 tls_peer_names(SSL *ssl, int (*fn)(const char *name, void *arg), void *arg)
 {
 	X509 *peer = SSL_get1_peer_certificate(ssl);
+	int rc = 0;
+
+	if (peer && SSL_get_verify_result(ssl) == X509_V_OK)
+		rc = tls_cert_names(peer, fn, arg);
+	X509_free(peer);
+	return rc;
+}
+
+int
+tls_cert_names(X509 *cert, int (*fn)(const char *name, void *arg), void *arg)
+{
 	GENERAL_NAMES *sans;
 	int rc = 0;
 
-	if (!peer)
-		return 0;
-	if (SSL_get_verify_result(ssl) != X509_V_OK)
-		goto out;
-	sans = X509_get_ext_d2i(peer, NID_subject_alt_name, NULL, NULL);
+	/* RFC 6125 §6.4.4 ignores the CN beside DNS or URI SANs; we ignore
+	 * it beside any subjectAltName (IP and e-mail SANs too, and one that
+	 * does not parse): a CA that writes SANs names the holder there. */
+	if (X509_get_ext_by_NID(cert, NID_subject_alt_name, -1) < 0) {
+		char cn[256];
+		int n =
+		    X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+		                              NID_commonName, cn, sizeof(cn));
+
+		if (n > 0 && (size_t)n < sizeof(cn) && strlen(cn) == (size_t)n)
+			rc = fn(cn, arg);
+		return rc;
+	}
+	sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	for (int type = GEN_DNS; sans && !rc; type = GEN_URI) {
 		for (int i = 0; i < sk_GENERAL_NAME_num(sans) && !rc; i++) {
 			const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
@@ -108,16 +173,5 @@ tls_peer_names(SSL *ssl, int (*fn)(const char *name, void *arg), void *arg)
 			break;
 	}
 	GENERAL_NAMES_free(sans);
-	if (!rc) {
-		char cn[256];
-		int n =
-		    X509_NAME_get_text_by_NID(X509_get_subject_name(peer),
-		                              NID_commonName, cn, sizeof(cn));
-
-		if (n > 0 && (size_t)n < sizeof(cn) && strlen(cn) == (size_t)n)
-			rc = fn(cn, arg);
-	}
-out:
-	X509_free(peer);
 	return rc;
 }

@@ -50,11 +50,13 @@ class Ids:
 
 @pytest.fixture
 def ids(world, egressd_factory):
-    """One egressd, three listeners: proxy-auth only (port), source only
-    (src_port), proxy-auth then source (both_port)."""
+    """One egressd, four listeners: proxy-auth only (port), source only
+    (src_port), proxy-auth then source (both_port), source then proxy-auth
+    (src_first_port)."""
     x = Ids()
     x.src_port = H.free_port()
     x.both_port = H.free_port()
+    x.src_first_port = H.free_port()
 
     def config(port, log):
         creds = S.write_credentials(os.path.dirname(log), [
@@ -64,11 +66,13 @@ def ids(world, egressd_factory):
         ])
         listen = ", ".join('{ address = "127.0.0.1"; port = %d; identify = [ %s ]; }' % lp
                            for lp in ((port, '"proxy-auth"'), (x.src_port, '"source"'),
-                                      (x.both_port, '"proxy-auth", "source"')))
+                                      (x.both_port, '"proxy-auth", "source"'),
+                                      (x.src_first_port, '"source", "proxy-auth"')))
         return S.render(port, log, POLICIES, identities=IDENTITIES, credentials=creds,
                         listen=listen)
     x.e = egressd_factory("identity", config)
-    H.wait_until(lambda: H.listening(x.src_port) and H.listening(x.both_port), 5,
+    H.wait_until(lambda: all(H.listening(p) for p in (x.src_port, x.both_port,
+                                                      x.src_first_port)), 5,
                  what="every listener")
     x.port = x.e.port
     return x
@@ -285,6 +289,41 @@ def test_proxy_auth_then_source(world, ids, watch):
     _auth_line(e, mark, r.client, "auth_failed")
     # neither: proxy-auth is among the methods, so 407 auth_required
     r = S.request(ids.both_port, S.connect_req(API), src=S.SRC_NONE)
+    S.assert_answer(r, 407, "http_request_denied", "auth_required", API)
+    _auth_line(e, mark, r.client, "auth_required")
+    w.assert_nothing()
+
+
+def test_source_then_proxy_auth(world, ids, watch):
+    """The source comes first, yet credentials that are sent are checked:
+    wrong ones get 407 auth_failed although the source names an identity."""
+    e = ids.e
+    mark = e.log.mark()
+    seen = world.api.count()
+    # no credentials: the source decides
+    c, r = S.tunnel(ids.src_first_port, API, src=S.SRC_A)
+    with c:
+        assert r.status == 200, r
+        local = c.local
+    allow = e.log.wait(since=mark, event="allow", client=local)
+    assert allow["identity"] == "src-a", allow
+    # right credentials of another identity: the first method that names
+    # one decides, here the source
+    c, r = S.tunnel(ids.src_first_port, API, auth=S.bearer(BEARER_TOKEN), src=S.SRC_A)
+    with c:
+        assert r.status == 200, r
+        local = c.local
+    allow = e.log.wait(since=mark, event="allow", client=local)
+    assert allow["identity"] == "src-a", allow
+    H.wait_until(lambda: world.api.count() >= seen + 2, 3,
+                 what="the tunnels' upstream connections")
+    w = watch()
+    for auth in (S.basic("agent-1", "wrong"), S.bearer(BEARER_TOKEN + "x")):
+        r = S.request(ids.src_first_port, S.connect_req(API, auth), src=S.SRC_A)
+        S.assert_answer(r, 407, "http_request_denied", "auth_failed", API)
+        _auth_line(e, mark, r.client, "auth_failed")
+    # neither: 407 auth_required
+    r = S.request(ids.src_first_port, S.connect_req(API), src=S.SRC_NONE)
     S.assert_answer(r, 407, "http_request_denied", "auth_required", API)
     _auth_line(e, mark, r.client, "auth_required")
     w.assert_nothing()
