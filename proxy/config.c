@@ -979,7 +979,9 @@ load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 	    .max_header_fields = 64,
 	    .buffer_bytes = 524288,
 	    .max_connections = 8192,
-	    .max_connections_per_client = 0,
+	    /* A thirty-second of max_connections: more than one pod's tools
+	     * open at once, far less than the whole service (docs/config.md). */
+	    .max_connections_per_client = 256,
 	};
 	if (!ls)
 		return 0;

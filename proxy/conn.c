@@ -56,7 +56,11 @@ struct request {
 	struct timespec started;
 	int begun;  /* a byte of its head has arrived */
 	int logged; /* its close line is written */
+	/* The head as it arrives: each read's bytes are scanned once, from
+	 * where the scan stopped, and moved here out of the input buffer. */
 	char *head;
+	size_t head_len, head_cap;
+	struct http_head_scan scan;
 	struct http_request *req; /* parsed head; freed once relaying */
 	char method[33];
 	/* The request-target's host as sent, kept for logs even when
@@ -640,6 +644,7 @@ request_drop_head(struct conn *c)
 	free(c->r.head);
 	free(c->r.req);
 	c->r.head = NULL;
+	c->r.head_len = c->r.head_cap = 0;
 	c->r.req = NULL;
 }
 
@@ -1268,48 +1273,88 @@ handle_request(struct conn *c, size_t head_len)
 		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
 }
 
+/* Room in the head buffer for len bytes, growing it by doubling. */
+static int
+head_reserve(struct request *r, size_t len, size_t max)
+{
+	size_t cap = r->head_cap ? r->head_cap : 1024;
+	char *p;
+
+	if (len <= r->head_cap)
+		return 0;
+	while (cap < len)
+		cap *= 2;
+	if (cap > max)
+		cap = max;
+	if (!(p = realloc(r->head, cap)))
+		return -1;
+	r->head = p;
+	r->head_cap = cap;
+	return 0;
+}
+
 static void
 head_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
+	struct request *r = &c->r;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len = evbuffer_get_length(in), head_len = 0;
+	size_t n = evbuffer_get_length(in), used = 0;
 	struct http_limits hl;
 	enum http_status st;
 	const char *p;
 
-	if (len == 0)
+	if (n == 0)
 		return;
-	if (!c->r.begun) {
+	if (!r->begun) {
 		/* The first byte of a request: from here the head timeout. */
-		c->r.begun = 1;
-		clock_gettime(CLOCK_MONOTONIC, &c->r.started);
+		r->begun = 1;
+		clock_gettime(CLOCK_MONOTONIC, &r->started);
+		http_head_scan_init(&r->scan);
 		if (c->nrequests > 0)
 			set_timer(c, head_timeout_cb,
 			          c->config->limits.header_timeout_ms);
 	}
 	http_limits_of(c, &hl);
-	p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
-	st = http_head_end(p, len, &hl, &head_len);
+	/*
+	 * The input holds only what arrived since the last read: the head
+	 * so far has been moved out of it, and its scan goes on from where
+	 * it stopped, so a head trickled a byte at a time costs no more
+	 * than one sent at once.  The scanner decides within max_head
+	 * bytes: no more is ever taken.
+	 */
+	if (n > hl.max_head - r->head_len)
+		n = hl.max_head - r->head_len;
+	if (!(p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n))) {
+		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
+		return;
+	}
+	st = http_head_scan(&r->scan, p, n, &hl, &used);
+	/* What follows the head (a body, the next request) stays in the
+	 * input, in order, for the tunnel or the forward.  After an error,
+	 * the bytes are kept for the log's request line. */
+	if (st == HTTP_OK)
+		n = used;
+	if (head_reserve(r, r->head_len + n, hl.max_head) < 0) {
+		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
+		return;
+	}
+	memcpy(r->head + r->head_len, p, n);
+	r->head_len += n;
+	evbuffer_drain(in, n);
 	if (st == HTTP_INCOMPLETE)
 		return;
 	event_del(c->timer);
-	note_request_line(c, p, len);
+	note_request_line(c, r->head, r->head_len);
 	if (st != HTTP_OK) {
 		conn_fail(c, head_reason(st), NULL, NULL);
 		return;
 	}
-	if (!(c->r.head = malloc(head_len))) {
-		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
-		return;
-	}
-	memcpy(c->r.head, p, head_len);
-	evbuffer_drain(in, head_len);
 	/* Nothing more is read until the request is decided: bytes after the
 	 * head reach the upstream only through an established tunnel or as
 	 * the body of an allowed request. */
 	bufferevent_disable(bev, EV_READ);
-	handle_request(c, head_len);
+	handle_request(c, r->head_len);
 }
 
 static void
@@ -1334,14 +1379,19 @@ head_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (len == 0 && c->nrequests > 0) {
+	if (len == 0 && c->r.head_len == 0 && c->nrequests > 0) {
 		/* An idle keep-alive connection: close it quietly. */
 		c->r.reason = REASON_IDLE_TIMEOUT;
 		conn_close(c);
 		return;
 	}
-	note_request_line(c, (const char *)evbuffer_pullup(in, (ev_ssize_t)len),
-	                  len);
+	/* The head so far has left the input buffer; a request line not
+	 * read yet is still there. */
+	if (c->r.head_len > 0)
+		note_request_line(c, c->r.head, c->r.head_len);
+	else
+		note_request_line(
+		    c, (const char *)evbuffer_pullup(in, (ev_ssize_t)len), len);
 	conn_fail(c, REASON_HEADER_TIMEOUT, NULL, NULL);
 }
 

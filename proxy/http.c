@@ -1,9 +1,10 @@
 /*
  * http: strict HTTP/1.1 message parsing and body framing.  No I/O.
  *
- * Two passes over the same bytes.  http_head_end() only delimits the head and
- * enforces the framing rules and size limits, so that it can be run on every
- * read without building anything.  http_parse_request() and
+ * Two passes over the same bytes.  http_head_scan() only delimits the head
+ * and enforces the framing rules and size limits, a byte at a time with its
+ * state kept between calls, so that each read is scanned once, as it
+ * arrives, without building anything.  http_parse_request() and
  * http_parse_response() repeat those checks (they may be handed a buffer
  * nobody checked) and then split the head into spans, applying the grammar of
  * RFC 9112 §3, §4 and §5.  Body framing (§6) is decided from the parsed
@@ -84,66 +85,110 @@ max_fields_of(const struct http_limits *lim)
 	                                         : HTTP_MAX_FIELDS;
 }
 
+/*
+ * One byte of a head, at offset s->pos.  Every answer is decided by the byte
+ * that shows it, never by looking ahead or back, so that the split of the
+ * bytes across calls cannot change it.
+ */
+static enum http_status
+head_step(struct http_head_scan *s, unsigned char c,
+          const struct http_limits *lim, size_t max_fields)
+{
+	size_t at = s->pos;
+
+	if (c == '\0')
+		return HTTP_BAD_REQUEST;
+	if (s->after_cr) {
+		/* RFC 9112 §2.2: a bare CR is not a line end. */
+		s->after_cr = 0;
+		if (c != '\n')
+			return HTTP_BAD_REQUEST;
+		/* The empty line ends the head.  It fits in max_head: the
+		 * check below let its CR through. */
+		if (at - 1 == s->line_start)
+			return HTTP_OK;
+		s->nlines++;
+		s->line_start = at + 1;
+	} else if (c == '\r') {
+		/*
+		 * RFC 9112 §2.2 lets a server skip empty lines before the
+		 * request line; we do not, so that no two parsers disagree on
+		 * where a request starts.
+		 */
+		if (s->nlines == 0 && at == s->line_start)
+			return HTTP_BAD_REQUEST;
+		s->after_cr = 1;
+	} else if (c == '\n') {
+		/* RFC 9112 §2.2: only CRLF ends a line, never LF. */
+		return HTTP_BAD_REQUEST;
+	} else {
+		size_t line_len = at + 1 - s->line_start;
+
+		if (s->nlines == 0) {
+			if (line_len > lim->max_request_line)
+				return HTTP_URI_TOO_LONG;
+		} else {
+			if (line_len > lim->max_field_line)
+				return HTTP_FIELDS_TOO_LARGE;
+			/* The first byte of one field too many. */
+			if (line_len == 1 && s->nlines - 1 >= max_fields)
+				return HTTP_FIELDS_TOO_LARGE;
+		}
+	}
+	/* at + 1 bytes and no end yet: the head will be longer. */
+	if (at + 1 >= lim->max_head)
+		return HTTP_FIELDS_TOO_LARGE;
+	return HTTP_INCOMPLETE;
+}
+
+void
+http_head_scan_init(struct http_head_scan *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->status = HTTP_INCOMPLETE;
+}
+
+enum http_status
+http_head_scan(struct http_head_scan *s, const char *buf, size_t len,
+               const struct http_limits *lim, size_t *used)
+{
+	size_t max_fields = max_fields_of(lim);
+	size_t i;
+
+	*used = 0;
+	if (s->status != HTTP_INCOMPLETE)
+		return s->status;
+	for (i = 0; i < len; i++) {
+		enum http_status st =
+		    head_step(s, (unsigned char)buf[i], lim, max_fields);
+
+		if (st != HTTP_INCOMPLETE) {
+			s->status = st;
+			/* A head ends after its last byte; an error is at
+			 * the byte that shows it. */
+			*used = st == HTTP_OK ? i + 1 : i;
+			s->pos += *used;
+			return st;
+		}
+		s->pos++;
+	}
+	*used = len;
+	return HTTP_INCOMPLETE;
+}
+
 enum http_status
 http_head_end(const char *buf, size_t len, const struct http_limits *lim,
               size_t *head_len)
 {
-	size_t max_fields = max_fields_of(lim);
-	size_t line_start = 0; /* offset of the current line */
-	size_t nlines = 0; /* complete lines so far; 0: in the request line */
-	size_t i;
+	struct http_head_scan s;
+	size_t used;
+	enum http_status st;
 
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)buf[i];
-
-		if (c == '\0')
-			return HTTP_BAD_REQUEST;
-		if (c == '\r') {
-			/*
-			 * RFC 9112 §2.2 lets a server skip empty lines before
-			 * the request line; we do not, so that no two parsers
-			 * disagree on where a request starts.  A CR there is
-			 * either that or a bare CR: wrong either way.
-			 */
-			if (nlines == 0 && i == line_start)
-				return HTTP_BAD_REQUEST;
-			/* RFC 9112 §2.2: a bare CR is not a line end. */
-			if (i + 1 < len && buf[i + 1] != '\n')
-				return HTTP_BAD_REQUEST;
-		} else if (c == '\n') {
-			/* RFC 9112 §2.2: only CRLF ends a line, never LF. */
-			if (i == 0 || buf[i - 1] != '\r')
-				return HTTP_BAD_REQUEST;
-			if (i - 1 == line_start) {
-				/*
-				 * The empty line ends the head.  It fits in
-				 * max_head: the check below let byte i - 1
-				 * through.
-				 */
-				*head_len = i + 1;
-				return HTTP_OK;
-			}
-			nlines++;
-			line_start = i + 1;
-		} else {
-			size_t line_len = i + 1 - line_start;
-
-			if (nlines == 0) {
-				if (line_len > lim->max_request_line)
-					return HTTP_URI_TOO_LONG;
-			} else {
-				if (line_len > lim->max_field_line)
-					return HTTP_FIELDS_TOO_LARGE;
-				/* The first byte of one field too many. */
-				if (line_len == 1 && nlines - 1 >= max_fields)
-					return HTTP_FIELDS_TOO_LARGE;
-			}
-		}
-		/* i + 1 bytes and no end yet: the head will be longer. */
-		if (i + 1 >= lim->max_head)
-			return HTTP_FIELDS_TOO_LARGE;
-	}
-	return HTTP_INCOMPLETE;
+	http_head_scan_init(&s);
+	st = http_head_scan(&s, buf, len, lim, &used);
+	if (st == HTTP_OK)
+		*head_len = used;
+	return st;
 }
 
 /* RFC 9112 §2.3: HTTP-version = "HTTP" "/" DIGIT "." DIGIT, case-sensitive. */

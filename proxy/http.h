@@ -2,7 +2,8 @@
  * http: strict HTTP/1.1 message parsing and body framing.  No I/O.
  *
  * The head parsers work on a complete head (start line and header section,
- * ending with the empty line) that the caller has already found and copied.
+ * ending with the empty line) that the caller has already found, with
+ * http_head_scan as its bytes arrive, and copied.
  * Parsed strings point into that buffer.  They are deliberately stricter than
  * RFC 9112 allows a server to be: a proxy that is lenient where the upstream
  * is strict (or the other way round) is how requests get smuggled.  The body
@@ -65,11 +66,46 @@ struct http_limits {
  * sets *head_len (bytes up to and including the empty line), HTTP_INCOMPLETE
  * when more bytes are needed, or an error status as soon as the bytes already
  * show one: a request line or field line over its limit, a head over
- * max_head, a bare LF or bare CR, or a NUL.  Leading empty lines before the
- * request line (RFC 9112 §2.2) are not accepted.
+ * max_head, more field lines than max_fields, a bare LF or bare CR, or a NUL.
+ * Leading empty lines before the request line (RFC 9112 §2.2) are not
+ * accepted.  The bytes are looked at in order and each answer is decided by
+ * the byte that shows it, never by a later one, so a prefix of the bytes
+ * gives HTTP_INCOMPLETE or the same answer as the whole.  It is
+ * http_head_scan given all the bytes at once.
  */
 enum http_status http_head_end(const char *buf, size_t len,
                                const struct http_limits *lim, size_t *head_len);
+
+/*
+ * http_head_end for bytes that arrive in pieces: each call is given only the
+ * bytes that follow those of the calls before, and no earlier piece needs to
+ * be kept for it, so a head that trickles in costs time linear in its
+ * length.  The fields are private to http.c.
+ */
+struct http_head_scan {
+	size_t pos;        /* bytes scanned so far */
+	size_t line_start; /* offset of the current line */
+	size_t nlines;     /* complete lines so far; 0: in the request line */
+	int after_cr;      /* the last byte scanned was a CR */
+	enum http_status status; /* HTTP_INCOMPLETE until decided */
+};
+
+/* Start scanning a head. */
+void http_head_scan_init(struct http_head_scan *s);
+
+/*
+ * Scan the next len bytes of a head, under the same limits on every call.
+ * However the bytes are split across calls, the answer is what
+ * http_head_end gives for all of them together, decided at the same byte.
+ * HTTP_OK: the head ends within these bytes, after their first *used (the
+ * rest belong to whatever follows it: a body or the next request).
+ * HTTP_INCOMPLETE: all len bytes are head (*used = len).  An error: buf[*used]
+ * is the byte that shows it.  Once decided, later calls give the same status
+ * with *used = 0.  Reads only buf[0..len), each byte once.
+ */
+enum http_status http_head_scan(struct http_head_scan *s, const char *buf,
+                                size_t len, const struct http_limits *lim,
+                                size_t *used);
 
 /*
  * Parse a complete head (as delimited by http_head_end) into *req, whose

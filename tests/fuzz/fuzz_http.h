@@ -96,8 +96,8 @@ fuzz_prefix_wanted(const uint8_t *data, size_t size, size_t k, size_t end)
 
 /*
  * http_head_end on prefixes of the input: a prefix never ends a head the
- * whole does not end the same way, and never shows an error the whole does
- * not.  Each prefix sits at the end of the heap block, so that
+ * whole does not end the same way, and never shows an error other than the
+ * whole's.  Each prefix sits at the end of the heap block, so that
  * AddressSanitizer sees a read past its length.
  */
 static void
@@ -119,13 +119,94 @@ fuzz_check_prefixes(const uint8_t *data, size_t size,
 		if (st == HTTP_OK) {
 			FUZZ_CHECK(whole == HTTP_OK && head_len == whole_len);
 		} else if (st != HTTP_INCOMPLETE) {
-			FUZZ_CHECK(whole != HTTP_OK &&
-			           whole != HTTP_INCOMPLETE);
+			FUZZ_CHECK(st == whole);
 		} else if (whole == HTTP_OK) {
 			FUZZ_CHECK(k < whole_len);
 		}
 	}
 	free(buf);
+}
+
+/*
+ * Scan the input with http_head_scan in up to three pieces, cut at a and b
+ * (a <= b <= size), each a heap block of exactly its size that is filled
+ * with NULs once its call returns: a scanner that went back to an earlier
+ * piece would see the NULs.  Returns the status; *at is the head's length,
+ * the offset of the byte that showed the error, or size.
+ */
+static enum http_status
+fuzz_scan_pieces(const uint8_t *data, size_t size,
+                 const struct http_limits *lim, size_t a, size_t b, size_t *at)
+{
+	size_t cuts[3] = {a, b, size}, start = 0, used;
+	char *pieces[3] = {NULL, NULL, NULL};
+	struct http_head_scan s;
+	enum http_status st = HTTP_INCOMPLETE;
+
+	http_head_scan_init(&s);
+	*at = size;
+	for (size_t i = 0; i < 3 && st == HTTP_INCOMPLETE; i++) {
+		size_t len = cuts[i] - start;
+
+		pieces[i] = fuzz_dup(data + start, len);
+		st = http_head_scan(&s, pieces[i], len, lim, &used);
+		FUZZ_CHECK(used <= len);
+		if (st == HTTP_INCOMPLETE)
+			FUZZ_CHECK(used == len);
+		else
+			*at = start + used;
+		memset(pieces[i], 0, len);
+		start = cuts[i];
+	}
+	for (size_t i = 0; i < 3; i++)
+		free(pieces[i]);
+	return st;
+}
+
+/*
+ * The resumable scanner against the whole input: cut in three at two points
+ * taken from the input's last four bytes, and (for short inputs) byte by
+ * byte, it gives the status of http_head_end on the whole, decided at the
+ * same byte.
+ */
+static void
+fuzz_check_splits(const uint8_t *data, size_t size,
+                  const struct http_limits *lim, enum http_status whole,
+                  size_t whole_len)
+{
+	size_t a = 0, b = 0, at, whole_at, used;
+	enum http_status st;
+
+	st = fuzz_scan_pieces(data, size, lim, 0, 0, &whole_at);
+	FUZZ_CHECK(st == whole);
+	if (st == HTTP_OK)
+		FUZZ_CHECK(whole_at == whole_len);
+	if (size >= 4) {
+		a = ((size_t)data[size - 1] << 8 | data[size - 2]) % (size + 1);
+		b = ((size_t)data[size - 3] << 8 | data[size - 4]) % (size + 1);
+	}
+	if (a > b) {
+		size_t t = a;
+		a = b;
+		b = t;
+	}
+	st = fuzz_scan_pieces(data, size, lim, a, b, &at);
+	FUZZ_CHECK(st == whole && at == whole_at);
+
+	if (size <= 1024) {
+		struct http_head_scan s;
+
+		http_head_scan_init(&s);
+		st = HTTP_INCOMPLETE;
+		for (size_t i = 0; i < size && st == HTTP_INCOMPLETE; i++) {
+			char *p = fuzz_dup(data + i, 1);
+
+			st = http_head_scan(&s, p, 1, lim, &used);
+			at = st == HTTP_INCOMPLETE ? size : i + used;
+			free(p);
+		}
+		FUZZ_CHECK(st == whole && at == whole_at);
+	}
 }
 
 /* The checks of http_head_end on the whole input; returns its status and
@@ -145,6 +226,7 @@ fuzz_head_end(const uint8_t *data, size_t size, const struct http_limits *lim,
 	}
 	free(buf);
 	fuzz_check_prefixes(data, size, lim, st, st == HTTP_OK ? *head_len : 0);
+	fuzz_check_splits(data, size, lim, st, st == HTTP_OK ? *head_len : 0);
 	return st;
 }
 

@@ -479,6 +479,54 @@ def test_global_connection_cap(world, egressd_factory):
             s.close()
 
 
+DEFAULT_PER_CLIENT = 256  # limits.max_connections_per_client unless set (docs/config.md)
+
+
+def _tunnel_ok(port, src, payload):
+    """A CONNECT to the echo server from src and one echo: True, or None
+    when the answer is not 200."""
+    c = SockClient(_connect(port, src))
+    with c:
+        c.send(H.connect_req(ECHO))
+        if not c.read_head(timeout=5).startswith(b"HTTP/1.1 200 "):
+            return None
+        return c.echo(payload) == payload
+
+
+def test_default_per_client_cap(world, egressd_factory):
+    """With no limits written, one address may hold 256 connections at once:
+    its 257th gets 503 too_many_connections at once, another address is
+    still served, and one closed connection makes room again."""
+    _raise_nofile(DEFAULT_PER_CLIENT + 200)
+    src, other = "127.0.0.50", "127.0.0.51"
+    e = egressd_factory("default-cap", lambda port, log: H.render_config(
+        port, log, POLICY, limits={"header_timeout_ms": 20000}))
+    socks0 = _socks(e.pid)
+    held = []
+    try:
+        for _ in range(DEFAULT_PER_CLIENT):
+            held.append(_connect(e.port, src))
+        H.wait_until(lambda: _socks(e.pid) >= socks0 + DEFAULT_PER_CLIENT, 10,
+                     what="egressd to accept %d connections" % DEFAULT_PER_CLIENT)
+        mark = e.log.mark()
+        c = SockClient(_connect(e.port, src))
+        with c:
+            local = c.local
+            c.send(H.connect_req(ECHO))
+            r = c.read_response(timeout=5)
+        H.assert_error_response(r, 503, "connection_limit_reached", "too_many_connections")
+        line = e.log.wait(since=mark, event="error", client=local)
+        assert line["reason"] == "too_many_connections", line
+        assert _tunnel_ok(e.port, other, b"another address")
+        held.pop().close()
+        # the slot comes back once egressd has seen the close
+        H.wait_until(lambda: _tunnel_ok(e.port, src, b"room again"), 5, interval=0.1,
+                     what="a connection from %s after one closed" % src)
+    finally:
+        for s in held:
+            s.close()
+
+
 
 # ---------------------------------------------------------------- clients that stop reading
 

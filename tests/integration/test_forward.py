@@ -252,6 +252,28 @@ def test_pipelined_after_large_response(world, alive):
         assert r.status == 200 and b"GET /pipelined-after-large" in r.body, r
 
 
+def test_head_in_pieces_then_body_and_next_request(world, alive):
+    """A head that arrives a few bytes at a time (its scan resumes where it
+    stopped, issue 18) is one request; what came with its last piece, the
+    body and a pipelined request, reaches the upstream whole and in order."""
+    n0 = len(world.http_requests)
+    first = get(b"http://api.allowed.test/in-pieces", b"Content-Length: 5\r\n",
+                method=b"POST", body=b"hello")
+    head_len = first.index(b"\r\n\r\n") + 4
+    # the last piece: the empty line's LF, the body, the next request
+    cut = head_len - 1
+    with H.Client(alive.port) as c:
+        for i in range(0, cut, 7):
+            c.send(first[i:min(i + 7, cut)])
+            H.time.sleep(0.01)
+        c.send(first[cut:] + get(b"http://api.allowed.test/after-pieces"))
+        r = c.read_message()
+        assert r.status == 200 and r.body == b"plain upstream api: POST /in-pieces body=5\n", r
+        r = c.read_message()
+        assert r.status == 200 and r.body == b"plain upstream api: GET /after-pieces body=0\n", r
+    assert world.http_requests[n0].body == b"hello"
+
+
 def test_real_clients_over_plain_http(world, alive):
     rc, body, _, err = H.curl(alive.port, "http://api.allowed.test/from-curl")
     assert rc == 0, err

@@ -476,3 +476,32 @@ def test_certificate_then_credentials(world, pki, mtls_auth):
         r, line = _answer(e, pki, cert, API)
         S.assert_answer(r, 407, "http_request_denied", "auth_required", API)
         assert line["reason"] == "auth_required", line
+
+
+def test_head_in_records_then_tunnel_bytes(world, pki, mtls):
+    """A head sent in TLS records of a few bytes each is one request, and
+    the tunnel's first bytes, in the head's last record, reach the upstream:
+    its TLS server answers the ClientHello they carry."""
+    e = mtls
+    out = ssl.MemoryBIO()
+    inner = ssl.create_default_context(cafile=world.ca).wrap_bio(
+        ssl.MemoryBIO(), out, server_hostname="api.allowed.test")
+    with pytest.raises(ssl.SSLWantReadError):
+        inner.do_handshake()
+    hello = out.read()
+    assert hello[:1] == b"\x16", hello[:16]
+    head = H.connect_req(API)
+    c = tls_client(e.port, pki.dns, pki.ca)
+    with c:
+        for i in range(0, len(head) - 1, 5):
+            c.send(head[i:min(i + 5, len(head) - 1)])
+            H.time.sleep(0.01)
+        c.send(head[-1:] + hello)
+        assert c.read_head() == b"HTTP/1.1 200 Connection established"
+        d = H.Deadline(5)
+        while len(c.buf) < 5 and not d.expired():
+            b = c.sock.recv(65536)
+            assert b, "the tunnel closed before the upstream answered: %r" % c.buf
+            c.buf += b
+        # a TLS handshake record: the upstream's ServerHello
+        assert c.buf[:1] == b"\x16", c.buf[:16]

@@ -90,6 +90,8 @@ test_minimal_defaults(void **state)
 	assert_int_equal(c->limits.idle_timeout_ms, 600000);
 	assert_int_equal(c->limits.drain_timeout_ms, 30000);
 	assert_int_equal(c->limits.max_header_bytes, 32768);
+	assert_int_equal(c->limits.max_connections, 8192);
+	assert_int_equal(c->limits.max_connections_per_client, 256);
 	assert_int_equal(c->policies[0].mode, POLICY_ENFORCE);
 	assert_int_equal(c->policies[0].nrules, 1);
 	assert_string_equal(c->policies[0].rules[0].name, "rule-1");
@@ -144,7 +146,8 @@ test_full_file(void **state)
 	    "             timeout_ms = 500; tries = 3; cache_entries = 10; "
 	    "max_ttl_s = 60; };\n"
 	    "log = { path = \"/tmp/x.log\"; };\n"
-	    "limits = { idle_timeout_ms = 1000; buffer_bytes = 8192; };\n"
+	    "limits = { idle_timeout_ms = 1000; buffer_bytes = 8192;\n"
+	    "           max_connections_per_client = 0; };\n"
 	    "policies = (\n"
 	    "  { name = \"a\"; mode = \"report\"; rules = (\n"
 	    "    { name = \"git\"; hosts = [ \"Git.Corp.Example.\", "
@@ -165,6 +168,8 @@ test_full_file(void **state)
 	assert_int_equal(c->resolver.timeout_ms, 500);
 	assert_string_equal(c->log_path, "/tmp/x.log");
 	assert_int_equal(c->limits.buffer_bytes, 8192);
+	/* 0: no cap, as written. */
+	assert_int_equal(c->limits.max_connections_per_client, 0);
 	assert_int_equal(c->policies[0].mode, POLICY_REPORT);
 	r = &c->policies[0].rules[0];
 	assert_string_equal(r->name, "git");

@@ -635,6 +635,270 @@ test_bytes_after_head(void **state)
 	free(p);
 }
 
+/* Scanning a head in pieces, as it arrives. */
+
+/*
+ * Scan the n bytes of s in pieces that end at cuts[0..ncuts) (ascending,
+ * empty pieces allowed) and at n, until the scanner decides.  Each piece is
+ * a heap block of exactly its size that is filled with NULs as soon as its
+ * call returns and freed only at the end: a scanner that went back to an
+ * earlier piece would find NULs there (and refuse), one that read outside
+ * its piece would be caught by AddressSanitizer.  Returns the status; *at is
+ * the head's length, the offset of the byte that showed the error, or n.
+ */
+static enum http_status
+scan_head_split(const char *s, size_t n, const struct http_limits *lim,
+                const size_t *cuts, size_t ncuts, size_t *at)
+{
+	struct http_head_scan hs;
+	char **pieces = calloc(ncuts + 1, sizeof(*pieces));
+	enum http_status st = HTTP_INCOMPLETE;
+	size_t i, start = 0, used;
+
+	assert_non_null(pieces);
+	http_head_scan_init(&hs);
+	*at = n;
+	for (i = 0; i <= ncuts && st == HTTP_INCOMPLETE; i++) {
+		size_t end = i < ncuts ? cuts[i] : n, len = end - start;
+
+		pieces[i] = dup_exact(s + start, len);
+		st = http_head_scan(&hs, pieces[i], len, lim, &used);
+		if (st == HTTP_INCOMPLETE)
+			assert_int_equal(used, len);
+		else
+			*at = start + used;
+		assert_true(used <= len);
+		memset(pieces[i], 0, len);
+		start = end;
+	}
+	for (i = 0; i <= ncuts; i++)
+		free(pieces[i]);
+	free(pieces);
+	return st;
+}
+
+/*
+ * The whole of s in one piece; then every way of cutting it into two and
+ * into three pieces, and byte by byte: always the same status, decided at the
+ * same byte.  http_head_end agrees with the one piece.
+ */
+static void
+check_head_splits(const char *what, const char *s, size_t n,
+                  const struct http_limits *lim, enum http_status *whole,
+                  size_t *whole_at)
+{
+	size_t cuts[2], i, j, at, head_len = 0;
+	size_t *bytes = malloc((n ? n : 1) * sizeof(*bytes));
+	enum http_status want, got;
+
+	assert_non_null(bytes);
+	want = scan_head_split(s, n, lim, NULL, 0, whole_at);
+	got = head_end(s, n, lim, &head_len);
+	if (got != want || (got == HTTP_OK && head_len != *whole_at))
+		fail_msg("%s: http_head_end %d, one piece %d", what, (int)got,
+		         (int)want);
+	for (i = 0; i <= n; i++) {
+		for (j = i; j <= n; j++) {
+			cuts[0] = i;
+			cuts[1] = j;
+			got = scan_head_split(s, n, lim, cuts, 2, &at);
+			if (got != want || at != *whole_at)
+				fail_msg("%s: cut at %zu and %zu: %d at %zu, "
+				         "whole: %d at %zu",
+				         what, i, j, (int)got, at, (int)want,
+				         *whole_at);
+		}
+	}
+	for (i = 0; i + 1 < n; i++)
+		bytes[i] = i + 1;
+	got = scan_head_split(s, n, lim, bytes, n > 0 ? n - 1 : 0, &at);
+	if (got != want || at != *whole_at)
+		fail_msg("%s: byte by byte: %d at %zu", what, (int)got, at);
+	free(bytes);
+	*whole = want;
+}
+
+/* Every head of the table, cut every way. */
+static void
+test_head_scan_splits(void **state)
+{
+	size_t i, at;
+	enum http_status st;
+
+	(void)state;
+	for (i = 0; i < sizeof(head_cases) / sizeof(head_cases[0]); i++) {
+		const struct head_case *c = &head_cases[i];
+
+		check_head_splits(c->what, c->in, c->len, &default_limits, &st,
+		                  &at);
+		/* Each of them is one whole head, or refused within it. */
+		if (st == HTTP_INCOMPLETE || (st == HTTP_OK && at != c->len))
+			fail_msg("%s: %d at %zu", c->what, (int)st, at);
+	}
+}
+
+/* Small limits, so that each is within a few bytes' reach. */
+static const struct http_limits small_limits = {
+    .max_request_line = 20,
+    .max_field_line = 16,
+    .max_fields = 2,
+    .max_head = 8192,
+};
+static const struct http_limits small_head = {
+    .max_request_line = 8192,
+    .max_field_line = 8192,
+    .max_fields = HTTP_MAX_FIELDS,
+    .max_head = 40,
+};
+
+struct scan_case {
+	const char *what;
+	const struct http_limits *lim;
+	const char *in;
+	size_t len;
+	enum http_status want;
+	size_t at; /* head length, or offset of the byte that shows the error */
+};
+
+/* A head and what follows it; bytes that are fine and the byte that is not;
+ * bytes that are not a whole head yet. */
+#define HEAD_THEN(h, rest)     LIT(h rest), HTTP_OK, sizeof(h) - 1
+#define BAD_AFTER(ok, bad, st) LIT(ok bad), st, sizeof(ok) - 1
+#define NOT_YET(s)             LIT(s), HTTP_INCOMPLETE, sizeof(s) - 1
+
+static const struct scan_case scan_cases[] = {
+    {"a body after the head", &default_limits,
+     HEAD_THEN("POST /x HTTP/1.1\r\nA: b\r\n\r\n", "hello")},
+    {"a request after the head", &default_limits,
+     HEAD_THEN("GET / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\r\n\r\n")},
+    {"no empty line yet", &default_limits,
+     NOT_YET("GET / HTTP/1.1\r\nA: b\r\n\r")},
+    {"nothing yet", &default_limits, NOT_YET("")},
+    {"request line of 20", &small_limits,
+     HEAD_THEN("GET /aaaaaa HTTP/1.1\r\n\r\n", "")},
+    {"request line of 23", &small_limits,
+     BAD_AFTER("GET /aaaaaaaaa HTTP/", "1.1\r\n\r\n", HTTP_URI_TOO_LONG)},
+    {"field line of 16", &small_limits,
+     HEAD_THEN("GET / HTTP/1.1\r\nX: vvvvvvvvvvvvv\r\n\r\n", "")},
+    {"field line of 17", &small_limits,
+     BAD_AFTER("GET / HTTP/1.1\r\nX: vvvvvvvvvvvvv", "v\r\n\r\n",
+               HTTP_FIELDS_TOO_LARGE)},
+    {"two fields", &small_limits,
+     HEAD_THEN("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n", "")},
+    {"a third field", &small_limits,
+     BAD_AFTER("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n", "C: 3\r\n\r\n",
+               HTTP_FIELDS_TOO_LARGE)},
+    {"head of 40", &small_head,
+     HEAD_THEN("GET / HTTP/1.1\r\nHost: example.co\r\nX:\r\n\r\n", "")},
+    {"head over 40", &small_head,
+     BAD_AFTER("GET / HTTP/1.1\r\nHost: example.com\r\nX: y", "\r\n\r\n",
+               HTTP_FIELDS_TOO_LARGE)},
+    /* The CR is the 40th byte: too large, whatever comes after it. */
+    {"bare CR as the 40th byte", &small_head,
+     BAD_AFTER("GET / HTTP/1.1\r\nHost: example.com\r\nX: y", "\rz",
+               HTTP_FIELDS_TOO_LARGE)},
+    /* A bare CR shows in the byte after it. */
+    {"bare CR", &default_limits,
+     BAD_AFTER("GET / HTTP/1.1\r", "x\r\n\r\n", HTTP_BAD_REQUEST)},
+    {"CR CR", &default_limits,
+     BAD_AFTER("GET / HTTP/1.1\r", "\r\n\r\n", HTTP_BAD_REQUEST)},
+    {"CR, then not LF, in the empty line", &default_limits,
+     BAD_AFTER("GET / HTTP/1.1\r\n\r", "x", HTTP_BAD_REQUEST)},
+    {"bare LF", &default_limits,
+     BAD_AFTER("GET / HTTP/1.1", "\n\r\n", HTTP_BAD_REQUEST)},
+    {"NUL in a value", &default_limits,
+     BAD_AFTER("GET / HTTP/1.1\r\nX: a", "\0b\r\n\r\n", HTTP_BAD_REQUEST)},
+    {"CR after a NUL", &default_limits,
+     BAD_AFTER("GET / HTTP/1.1\r\nX: a", "\0\r\n\r\n", HTTP_BAD_REQUEST)},
+    {"leading CRLF", &default_limits,
+     BAD_AFTER("", "\r\nGET / HTTP/1.1\r\n\r\n", HTTP_BAD_REQUEST)},
+};
+
+static void
+test_head_scan_table(void **state)
+{
+	size_t i, at;
+	enum http_status st;
+
+	(void)state;
+	for (i = 0; i < sizeof(scan_cases) / sizeof(scan_cases[0]); i++) {
+		const struct scan_case *c = &scan_cases[i];
+
+		check_head_splits(c->what, c->in, c->len, c->lim, &st, &at);
+		if (st != c->want || at != c->at)
+			fail_msg("%s: %d at %zu, want %d at %zu", c->what,
+			         (int)st, at, (int)c->want, c->at);
+	}
+}
+
+/*
+ * A 30 KB head that arrives a byte at a time, as from a client trickling it
+ * to keep egressd busy: each byte is in a block of its own, handed to the
+ * scanner once and poisoned after (see scan_head_split), so the scanner
+ * cannot have looked at any byte twice, and the head is still found.
+ */
+static void
+test_head_scan_trickle(void **state)
+{
+	static const char rl[] = "POST http://example.com/ HTTP/1.1\r\n",
+	                  tail[] = "\r\nbody";
+	size_t nfields = 4, field = 7500, n, i, at, *cuts;
+	char *s;
+
+	(void)state;
+	n = sizeof(rl) - 1 + nfields * (field + 2) + sizeof(tail) - 1;
+	s = malloc(n);
+	cuts = malloc(n * sizeof(*cuts));
+	assert_non_null(s);
+	assert_non_null(cuts);
+	memcpy(s, rl, sizeof(rl) - 1);
+	for (i = 0; i < nfields; i++) {
+		char *f = s + sizeof(rl) - 1 + i * (field + 2);
+
+		memset(f, 'v', field);
+		memcpy(f, "X-Pad: ", 7);
+		memcpy(f + field, "\r\n", 2);
+	}
+	memcpy(s + n - (sizeof(tail) - 1), tail, sizeof(tail) - 1);
+	for (i = 0; i + 1 < n; i++)
+		cuts[i] = i + 1;
+	assert_int_equal(
+	    scan_head_split(s, n, &default_limits, cuts, n - 1, &at), HTTP_OK);
+	assert_int_equal(at, n - strlen("body"));
+	assert_true(at > 30000);
+	free(cuts);
+	free(s);
+}
+
+/* Once decided, the answer stands and takes no more bytes. */
+static void
+test_head_scan_sticky(void **state)
+{
+	struct http_head_scan hs;
+	size_t used;
+
+	(void)state;
+	http_head_scan_init(&hs);
+	assert_int_equal(http_head_scan(&hs, LIT("GET / HTTP/1.1\r\n\r\nGET"),
+	                                &default_limits, &used),
+	                 HTTP_OK);
+	assert_int_equal(used, 18);
+	assert_int_equal(http_head_scan(&hs, LIT(" / HTTP/1.1\r\n\r\n"),
+	                                &default_limits, &used),
+	                 HTTP_OK);
+	assert_int_equal(used, 0);
+
+	http_head_scan_init(&hs);
+	assert_int_equal(
+	    http_head_scan(&hs, LIT("GET /\n"), &default_limits, &used),
+	    HTTP_BAD_REQUEST);
+	assert_int_equal(used, 5);
+	assert_int_equal(
+	    http_head_scan(&hs, LIT("\r\n\r\n"), &default_limits, &used),
+	    HTTP_BAD_REQUEST);
+	assert_int_equal(used, 0);
+}
+
 /* Status codes the enum comments promise, for the reason table. */
 static void
 test_status_kinds(void **state)
@@ -1689,6 +1953,10 @@ main(void)
 	    cmocka_unit_test(test_head_limit),
 	    cmocka_unit_test(test_incremental),
 	    cmocka_unit_test(test_bytes_after_head),
+	    cmocka_unit_test(test_head_scan_splits),
+	    cmocka_unit_test(test_head_scan_table),
+	    cmocka_unit_test(test_head_scan_trickle),
+	    cmocka_unit_test(test_head_scan_sticky),
 	    cmocka_unit_test(test_status_kinds),
 	    cmocka_unit_test(test_response_ok),
 	    cmocka_unit_test(test_response_no_reason),
