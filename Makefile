@@ -38,7 +38,8 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 CORE     := host netset http policy config reason metrics identity \
             suggest tls clienthello
 # Everything that touches sockets, files or signals.
-DAEMON   := main worker admin conn tunnel forward idle pool resolve log sandbox
+DAEMON   := main worker admin conn request answer proxy dial tunnel forward \
+            idle pool resolve log sandbox
 UNITS    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)

@@ -16,12 +16,6 @@
 #include "identity.h"
 #include "policy.h"
 
-enum identify_method {
-	IDENTIFY_PROXY_AUTH, /* Proxy-Authorization: Basic or Bearer */
-	IDENTIFY_SOURCE,     /* the client's address */
-	IDENTIFY_TLS_CERT,   /* the client's TLS certificate (TLS listener) */
-};
-
 struct tls_server;
 
 struct config_listener {

@@ -13,6 +13,7 @@
  */
 #include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http.h"
 
@@ -418,6 +419,56 @@ http_span_eq(struct http_span s, const char *str)
 	if (s.len == 0)
 		return str[0] == '\0';
 	return strlen(str) == s.len && memcmp(s.p, str, s.len) == 0;
+}
+
+enum http_target
+http_absolute_target(struct http_span t, struct host *h, uint16_t *port,
+                     struct http_span *rest)
+{
+	const char *auth, *end, *stop;
+
+	if (t.len < 7 || strncasecmp(t.p, "http://", 7) != 0)
+		return HTTP_TARGET_NOT_HTTP;
+	/* A fragment is never part of a request-target (RFC 9112 §3.2). */
+	if (memchr(t.p, '#', t.len))
+		return HTTP_TARGET_NOT_HTTP;
+	auth = t.p + 7;
+	end = t.p + t.len;
+	for (stop = auth; stop < end && *stop != '/' && *stop != '?'; stop++)
+		;
+	if (host_parse_authority(auth, (size_t)(stop - auth), 80, h, port) < 0)
+		return HTTP_TARGET_BAD_HOST;
+	*rest = (struct http_span){stop, (size_t)(end - stop)};
+	return HTTP_TARGET_OK;
+}
+
+int
+http_via_names(const struct http_request *req, const char *by)
+{
+	for (size_t i = 0; i < req->nfields; i++) {
+		struct http_span rest = req->fields[i].value, item;
+
+		if (!http_span_ieq(req->fields[i].name, "via"))
+			continue;
+		/* Via = received-protocol RWS received-by [ RWS comment ] */
+		while (http_list_next(&rest, &item)) {
+			const char *sp = memchr(item.p, ' ', item.len);
+			struct http_span rby;
+
+			if (!sp)
+				continue;
+			rby.p = sp + 1;
+			rby.len = item.len - (size_t)(rby.p - item.p);
+			for (size_t j = 0; j < rby.len; j++)
+				if (rby.p[j] == ' ') {
+					rby.len = j;
+					break;
+				}
+			if (http_span_ieq(rby, by))
+				return 1;
+		}
+	}
+	return 0;
 }
 
 struct http_span

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "host.h"
+
 #define HTTP_MAX_FIELDS 100
 
 struct http_span {
@@ -146,6 +148,26 @@ int http_span_eq(struct http_span s, const char *str);
 
 /* The same, ignoring the case of ASCII letters.  1 or 0. */
 int http_span_ieq(struct http_span s, const char *str);
+
+/* How an absolute-form request-target parsed. */
+enum http_target {
+	HTTP_TARGET_OK,
+	HTTP_TARGET_NOT_HTTP, /* not http://, or with a fragment */
+	HTTP_TARGET_BAD_HOST, /* the authority is not a strict host[:port] */
+};
+
+/*
+ * An absolute-form http:// target (RFC 9112 §3.2.2), routed by its authority
+ * only: the host and port (80 when none) into *h and *port, and what follows
+ * the authority, its path and query, into *rest (pointing into target; empty
+ * for "http://host", which is sent as "/").
+ */
+enum http_target http_absolute_target(struct http_span target, struct host *h,
+                                      uint16_t *port, struct http_span *rest);
+
+/* Does a Via field of the request already name `by` as its received-by, so
+ * that the request has looped back (RFC 9110 §7.6.3)?  1 or 0. */
+int http_via_names(const struct http_request *req, const char *by);
 
 /*
  * What a request-target, however malformed, may show in a log line as its

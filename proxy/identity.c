@@ -344,3 +344,41 @@ identity_free(struct identity *id)
 	free(id->creds);
 	memset(id, 0, sizeof(*id));
 }
+
+enum reason
+identity_identify(const enum identify_method *order, size_t n,
+                  const struct identity *ids, size_t nids,
+                  const struct identity_claims *claims,
+                  const struct identity **id)
+{
+	const struct identity *found = NULL, *by_auth = NULL;
+	int takes_auth = 0;
+
+	*id = NULL;
+	if (n == 0)
+		return REASON_ALLOWED;
+	for (size_t i = 0; i < n; i++)
+		takes_auth |= order[i] == IDENTIFY_PROXY_AUTH;
+	if (takes_auth && claims->credentials &&
+	    !(by_auth = identity_by_credentials(ids, nids, claims->credentials,
+	                                        claims->credentials_len)))
+		return REASON_AUTH_FAILED;
+	for (size_t i = 0; i < n && !found; i++) {
+		switch (order[i]) {
+		case IDENTIFY_PROXY_AUTH:
+			found = by_auth;
+			break;
+		case IDENTIFY_SOURCE:
+			found = identity_by_source(ids, nids, claims->source);
+			break;
+		case IDENTIFY_TLS_CERT:
+			found = claims->by_cert ? claims->by_cert(claims->arg)
+			                        : NULL;
+			break;
+		}
+	}
+	if (!found)
+		return takes_auth ? REASON_AUTH_REQUIRED : REASON_NO_IDENTITY;
+	*id = found;
+	return REASON_ALLOWED;
+}

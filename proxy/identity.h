@@ -59,6 +59,39 @@ struct identity {
 	struct identity_state *state;
 };
 
+/* How a listener tells who a client is (config key identify). */
+enum identify_method {
+	IDENTIFY_PROXY_AUTH, /* Proxy-Authorization: Basic or Bearer */
+	IDENTIFY_SOURCE,     /* the client's address */
+	IDENTIFY_TLS_CERT,   /* the client's TLS certificate (TLS listener) */
+};
+
+/* What a client presented, for identity_identify. */
+struct identity_claims {
+	/* The Proxy-Authorization value, or NULL when none was sent. */
+	const char *credentials;
+	size_t credentials_len;
+	const struct netaddr *source;
+	/* The identity a verified client certificate names, or NULL; asked
+	 * only when the order reaches IDENTIFY_TLS_CERT. */
+	const struct identity *(*by_cert)(void *arg);
+	void *arg;
+};
+
+/*
+ * Who is asking?  The first of the n methods, in their order, that names an
+ * identity among ids decides.  Credentials, when sent and the order takes
+ * them, are checked first whatever the order: wrong ones are refused
+ * (REASON_AUTH_FAILED), never passed over for another method.  Sets *id
+ * (NULL when n is 0: the listener has no identities) and returns
+ * REASON_ALLOWED, or why not: REASON_AUTH_REQUIRED when the order takes
+ * credentials and none named anyone, else REASON_NO_IDENTITY.
+ */
+enum reason identity_identify(const enum identify_method *order, size_t n,
+                              const struct identity *ids, size_t nids,
+                              const struct identity_claims *claims,
+                              const struct identity **id);
+
 /* The registry's state for a name, created on first use (config load).
  * NULL when out of memory. */
 struct identity_state *identity_state_for(const char *name);

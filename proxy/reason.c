@@ -1,7 +1,10 @@
 #include "reason.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stddef.h>
+
+#include "http.h"
 
 #define DENIED        "http_request_denied"
 #define IP_PROHIBITED "destination_ip_prohibited"
@@ -159,4 +162,39 @@ int
 reason_is_policy(enum reason r)
 {
 	return reasons[r].status == 403 && r != REASON_NO_IDENTITY;
+}
+
+enum reason
+reason_of_head(int http_status)
+{
+	switch ((enum http_status)http_status) {
+	case HTTP_URI_TOO_LONG:
+		return REASON_URI_TOO_LONG;
+	case HTTP_FIELDS_TOO_LARGE:
+		return REASON_HEADER_TOO_LARGE;
+	case HTTP_BAD_VERSION:
+		return REASON_BAD_VERSION;
+	default:
+		return REASON_MALFORMED_REQUEST;
+	}
+}
+
+enum reason
+reason_of_connect_error(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+		return REASON_CONNECT_REFUSED;
+	case ETIMEDOUT:
+		return REASON_CONNECT_TIMEOUT;
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+		/* No socket for the upstream: egressd's shortage, not the
+		 * destination's fault. */
+		return REASON_INTERNAL_ERROR;
+	default:
+		return REASON_CONNECT_ERROR;
+	}
 }

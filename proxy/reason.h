@@ -81,4 +81,13 @@ int reason_is_denial(enum reason r);
 /* Is r a refusal by the policy's rules or address guard (403)?  1 or 0. */
 int reason_is_policy(enum reason r);
 
+/* Why a request head was refused, for an error of the head's scan or
+ * parse: an enum http_status other than HTTP_OK and HTTP_INCOMPLETE (an
+ * int, so that this header does not bring http.h's names to files that
+ * use libevent's HTTP server). */
+enum reason reason_of_head(int http_status);
+
+/* Why a connection to the upstream failed, for its errno. */
+enum reason reason_of_connect_error(int err);
+
 #endif

@@ -1,0 +1,18 @@
+/*
+ * proxy: a forward-proxy request (an HTTP_PROXY/HTTPS_PROXY client's), from
+ * its parsed head to its hand-off.  The target (CONNECT host:port, or an
+ * absolute http:// URL), the loop check, who is asking, and the policy's
+ * name check before any DNS; then dial, with the policy's address check;
+ * then CONNECT becomes a tunnel (200, the hello check) and a plain-HTTP
+ * request is forwarded in origin-form.
+ */
+#ifndef EGRESSD_PROXY_H
+#define EGRESSD_PROXY_H
+
+#include "conn.h"
+
+/* Take c's request, whose head is parsed (c->r.req, c->r.method, body
+ * framing and client_close set), to its decision and beyond. */
+void proxy_request(struct conn *c);
+
+#endif
