@@ -14,6 +14,38 @@ is_tchar(char c)
 	       (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+/* What egressd takes from the request-target: the host a log line may
+ * show (never a userinfo, path, query or fragment), the absolute-form's
+ * authority and the rest it sends, and the loop check. */
+static void
+check_target(const struct http_request *req)
+{
+	struct http_span shown = http_target_host(req->target), rest;
+	struct host h;
+	uint16_t port;
+
+	FUZZ_CHECK(shown.len == 0 ||
+	           fuzz_within(shown.p, shown.len, req->target.p,
+	                       req->target.len));
+	for (size_t i = 0; i < shown.len; i++)
+		FUZZ_CHECK(!strchr("@/?#", shown.p[i]));
+	if (http_absolute_target(req->target, &h, &port, &rest) ==
+	    HTTP_TARGET_OK) {
+		FUZZ_CHECK(port != 0 && h.name[0] != '\0');
+		FUZZ_CHECK(fuzz_within(rest.p, rest.len, req->target.p,
+		                       req->target.len));
+		FUZZ_CHECK(rest.p + rest.len == req->target.p + req->target.len);
+		FUZZ_CHECK(rest.len == 0 || rest.p[0] == '/' ||
+		           rest.p[0] == '?');
+		FUZZ_CHECK(!memchr(req->target.p, '#', req->target.len));
+		/* A host is shown for it, unless a '@' (in its path or
+		 * query) leaves where the host starts in doubt. */
+		FUZZ_CHECK(shown.len > 0 ||
+		           memchr(req->target.p, '@', req->target.len));
+	}
+	(void)http_via_names(req, "egressd");
+}
+
 static void
 check_request(const union fuzz_msg *msg, const char *head, size_t len,
               const struct http_limits *lim, const uint8_t *rest, size_t nrest)
@@ -32,6 +64,8 @@ check_request(const union fuzz_msg *msg, const char *head, size_t len,
 	           lim->max_request_line);
 	FUZZ_CHECK(req->version_minor == 0 || req->version_minor == 1);
 	fuzz_check_fields(req->fields, req->nfields, head, len, lim);
+
+	check_target(req);
 
 	/* Written out again, the head parses the same, to the same framing. */
 	struct http_request again;

@@ -1186,6 +1186,90 @@ test_span_ieq(void **state)
 	assert_false(http_span_ieq(span, "{"));
 }
 
+/* An absolute-form target: routed by its authority only. */
+static void
+test_absolute_target(void **state)
+{
+	static const struct {
+		const char *target;
+		enum http_target want;
+		const char *host;
+		uint16_t port;
+		const char *rest;
+	} cases[] = {
+	    {"http://pub.test/x?q=1", HTTP_TARGET_OK, "pub.test", 80, "/x?q=1"},
+	    {"HTTP://Pub.Test:8080", HTTP_TARGET_OK, "pub.test", 8080, ""},
+	    {"http://pub.test?q=a/b", HTTP_TARGET_OK, "pub.test", 80, "?q=a/b"},
+	    {"http://[2001:db8::1]:81/", HTTP_TARGET_OK, "2001:db8::1", 81, "/"},
+	    {"http://203.0.113.7/", HTTP_TARGET_OK, "203.0.113.7", 80, "/"},
+	    {"https://pub.test/", HTTP_TARGET_NOT_HTTP, NULL, 0, NULL},
+	    {"/x", HTTP_TARGET_NOT_HTTP, NULL, 0, NULL},
+	    {"http:/", HTTP_TARGET_NOT_HTTP, NULL, 0, NULL},
+	    {"http://pub.test/#frag", HTTP_TARGET_NOT_HTTP, NULL, 0, NULL},
+	    {"http://u:p@pub.test/", HTTP_TARGET_BAD_HOST, NULL, 0, NULL},
+	    {"http://0x7f.1/", HTTP_TARGET_BAD_HOST, NULL, 0, NULL},
+	    {"http://pub.test:0/", HTTP_TARGET_BAD_HOST, NULL, 0, NULL},
+	    {"http://pub.test:99999/", HTTP_TARGET_BAD_HOST, NULL, 0, NULL},
+	    {"http:///x", HTTP_TARGET_BAD_HOST, NULL, 0, NULL},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_span t = {cases[i].target, strlen(cases[i].target)};
+		struct http_span rest = {NULL, 0};
+		struct host h;
+		uint16_t port = 0;
+		enum http_target got = http_absolute_target(t, &h, &port, &rest);
+
+		if (got != cases[i].want)
+			fail_msg("%s: got %d, want %d", cases[i].target, got,
+			         cases[i].want);
+		if (got != HTTP_TARGET_OK)
+			continue;
+		assert_string_equal(h.name, cases[i].host);
+		assert_int_equal(port, cases[i].port);
+		assert_int_equal(rest.len, strlen(cases[i].rest));
+		assert_memory_equal(rest.p, cases[i].rest, rest.len);
+	}
+}
+
+/* A Via that names egressd as a recipient: the request has looped. */
+static void
+test_via_names(void **state)
+{
+	static const struct {
+		const char *via;
+		int want;
+	} cases[] = {
+	    {"1.1 egressd", 1},
+	    {"1.1 EgressD", 1},
+	    {"1.0 fred, 1.1 egressd (v0.1)", 1},
+	    {"1.1 proxy.example, 1.1 egressd", 1},
+	    {"1.1 egressd.example", 0},
+	    {"1.1 notegressd", 0},
+	    {"egressd", 0},
+	    {"1.1 fred (egressd)", 0},
+	    {"1.1 \"egressd\"", 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char head[256];
+		struct http_request req;
+		int n = snprintf(head, sizeof(head),
+		                 "GET http://pub.test/ HTTP/1.1\r\n"
+		                 "Host: pub.test\r\nVia: %s\r\n\r\n",
+		                 cases[i].via);
+
+		assert_int_equal(http_parse_request(head, (size_t)n,
+		                                    &default_limits, &req),
+		                 HTTP_OK);
+		if (http_via_names(&req, "egressd") != cases[i].want)
+			fail_msg("Via: %s: want %d", cases[i].via,
+			         cases[i].want);
+	}
+}
+
 /* What of a request-target a log line may show: never a credential, never
  * a query. */
 static void
@@ -1966,6 +2050,8 @@ main(void)
 	    cmocka_unit_test(test_list_next),
 	    cmocka_unit_test(test_span_ieq),
 	    cmocka_unit_test(test_target_host),
+	    cmocka_unit_test(test_absolute_target),
+	    cmocka_unit_test(test_via_names),
 	    cmocka_unit_test(test_has_token),
 	    cmocka_unit_test(test_request_body_table),
 	    cmocka_unit_test(test_response_body_table),

@@ -223,6 +223,83 @@ test_tunnel_slots(void **state)
 	assert_int_equal(atomic_load(&id.state->tunnels), 0);
 }
 
+/* identity_identify: the listener's order, and credentials checked first. */
+static const struct identity *cert_named;
+static int cert_asked;
+
+static const struct identity *
+fake_cert(void *arg)
+{
+	(void)arg;
+	cert_asked++;
+	return cert_named;
+}
+
+static void
+test_identify(void **state)
+{
+	static const enum identify_method auth_first[] = {IDENTIFY_PROXY_AUTH,
+	                                                  IDENTIFY_SOURCE};
+	static const enum identify_method cert_first[] = {IDENTIFY_TLS_CERT,
+	                                                  IDENTIFY_PROXY_AUTH};
+	static const enum identify_method source_only[] = {IDENTIFY_SOURCE};
+	static const char good[] = "Basic YWdlbnQtMTpzM2NyZXQ=";
+	static const char wrong[] = "Bearer not-a-token";
+	struct cidr pod, other;
+	const char *why;
+	const struct identity *id = &ids[0];
+	struct identity_claims cl = {NULL, 0, NULL, fake_cert, NULL};
+
+	(void)state;
+	assert_int_equal(cidr_parse("10.1.2.3", &pod, &why), 0);
+	assert_int_equal(cidr_parse("192.0.2.1", &other, &why), 0);
+	cl.source = &pod.net;
+	/* No methods: nobody to name, and nothing refused. */
+	assert_int_equal(identity_identify(NULL, 0, ids, 3, &cl, &id),
+	                 REASON_ALLOWED);
+	assert_null(id);
+	/* In order: no credentials, so the source names "pod". */
+	assert_int_equal(identity_identify(auth_first, 2, ids, 3, &cl, &id),
+	                 REASON_ALLOWED);
+	assert_ptr_equal(id, &ids[2]);
+	/* Good credentials come first in this order. */
+	cl.credentials = good;
+	cl.credentials_len = strlen(good);
+	assert_int_equal(identity_identify(auth_first, 2, ids, 3, &cl, &id),
+	                 REASON_ALLOWED);
+	assert_ptr_equal(id, &ids[0]);
+	/* A certificate first names its holder, good credentials or not. */
+	cert_named = &ids[1];
+	assert_int_equal(identity_identify(cert_first, 2, ids, 3, &cl, &id),
+	                 REASON_ALLOWED);
+	assert_ptr_equal(id, &ids[1]);
+	/* Wrong credentials are refused whatever else names the client:
+	 * before the certificate is even asked. */
+	cl.credentials = wrong;
+	cl.credentials_len = strlen(wrong);
+	cert_asked = 0;
+	assert_int_equal(identity_identify(cert_first, 2, ids, 3, &cl, &id),
+	                 REASON_AUTH_FAILED);
+	assert_null(id);
+	assert_int_equal(cert_asked, 0);
+	assert_int_equal(identity_identify(auth_first, 2, ids, 3, &cl, &id),
+	                 REASON_AUTH_FAILED);
+	/* ...unless the listener does not take credentials: they are not
+	 * looked at. */
+	assert_int_equal(identity_identify(source_only, 1, ids, 3, &cl, &id),
+	                 REASON_ALLOWED);
+	assert_ptr_equal(id, &ids[2]);
+	/* Nobody named: 407 where credentials would do, else 403. */
+	cl.credentials = NULL;
+	cl.source = &other.net;
+	cert_named = NULL;
+	assert_int_equal(identity_identify(cert_first, 2, ids, 3, &cl, &id),
+	                 REASON_AUTH_REQUIRED);
+	assert_int_equal(identity_identify(source_only, 1, ids, 3, &cl, &id),
+	                 REASON_NO_IDENTITY);
+	assert_null(id);
+}
+
 int
 main(void)
 {
@@ -234,6 +311,7 @@ main(void)
 	    cmocka_unit_test(test_salts_differ),
 	    cmocka_unit_test(test_rate_limit),
 	    cmocka_unit_test(test_tunnel_slots),
+	    cmocka_unit_test(test_identify),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
