@@ -15,6 +15,16 @@
  *       Opens N tunnels (each checked with one echo), prints a "ready" line,
  *       holds them until SIGTERM or HOLD seconds, then checks each again
  *       with an echo and closes them all.
+ *   loadgen -m trickle -x PROXY -t TARGET -c N -H BYTES -r RATE -d SECONDS
+ *           [-L LIMIT] [-p PROXY_PID]
+ *       Opens N connections that each send the first BYTES of a request
+ *       head (a GET whose last field never ends), prints a "ready" line,
+ *       then trickles the heads on a byte at a time, RATE bytes a second
+ *       over all of them in turn, for SECONDS (a connection stops at LIMIT
+ *       bytes of head, under the proxy's limit).  With -p, the proxy's CPU
+ *       time (utime+stime from /proc/PID/stat) over the trickle is reported
+ *       too.  The well-behaved requests to time beside it come from another
+ *       loadgen (run.sh uses -m connect -r).
  *
  * TARGETS and SOURCES are comma lists of 127.0.0.x addresses (TARGETS with
  * :port); every new connection binds the next source and picks the next
@@ -37,7 +47,7 @@
 #define MAX_HEAD    8192
 #define TICK_MS     100
 
-enum mode { M_CONNECT, M_BULK, M_HTTP, M_IDLE };
+enum mode { M_CONNECT, M_BULK, M_HTTP, M_IDLE, M_TRICKLE };
 
 enum state {
 	S_FREE,
@@ -74,6 +84,8 @@ struct conn {
 	uint64_t body_left;
 	/* bulk */
 	uint64_t got;
+	/* trickle: bytes of head sent so far */
+	size_t head_sent;
 	char in[IN_BUF];
 };
 
@@ -94,6 +106,9 @@ static struct {
 	double op_timeout;
 	int setup_parallel;
 	uint64_t min_count;
+	/* trickle */
+	size_t head_bytes, head_limit;
+	int proxy_pid;
 } opt = {
     .clients = 1,
     .seconds = 5,
@@ -102,6 +117,8 @@ static struct {
     .path = "/100b",
     .op_timeout = 10,
     .setup_parallel = 256,
+    .head_bytes = 30000,
+    .head_limit = 32000,
 };
 
 static struct {
@@ -125,6 +142,10 @@ static struct {
 	uint64_t planned; /* rate mode: tunnels started so far */
 	/* idle */
 	int established, verified, dropped;
+	/* trickle */
+	char *trickle_head;
+	uint64_t trickled;
+	long long proxy_ticks; /* -1: not measured */
 	/* Requests and CONNECT lines, one per target. */
 	char **connect_req, **http_req;
 	size_t *connect_len, *http_len;
@@ -224,7 +245,7 @@ conn_fail(struct conn *c, enum err e, const char *what)
 	/* Closed-loop clients go on after an error, from the main loop: a
 	 * restart from here could recurse when connect() fails at once. */
 	if (g.running && opt.mode != M_IDLE && opt.mode != M_BULK &&
-	    !(opt.mode == M_CONNECT && opt.rate > 0))
+	    opt.mode != M_TRICKLE && !(opt.mode == M_CONNECT && opt.rate > 0))
 		g.restart[g.nrestart++] = c;
 }
 
@@ -370,6 +391,7 @@ tunnel_open(struct conn *c)
 		set_out(c, g.bulk_req, g.bulk_req_len);
 		break;
 	case M_HTTP:
+	case M_TRICKLE:
 		break;
 	}
 }
@@ -619,6 +641,17 @@ conn_step(struct conn *c, uint32_t events)
 		case S_HELD:
 			if (n < 0)
 				return;
+			if (opt.mode == M_TRICKLE) {
+				char msg[80];
+				size_t l = strcspn(c->in, "\r\n");
+
+				snprintf(msg, sizeof(msg),
+				         "trickling head answered: %.*s",
+				         (int)(l < 40 ? l : 40), c->in);
+				conn_fail(c, n == 0 ? E_EOF : E_STATUS,
+				          n == 0 ? "trickling head closed" : msg);
+				return;
+			}
 			conn_fail(c, n == 0 ? E_EOF : E_DATA,
 			          "held tunnel closed or sent data");
 			return;
@@ -718,7 +751,12 @@ conn_start(struct conn *c)
 		conn_fail(c, E_IO, strerror(errno));
 		return;
 	}
-	if (opt.have_proxy && opt.mode != M_HTTP) {
+	if (opt.mode == M_TRICKLE) {
+		/* The partial head; then held, and trickled by run_trickle. */
+		c->state = S_HELD;
+		c->head_sent = opt.head_bytes;
+		set_out(c, g.trickle_head, opt.head_bytes);
+	} else if (opt.have_proxy && opt.mode != M_HTTP) {
 		c->state = S_PROXY;
 		set_out(c, g.connect_req[c->target], g.connect_len[c->target]);
 	} else if (opt.mode == M_HTTP) {
@@ -941,6 +979,125 @@ run_idle(void)
 			conn_release(&g.conns[i]);
 }
 
+/* utime + stime of process pid, all its threads, in clock ticks; -1 if
+ * unknown. */
+static long long
+proc_ticks(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* After the command's ")": state and ten fields, then utime stime. */
+	if (!(p = strrchr(buf, ')')) ||
+	    sscanf(p + 1,
+	           " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+	           &ut, &st) != 2)
+		return -1;
+	return (long long)(ut + st);
+}
+
+static void
+run_trickle(void)
+{
+	uint64_t now, last_check, end;
+	long long cpu0 = -1, cpu1;
+	int started = 0, rr = 0;
+
+	g.t0 = bench_now_us();
+	g.t_end = UINT64_MAX;
+	now = last_check = g.t0;
+	end = g.t0 + (uint64_t)(opt.op_timeout * 1e6);
+	/* Open the connections, a bounded number at a time, each sending its
+	 * partial head; then they are held. */
+	for (;;) {
+		int open = 0, ready = 0;
+
+		for (int i = 0; i < started; i++) {
+			struct conn *c = &g.conns[i];
+
+			if (c->state == S_FREE)
+				continue;
+			open++;
+			if (c->outoff == c->outlen) {
+				ready++;
+				c->deadline = 0;
+			}
+		}
+		if ((started == opt.clients && ready == open) || now >= end ||
+		    got_term)
+			break;
+		while (started < opt.clients &&
+		       open - ready < opt.setup_parallel) {
+			conn_start(&g.conns[started++]);
+			open++;
+		}
+		now = poll_once(10);
+		if (now - last_check > 100000) {
+			check_deadlines(now);
+			last_check = now;
+		}
+	}
+	g.errors[E_TIMEOUT] += (uint64_t)(opt.clients - started);
+	for (int i = 0; i < started; i++) {
+		struct conn *c = &g.conns[i];
+
+		if (c->state != S_FREE && c->outoff != c->outlen)
+			conn_fail(c, E_TIMEOUT,
+			          "partial head not sent within the setup bound");
+		else if (c->state != S_FREE)
+			g.established++;
+	}
+	printf("ready trickling=%d setup_s=%.3f\n", g.established,
+	       (double)(now - g.t0) / 1e6);
+	fflush(stdout);
+
+	if (opt.proxy_pid > 0)
+		cpu0 = proc_ticks(opt.proxy_pid);
+	g.t0 = now = bench_now_us();
+	g.t_end = g.t0 + (uint64_t)(opt.seconds * 1e6);
+	while (now < g.t_end && !got_term) {
+		uint64_t due = (uint64_t)((double)(now - g.t0) * opt.rate / 1e6);
+		int tries = 0;
+
+		/* One byte to each connection in turn, until the bytes due
+		 * are sent or no connection can take one. */
+		while (g.trickled < due && tries < opt.clients) {
+			struct conn *c = &g.conns[rr];
+
+			rr = (rr + 1) % opt.clients;
+			if (c->state != S_HELD || c->outoff != c->outlen ||
+			    c->head_sent >= opt.head_limit ||
+			    send(c->fd, "v", 1, MSG_DONTWAIT | MSG_NOSIGNAL) !=
+			        1) {
+				tries++;
+				continue;
+			}
+			g.trickled++;
+			c->head_sent++;
+			tries = 0;
+		}
+		now = poll_once(1);
+	}
+	g.t_stop = now;
+	if (cpu0 >= 0 && (cpu1 = proc_ticks(opt.proxy_pid)) >= 0)
+		g.proxy_ticks = cpu1 - cpu0;
+	/* Still held at the end: each is one completed. */
+	for (int i = 0; i < opt.clients; i++)
+		if (g.conns[i].state == S_HELD) {
+			g.count++;
+			conn_release(&g.conns[i]);
+		}
+	g.done = g.count;
+}
+
 static void
 build_requests(void)
 {
@@ -984,12 +1141,31 @@ build_requests(void)
 	g.bulk_req_len = (size_t)snprintf(g.bulk_req, sizeof(g.bulk_req),
 	                                  "%llu\n",
 	                                  (unsigned long long)opt.bulk_bytes);
+	if (opt.mode == M_TRICKLE) {
+		/* A GET whose last field is still being sent: the trickle
+		 * adds to its value, so the head never ends. */
+		int n;
+
+		bench_addr_str(&opt.targets[0], t, sizeof(t));
+		if (!(g.trickle_head = malloc(opt.head_bytes)))
+			die("out of memory");
+		memset(g.trickle_head, 'v', opt.head_bytes);
+		n = snprintf(g.trickle_head, opt.head_bytes,
+		             "GET http://%s/trickle HTTP/1.1\r\nHost: %s\r\n"
+		             "X-Pad: ",
+		             t, t);
+		if (n < 0 || (size_t)n + 1 >= opt.head_bytes)
+			die("-H %zu is too short for a head", opt.head_bytes);
+		/* Over snprintf's NUL. */
+		g.trickle_head[n] = 'v';
+	}
 }
 
 static void
 report(void)
 {
-	static const char *const names[] = {"connect", "bulk", "http", "idle"};
+	static const char *const names[] = {"connect", "bulk", "http", "idle",
+	                                    "trickle"};
 	double secs = (double)(g.t_end - g.t0) / 1e6;
 	uint64_t errors = 0;
 
@@ -1036,6 +1212,20 @@ report(void)
 		       g.verified, g.verified, g.established, g.verified,
 		       g.dropped);
 		break;
+	case M_TRICKLE:
+		/* count: connections still trickling at the end. */
+		printf(" established=%d count=%llu head_bytes=%zu seconds=%.3f"
+		       " bytes=%llu byte_rate=%.0f",
+		       g.established, (unsigned long long)g.count,
+		       opt.head_bytes, (double)(g.t_stop - g.t0) / 1e6,
+		       (unsigned long long)g.trickled,
+		       g.t_stop > g.t0 ? (double)g.trickled * 1e6 /
+		                             (double)(g.t_stop - g.t0)
+		                       : 0.0);
+		if (g.proxy_ticks >= 0)
+			printf(" proxy_ticks=%lld hz=%ld", g.proxy_ticks,
+			       sysconf(_SC_CLK_TCK));
+		break;
 	}
 	printf(" errors=%llu", (unsigned long long)errors);
 	for (int e = 0; e < E_COUNT; e++)
@@ -1053,13 +1243,14 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	        "usage: loadgen -m connect|bulk|http|idle [-x PROXY_IP:PORT] "
-	        "-t IP:PORT[,...]\n"
+	        "usage: loadgen -m connect|bulk|http|idle|trickle "
+	        "[-x PROXY_IP:PORT] -t IP:PORT[,...]\n"
 	        "               [-s SRC_IP[,...]] [-c CLIENTS] [-d SECONDS] "
 	        "[-r RATE]\n"
 	        "               [-n ECHO_BYTES] [-b BULK_BYTES] [-u PATH] "
 	        "[-T OP_TIMEOUT_S]\n"
-	        "               [-P SETUP_PARALLEL] [-M MIN_COUNT]\n");
+	        "               [-P SETUP_PARALLEL] [-M MIN_COUNT]\n"
+	        "               [-H HEAD_BYTES] [-L HEAD_LIMIT] [-p PROXY_PID]\n");
 	exit(2);
 }
 
@@ -1070,7 +1261,7 @@ main(int argc, char **argv)
 	long nofile;
 	int o;
 
-	while ((o = getopt(argc, argv, "m:x:t:s:c:d:r:n:b:u:T:P:M:")) != -1) {
+	while ((o = getopt(argc, argv, "m:x:t:s:c:d:r:n:b:u:T:P:M:H:L:p:")) != -1) {
 		switch (o) {
 		case 'm':
 			if (!strcmp(optarg, "connect"))
@@ -1081,6 +1272,8 @@ main(int argc, char **argv)
 				opt.mode = M_HTTP;
 			else if (!strcmp(optarg, "idle"))
 				opt.mode = M_IDLE;
+			else if (!strcmp(optarg, "trickle"))
+				opt.mode = M_TRICKLE;
 			else
 				usage();
 			break;
@@ -1133,14 +1326,28 @@ main(int argc, char **argv)
 		case 'M':
 			opt.min_count = strtoull(optarg, NULL, 10);
 			break;
+		case 'H':
+			opt.head_bytes = (size_t)atol(optarg);
+			break;
+		case 'L':
+			opt.head_limit = (size_t)atol(optarg);
+			break;
+		case 'p':
+			opt.proxy_pid = atoi(optarg);
+			break;
 		default:
 			usage();
 		}
 	}
-	if (optind != argc || opt.ntargets == 0 || opt.clients < 1 ||
+	if (optind != argc || opt.ntargets == 0 ||
+	    opt.clients < 1 ||
 	    opt.clients > 1000000 || opt.seconds < 0 || opt.echo_bytes < 1 ||
 	    opt.echo_bytes > MAX_ECHO || opt.op_timeout <= 0 ||
 	    opt.setup_parallel < 1 || opt.path[0] != '/')
+		usage();
+	if (opt.mode == M_TRICKLE &&
+	    (!opt.have_proxy || opt.head_bytes < 64 ||
+	     opt.head_limit < opt.head_bytes || opt.rate < 0))
 		usage();
 	nofile = bench_raise_nofile();
 	if (nofile > 0 && opt.clients + 64 > nofile)
@@ -1154,15 +1361,16 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	build_requests();
-	g.conns = calloc((size_t)opt.clients, sizeof(*g.conns));
-	g.restart = calloc((size_t)opt.clients, sizeof(*g.restart));
+	g.proxy_ticks = -1;
+	g.conns = calloc((size_t)opt.clients + 1, sizeof(*g.conns));
+	g.restart = calloc((size_t)opt.clients + 1, sizeof(*g.restart));
 	if (!g.conns || !g.restart)
 		die("out of memory for %d connections", opt.clients);
 	for (int i = 0; i < opt.clients; i++)
 		g.conns[i].fd = -1;
 	if ((g.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die("epoll_create1: %s", strerror(errno));
-	if (opt.rate > 0) {
+	if (opt.rate > 0 && opt.mode == M_CONNECT) {
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &g.tfd};
 
 		g.tfd = timerfd_create(CLOCK_MONOTONIC,
@@ -1181,6 +1389,9 @@ main(int argc, char **argv)
 		break;
 	case M_IDLE:
 		run_idle();
+		break;
+	case M_TRICKLE:
+		run_trickle();
 		break;
 	}
 	report();

@@ -18,7 +18,14 @@
 #   BENCH_IDLE="4000 8000"  idle tunnel counts
 #   BENCH_RATE=1000         the fixed-rate scenario's tunnels a second
 #   BENCH_CLIENTS=50        concurrent clients (connect-rate, http)
+#   BENCH_TRICKLE_CONNS=300 trickle: connections holding a partial head
+#   BENCH_TRICKLE_HEAD=30000  bytes of head each sends at once
+#   BENCH_TRICKLE_RATE=50000  then bytes a second, one at a time, in all
+#   BENCH_TRICKLE_SECONDS=5   for this long (under header_timeout_ms)
+#   BENCH_TRICKLE_PROBES=100  probe tunnels a second beside it
 #   BENCH_PROXIES="direct egressd squid tinyproxy"
+#   BENCH_SCENARIOS=all     or some of: conn1 conn50 rate bulk1 bulk16
+#                           http100b http100k trickle idle
 #   BENCH_PORT_BASE=7100    ports BASE+1..3 upstream, BASE+28..30 proxies
 #   BENCH_NETNS=1           run inside a network namespace of its own (root)
 #   BENCH_EGRESSD_EXTRA='workers = 1;'  appended to egressd's configuration
@@ -64,9 +71,13 @@ smoke)
 	: "${BENCH_SECONDS:=1}" "${BENCH_BULK_BYTES:=16777216}"
 	: "${BENCH_IDLE=200}" "${BENCH_RATE:=200}"
 	: "${BENCH_PROXIES:=egressd}" "${BENCH_BULK_RUNS:=1}"
+	: "${BENCH_TRICKLE_SECONDS:=2}"
 	;;
 esac
 : "${BENCH_BULK_RUNS:=3}"
+: "${BENCH_TRICKLE_CONNS:=300}" "${BENCH_TRICKLE_HEAD:=30000}"
+: "${BENCH_TRICKLE_RATE:=50000}" "${BENCH_TRICKLE_SECONDS:=5}"
+: "${BENCH_TRICKLE_PROBES:=100}" "${BENCH_SCENARIOS:=all}"
 : "${BENCH_CLIENTS:=50}" "${BENCH_PORT_BASE:=7100}" "${BENCH_NETNS:=1}"
 : "${BENCH_PROFILE:=}" "${BENCH_NICE:=-10}"
 
@@ -278,11 +289,15 @@ write_egressd_conf() { # DIR PORT
 listen = ( { address = "127.0.0.1"; port = $2; } );
 log = { path = "$1/decisions.log"; };
 # Room for the largest idle scenario: two descriptors a tunnel, 20,000 here.
-limits = { max_connections = 9000; };
+# No per-client cap (0; the default is 256): the load comes from a few
+# addresses, the idle scenario holds 1,000 tunnels from each of eight and
+# the trickle 300 heads from one.
+limits = { max_connections = 9000; max_connections_per_client = 0; };
 # As in production: started as root, it serves as nobody under its
 # seccomp filter.
 sandbox = { user = "nobody"; };
 ${BENCH_EGRESSD_EXTRA:-}
+${egressd_scenario_extra:-}
 policies = (
   { name = "bench";
     mode = "enforce";
@@ -512,29 +527,107 @@ run_idle() {
 	settle "idle$n"
 }
 
+# run_trickle TARGET: a fresh proxy (egressd with one worker, as the issue
+# measured it); first a probe alone, BENCH_TRICKLE_PROBES tunnels a second
+# from 127.0.0.32 (CONNECT, echo, close; open loop, timed from each planned
+# start); then BENCH_TRICKLE_CONNS connections from 127.0.0.31 each send
+# BENCH_TRICKLE_HEAD bytes of a head and trickle it on at
+# BENCH_TRICKLE_RATE bytes a second in all, and the probe runs again beside
+# them.  The trickling loadgen reads the proxy's CPU time over the trickle.
+# One results line: the probe's fields, q_ the quiet probe's, t_ the
+# trickle's; errors counts all three.
+run_trickle() {
+	local target=$1 tpid quiet probe tout i probe_s
+	probe_s=$((BENCH_TRICKLE_SECONDS > 2 ? BENCH_TRICKLE_SECONDS - 1 : 1))
+	stop_proxy
+	if [ "$target" = egressd ]; then
+		case ${BENCH_EGRESSD_EXTRA:-} in
+		*workers*) ;;
+		*) egressd_scenario_extra="workers = 1;" ;;
+		esac
+	fi
+	start_proxy "$target"
+	local rc=$?
+	egressd_scenario_extra=""
+	if [ $rc != 0 ]; then
+		echo "$target trickle mode=failed count=0 errors=1" >>"$results"
+		return 1
+	fi
+	quiet=$(timeout -k 5 "$LIM" "${NSX[@]}" "$LOADGEN" -x "$proxy_addr" -m connect \
+		-t "$(targets_on $P_ECHO)" -s 127.0.0.32 -c 64 -r "$BENCH_TRICKLE_PROBES" \
+		-d "$probe_s" "${SMOKE_MIN[@]}" 2>>"$work/loadgen.err" | grep '^mode=')
+	: >"$work/trickle.out"
+	"${NSX[@]}" "$LOADGEN" -x "$proxy_addr" -m trickle -t "127.0.0.21:$P_ECHO" -s 127.0.0.31 \
+		-c "$BENCH_TRICKLE_CONNS" -H "$BENCH_TRICKLE_HEAD" -L 32000 \
+		-r "$BENCH_TRICKLE_RATE" -d "$BENCH_TRICKLE_SECONDS" -p "$proxy_pid" \
+		>"$work/trickle.out" 2>>"$work/loadgen.err" &
+	tpid=$!
+	pids+=("$tpid")
+	for i in $(seq 300); do
+		grep -q '^ready' "$work/trickle.out" && break
+		kill -0 "$tpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	probe=$(timeout -k 5 "$LIM" "${NSX[@]}" "$LOADGEN" -x "$proxy_addr" -m connect \
+		-t "$(targets_on $P_ECHO)" -s 127.0.0.32 -c 64 -r "$BENCH_TRICKLE_PROBES" \
+		-d "$probe_s" "${SMOKE_MIN[@]}" 2>>"$work/loadgen.err" | grep '^mode=')
+	# It trickles for BENCH_TRICKLE_SECONDS after ready, then reports.
+	for i in $(seq $((BENCH_TRICKLE_SECONDS * 10 + 300))); do
+		kill -0 "$tpid" 2>/dev/null || break
+		[ "$(awk '{print $3}' "/proc/$tpid/stat" 2>/dev/null)" = Z ] && break
+		sleep 0.1
+	done
+	stop_pid "$tpid"
+	tout=$(grep '^mode=' "$work/trickle.out")
+	[ -n "$quiet" ] || quiet="mode=failed count=0 errors=1"
+	[ -n "$probe" ] || probe="mode=failed count=0 errors=1"
+	[ -n "$tout" ] || tout="mode=failed count=0 errors=1"
+	echo "$target trickle $probe $(echo "$quiet" | sed 's/\([a-z0-9_]*\)=/q_\1=/g') $(echo "$tout" | sed 's/\([a-z0-9_]*\)=/t_\1=/g')" |
+		awk '{ e = 0
+			for (i = 3; i <= NF; i++) {
+				split($i, a, "=")
+				if (a[1] == "errors" || a[1] == "q_errors" || a[1] == "t_errors") e += a[2]
+			}
+			for (i = 3; i <= NF; i++) if (index($i, "errors=") == 1) $i = "errors=" e
+			print }' >>"$results"
+	say "$target trickle: probe $probe; quiet $quiet; trickle $tout"
+	settle trickle
+}
+
 T=$BENCH_SECONDS
 LIM=$(awk -v t="$T" 'BEGIN { printf "%d", t + 60 }')
 SMOKE_MIN=()
 [ $mode = smoke ] && SMOKE_MIN=(-M 1)
 
+# wanted SCENARIO: is it in BENCH_SCENARIOS (all of them by default)?
+wanted() {
+	case " $BENCH_SCENARIOS " in *" all "* | *" $1 "*) return 0 ;; esac
+	return 1
+}
+
 run_all() { # TARGET
 	local t=$1 half=$((BENCH_BULK_BYTES / 16))
-	run_load "$t" conn1 "$LIM" -m connect -t "$(targets_on $P_ECHO)" -s "$SOURCES" \
-		-c 1 -d "$T" "${SMOKE_MIN[@]}"
-	run_load "$t" conn50 "$LIM" -m connect -t "$(targets_on $P_ECHO)" -s "$SOURCES" \
-		-c "$BENCH_CLIENTS" -d "$T" "${SMOKE_MIN[@]}"
-	run_load "$t" rate "$LIM" -m connect -t "$(targets_on $P_ECHO)" -s "$SOURCES" \
-		-c 4000 -r "$BENCH_RATE" -d "$T" "${SMOKE_MIN[@]}"
-	run_median "$BENCH_BULK_RUNS" "$t" bulk1 900 -m bulk -t "$(targets_on $P_BULK)" \
-		-s "$SOURCES" -c 1 -b "$BENCH_BULK_BYTES"
-	run_median "$BENCH_BULK_RUNS" "$t" bulk16 900 -m bulk -t "$(targets_on $P_BULK)" \
-		-s "$SOURCES" -c 16 -b "$half"
-	run_load "$t" http100b "$LIM" -m http -t "$(targets_on $P_HTTP)" -s "$SOURCES" \
-		-c "$BENCH_CLIENTS" -d "$T" -u /100b "${SMOKE_MIN[@]}"
-	run_load "$t" http100k "$LIM" -m http -t "$(targets_on $P_HTTP)" -s "$SOURCES" \
-		-c "$BENCH_CLIENTS" -d "$T" -u /100k "${SMOKE_MIN[@]}"
+	wanted conn1 && run_load "$t" conn1 "$LIM" -m connect -t "$(targets_on $P_ECHO)" \
+		-s "$SOURCES" -c 1 -d "$T" "${SMOKE_MIN[@]}"
+	wanted conn50 && run_load "$t" conn50 "$LIM" -m connect -t "$(targets_on $P_ECHO)" \
+		-s "$SOURCES" -c "$BENCH_CLIENTS" -d "$T" "${SMOKE_MIN[@]}"
+	wanted rate && run_load "$t" rate "$LIM" -m connect -t "$(targets_on $P_ECHO)" \
+		-s "$SOURCES" -c 4000 -r "$BENCH_RATE" -d "$T" "${SMOKE_MIN[@]}"
+	wanted bulk1 && run_median "$BENCH_BULK_RUNS" "$t" bulk1 900 -m bulk \
+		-t "$(targets_on $P_BULK)" -s "$SOURCES" -c 1 -b "$BENCH_BULK_BYTES"
+	wanted bulk16 && run_median "$BENCH_BULK_RUNS" "$t" bulk16 900 -m bulk \
+		-t "$(targets_on $P_BULK)" -s "$SOURCES" -c 16 -b "$half"
+	wanted http100b && run_load "$t" http100b "$LIM" -m http -t "$(targets_on $P_HTTP)" \
+		-s "$SOURCES" -c "$BENCH_CLIENTS" -d "$T" -u /100b "${SMOKE_MIN[@]}"
+	wanted http100k && run_load "$t" http100k "$LIM" -m http -t "$(targets_on $P_HTTP)" \
+		-s "$SOURCES" -c "$BENCH_CLIENTS" -d "$T" -u /100k "${SMOKE_MIN[@]}"
+	# Only a proxy has a request head to trickle.
+	[ "$t" != direct ] && wanted trickle && run_trickle "$t"
 	local n
-	for n in $BENCH_IDLE; do run_idle "$t" "$n"; done
+	if wanted idle; then
+		for n in $BENCH_IDLE; do run_idle "$t" "$n"; done
+	fi
+	return 0
 }
 
 # profile_egressd: perf record egressd during three loads (not measured).
@@ -600,6 +693,7 @@ eg_rev=$(git -C "$root" describe --always --dirty 2>/dev/null)
 	echo "egressd: ${eg_ver:-?} ($eg_rev); squid $(ver squid); tinyproxy $(ver tinyproxy)"
 	echo "loadavg: $load_start before the run, $load_end after (other work on the machine disturbs the figures); nice $(ps -o ni= -p $$ | tr -d ' ')"
 	echo "load: ${T}s a timed scenario, $BENCH_CLIENTS clients, bulk $BENCH_BULK_BYTES bytes a scenario (median of $BENCH_BULK_RUNS runs), fixed rate $BENCH_RATE/s, idle: $BENCH_IDLE"
+	echo "trickle: $BENCH_TRICKLE_CONNS heads of $BENCH_TRICKLE_HEAD bytes from one address, then $BENCH_TRICKLE_RATE bytes/s a byte at a time for ${BENCH_TRICKLE_SECONDS}s; probe $BENCH_TRICKLE_PROBES tunnels/s; egressd with one worker"
 } >"$work/table"
 
 LC_ALL=C awk -v hz="$HZ" -v proxies="$BENCH_PROXIES" -v idle="$BENCH_IDLE" '
@@ -630,6 +724,15 @@ function val(t, s, m,   l, c) {
 	if (m == "rss") {
 		if (t == "direct" || kv(l, "established") + 0 == 0) return ""
 		return (kv(l, "rss1") - kv(l, "rss0")) / kv(l, "established")
+	}
+	if (m == "q_p99") return kv(l, "q_p99_us")
+	if (m == "cpu_byte") {
+		if (kv(l, "t_bytes") + 0 == 0 || kv(l, "t_hz") + 0 == 0) return ""
+		return kv(l, "t_proxy_ticks") * 1e6 / kv(l, "t_hz") / kv(l, "t_bytes")
+	}
+	if (m == "cpu_core") {
+		if (kv(l, "t_seconds") + 0 == 0 || kv(l, "t_hz") + 0 == 0) return ""
+		return kv(l, "t_proxy_ticks") * 100 / kv(l, "t_hz") / kv(l, "t_seconds")
 	}
 	return ""
 }
@@ -675,6 +778,8 @@ END {
 	metric_name["mbps"] = "MB/s"; metric_name["cpu_gb"] = "CPU ms/GB"
 	metric_name["cpu_req"] = "CPU µs/req"; metric_name["ok"] = "tunnels ok"
 	metric_name["rss"] = "RSS KiB/tunnel"
+	metric_name["q_p99"] = "quiet p99 µs"; metric_name["cpu_byte"] = "CPU µs/byte"
+	metric_name["cpu_core"] = "CPU % of a core"
 	h = sprintf("%-15s %-15s", "scenario", "metric")
 	for (i = 1; i <= np; i++)
 		if (p[i] == "direct") h = h sprintf(" %9s |", "direct")
@@ -694,12 +799,16 @@ END {
 	row("", "cpu_req", "http100b"); errors_row("http100b")
 	row("http 100 KiB", "rate", "http100k"); row("", "p99", "http100k")
 	row("", "cpu_req", "http100k"); errors_row("http100k")
+	row("trickle " tconns "x" int(thead / 1000) "K", "q_p99", "trickle")
+	row("", "p99", "trickle"); row("", "cpu_byte", "trickle")
+	row("", "cpu_core", "trickle"); errors_row("trickle")
 	n = split(idle, ids, " ")
 	for (i = 1; i <= n; i++) {
 		row("idle " ids[i], "ok", "idle" ids[i]); row("", "rss", "idle" ids[i])
 		errors_row("idle" ids[i])
 	}
-}' clients="$BENCH_CLIENTS" rate="$BENCH_RATE" "$results" >>"$work/table"
+}' clients="$BENCH_CLIENTS" rate="$BENCH_RATE" tconns="$BENCH_TRICKLE_CONNS" \
+	thead="$BENCH_TRICKLE_HEAD" "$results" >>"$work/table"
 if [ -s "$work/notes" ]; then
 	echo "notes: $(tr '\n' ';' <"$work/notes" | sed 's/;$//; s/;/; /g')" >>"$work/table"
 fi
@@ -708,7 +817,9 @@ cat >>"$work/table" <<'EOF'
 higher is better; latency, CPU and RSS: lower is better).  CPU is the proxy
 process's user+system time (children included) over the scenario, divided by
 the tunnels or requests completed or the bytes moved; RSS is the growth of a
-freshly started proxy while the idle tunnels are held.
+freshly started proxy while the idle tunnels are held.  trickle: the probe's
+p99 alone (quiet) and beside the trickle; the proxy's CPU over the trickle
+(the probe's tunnels included) a trickled byte and as a share of one core.
 EOF
 cat "$work/table"
 
