@@ -8,8 +8,8 @@
 #include "metrics.h"
 #include "pool.h"
 
-static void resolved(enum resolve_status status, const struct netaddr *addrs,
-                     size_t naddrs, void *arg);
+static void resolved_cb(enum resolve_status status, const struct netaddr *addrs,
+                        size_t naddrs, void *arg);
 static void connect_next(struct conn *c);
 
 void
@@ -25,15 +25,16 @@ dial_start(struct conn *c, dial_admit_fn admit, dial_connected_fn connected)
 	}
 	c->state = CONN_RESOLVING;
 	clock_gettime(CLOCK_MONOTONIC, &r->dns_started);
-	c->query = resolve_start(c->env->resolver, r->host.name, resolved, c);
+	c->query =
+	    resolve_start(c->env->resolver, r->host.name, resolved_cb, c);
 	if (!c->query)
 		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
 }
 
 /* Every address is checked; only those that pass are connected to. */
 static void
-resolved(enum resolve_status status, const struct netaddr *addrs, size_t naddrs,
-         void *arg)
+resolved_cb(enum resolve_status status, const struct netaddr *addrs,
+            size_t naddrs, void *arg)
 {
 	static const enum reason failed[] = {
 	    [RESOLVE_NXDOMAIN] = REASON_DNS_NXDOMAIN,
@@ -78,9 +79,8 @@ resolved(enum resolve_status status, const struct netaddr *addrs, size_t naddrs,
 static int
 may_reuse(const struct request *r)
 {
-	static const char *const idempotent[] = {"GET",   "HEAD", "OPTIONS",
-	                                         "TRACE", "PUT",  "DELETE",
-	                                         NULL};
+	static const char *const idempotent[] = {
+	    "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", NULL};
 
 	if (r->is_connect || r->body.kind != HTTP_BODY_NONE)
 		return 0;
@@ -173,8 +173,8 @@ connect_next(struct conn *c)
 		size_t which;
 
 		pool_key_of(r, &key);
-		c->up_bev = pool_take(c->env->pool, &key, r->addrs, r->naddrs,
-		                      &which);
+		c->up_bev =
+		    pool_take(c->env->pool, &key, r->addrs, r->naddrs, &which);
 		if (c->up_bev) {
 			r->reused = 1;
 			r->next_addr = which + 1;

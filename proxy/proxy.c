@@ -21,8 +21,8 @@
 
 static enum reason parse_target(struct request *r);
 static enum reason identify(struct conn *c);
-static int admit(struct conn *c, const struct netaddr *a, struct verdict *v);
-static void connected(struct conn *c);
+static int admit_cb(struct conn *c, const struct netaddr *a, struct verdict *v);
+static void connected_cb(struct conn *c);
 static void start_tunnel(struct conn *c);
 static void start_forward(struct conn *c);
 
@@ -81,7 +81,7 @@ proxy_request(struct conn *c)
 		r->addr_rules[r->naddrs] = v.rule;
 		r->addrs[r->naddrs++] = r->host.addr;
 	}
-	dial_start(c, admit, connected);
+	dial_start(c, admit_cb, connected_cb);
 }
 
 /* The origin-form target to send for what follows the authority: "/"
@@ -133,7 +133,7 @@ parse_target(struct request *r)
 	if (r->is_connect) {
 		if (host_parse_authority(t.p, t.len, 0, &r->host, &r->port) < 0)
 			return memchr(t.p, '/', t.len) ? REASON_BAD_TARGET
-			                                : REASON_MALFORMED_HOST;
+			                               : REASON_MALFORMED_HOST;
 		r->have_dest = 1;
 		return r->body.kind == HTTP_BODY_NONE ? REASON_ALLOWED
 		                                      : REASON_BAD_FRAMING;
@@ -172,7 +172,7 @@ tls_name_cb(const char *name, void *arg)
 
 /* The identity a verified client certificate names, or NULL. */
 static const struct identity *
-cert_identity(void *arg)
+cert_identity_cb(void *arg)
 {
 	struct conn *c = arg;
 	struct tls_match m = {c->config, NULL};
@@ -196,7 +196,7 @@ identify(struct conn *c)
 	    .credentials = pa ? pa->value.p : NULL,
 	    .credentials_len = pa ? pa->value.len : 0,
 	    .source = &c->client_addr,
-	    .by_cert = cert_identity,
+	    .by_cert = cert_identity_cb,
 	    .arg = c,
 	};
 	const struct identity *id;
@@ -216,7 +216,7 @@ identify(struct conn *c)
 /* The policy's address check: a refusal that report mode waives is logged
  * and the address is tried, governed by no rule. */
 static int
-admit(struct conn *c, const struct netaddr *a, struct verdict *v)
+admit_cb(struct conn *c, const struct netaddr *a, struct verdict *v)
 {
 	struct request *r = &c->r;
 
@@ -230,7 +230,7 @@ admit(struct conn *c, const struct netaddr *a, struct verdict *v)
 }
 
 static void
-connected(struct conn *c)
+connected_cb(struct conn *c)
 {
 	if (c->r.is_connect)
 		start_tunnel(c);
@@ -241,7 +241,7 @@ connected(struct conn *c)
 /* --- the tunnel ----------------------------------------------------------- */
 
 static void
-tunnel_done(void *arg, enum reason why)
+tunnel_end_cb(void *arg, enum reason why)
 {
 	struct conn *c = arg;
 
@@ -261,7 +261,8 @@ hello_cb(void *arg, const unsigned char *buf, size_t len, int final,
 {
 	struct conn *c = arg;
 	struct clienthello ch;
-	enum clienthello_status st = clienthello_parse(buf, len, HELLO_MAX, &ch);
+	enum clienthello_status st =
+	    clienthello_parse(buf, len, HELLO_MAX, &ch);
 	struct verdict v = {REASON_ALLOWED, c->r.rule, NULL};
 
 	if (st == CLIENTHELLO_NEED_MORE && !final)
@@ -269,7 +270,8 @@ hello_cb(void *arg, const unsigned char *buf, size_t len, int final,
 	c->r.hello_pending = 0;
 	if (final == TUNNEL_HELLO_EOF && len == 0) {
 		/* Closed before a byte: nothing to judge, nothing went. */
-		request_log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
+		request_log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream,
+		                     0);
 		return 1;
 	}
 	switch (st) {
@@ -314,7 +316,7 @@ start_tunnel(struct conn *c)
 	struct tunnel_opts opts = {
 	    .buffer_bytes = lim->buffer_bytes,
 	    .idle_ms = lim->idle_timeout_ms,
-	    .done = tunnel_done,
+	    .done = tunnel_end_cb,
 	    .hello = check ? hello_cb : NULL,
 	    .hello_max = HELLO_MAX,
 	    .hello_ms = lim->header_timeout_ms,
@@ -328,7 +330,8 @@ start_tunnel(struct conn *c)
 	c->r.in_progress = 1;
 	metrics_active(1);
 	if (!check)
-		request_log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
+		request_log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream,
+		                     0);
 	c->r.hello_pending = check;
 	/* The hello check logs from the tunnel: the state says so. */
 	c->state = CONN_TUNNEL;
@@ -360,7 +363,7 @@ may_retry(const struct request *r, const struct forward_result *res)
 }
 
 static void
-forward_done(void *arg, const struct forward_result *result)
+forward_end_cb(void *arg, const struct forward_result *result)
 {
 	struct conn *c = arg;
 	/* The result lives in the forward, which conn_free_upstream frees. */
@@ -403,13 +406,14 @@ start_forward(struct conn *c)
 
 	/* A retry on a new connection is the same request, decided once. */
 	if (!c->r.in_progress) {
-		request_log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
+		request_log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream,
+		                     0);
 		c->r.in_progress = 1;
 		metrics_active(1);
 	}
 	c->state = CONN_FORWARD;
 	c->forward = forward_new(c->client_bev, c->up_bev, &fr,
-	                         &c->config->limits, forward_done, c);
+	                         &c->config->limits, forward_end_cb, c);
 	if (!c->forward) {
 		conn_fail(c, REASON_INTERNAL_ERROR, NULL, NULL);
 		return;

@@ -60,8 +60,7 @@ request_note_line(struct request *r, const char *p, size_t len)
 	}
 	for (sp2 = sp1 + 1; sp2 < end && p[sp2] != ' '; sp2++)
 		;
-	host = http_target_host(
-	    (struct http_span){p + sp1 + 1, sp2 - sp1 - 1});
+	host = http_target_host((struct http_span){p + sp1 + 1, sp2 - sp1 - 1});
 	r->raw_host_len = host.len > LOG_VALUE_MAX ? LOG_VALUE_MAX : host.len;
 	memcpy(r->raw_host, host.p, r->raw_host_len);
 }

@@ -55,8 +55,8 @@ struct request {
 	enum reason connect_error;
 
 	struct timespec dns_started, connect_started;
-	int reused;  /* on an idle upstream connection from the pool */
-	int no_pool; /* a reused connection failed: connect afresh */
+	int reused;      /* on an idle upstream connection from the pool */
+	int no_pool;     /* a reused connection failed: connect afresh */
 	int in_progress; /* counted in egressd_active_requests */
 
 	/* Who asked, and so which policy applies; NULL until known. */

@@ -23,8 +23,8 @@ test_table(void **state)
 
 		assert_non_null(ri->name);
 		for (int s = 0; s < r; s++)
-			if (strcmp(reason_get((enum reason)s)->name, ri->name) ==
-			    0)
+			if (strcmp(reason_get((enum reason)s)->name,
+			           ri->name) == 0)
 				fail_msg("%s: two entries", ri->name);
 		if (ri->status == 0)
 			continue;
