@@ -203,7 +203,7 @@ write_response_head(struct forward *f, const struct http_response *resp,
  */
 
 static void
-finish(struct forward *f, enum reason why)
+forward_finish(struct forward *f, enum reason why)
 {
 	if (f->finished)
 		return;
@@ -231,9 +231,9 @@ finish(struct forward *f, enum reason why)
 }
 
 static void
-idle_expired(void *arg)
+forward_idle_cb(void *arg)
 {
-	finish(arg, REASON_UPSTREAM_TIMEOUT);
+	forward_finish(arg, REASON_UPSTREAM_TIMEOUT);
 }
 
 /* --- bodies ----------------------------------------------------------------
@@ -433,7 +433,7 @@ direct_cb(evutil_socket_t fd, short what, void *arg)
 		if ((r = direct_write(p, (size_t)n)) < 0) {
 			f->keep_client = 0;
 			if (r == -2)
-				finish(f, REASON_INTERNAL_ERROR);
+				forward_finish(f, REASON_INTERNAL_ERROR);
 			else
 				direct_event(f, p->dst,
 				             BEV_EVENT_WRITING | BEV_EVENT_ERROR);
@@ -444,7 +444,7 @@ direct_cb(evutil_socket_t fd, short what, void *arg)
 			p->active = 0;
 			event_del(p->direct);
 			if (p == &f->response)
-				finish(f, REASON_COMPLETE);
+				forward_finish(f, REASON_COMPLETE);
 			return;
 		}
 		if ((size_t)n < want)
@@ -491,7 +491,7 @@ request_progress(struct forward *f)
 {
 	if (pump_run(f, &f->request) < 0) {
 		f->keep_client = 0;
-		finish(f, REASON_BAD_FRAMING);
+		forward_finish(f, REASON_BAD_FRAMING);
 		return;
 	}
 	if (f->request.done)
@@ -504,11 +504,11 @@ static void
 response_progress(struct forward *f)
 {
 	if (pump_run(f, &f->response) < 0) {
-		finish(f, REASON_BAD_RESPONSE);
+		forward_finish(f, REASON_BAD_RESPONSE);
 		return;
 	}
 	if (f->response.done)
-		finish(f, REASON_COMPLETE);
+		forward_finish(f, REASON_COMPLETE);
 	else if (pump_go_direct(&f->response) == 0)
 		direct_cb(bufferevent_getfd(f->upstream), EV_READ,
 		          &f->response);
@@ -544,7 +544,7 @@ read_response_head(struct forward *f)
 			return;
 		if (st != HTTP_OK ||
 		    http_parse_response(p, head_len, &hl, &resp) != HTTP_OK) {
-			finish(f, REASON_BAD_RESPONSE);
+			forward_finish(f, REASON_BAD_RESPONSE);
 			return;
 		}
 		idle_touch(&f->idle);
@@ -553,7 +553,7 @@ read_response_head(struct forward *f)
 			 * are (RFC 9110 §15.2); 101 cannot happen: Upgrade is
 			 * never forwarded. */
 			if (resp.status == 101) {
-				finish(f, REASON_BAD_RESPONSE);
+				forward_finish(f, REASON_BAD_RESPONSE);
 				return;
 			}
 			if (f->client_minor == 1)
@@ -562,7 +562,7 @@ read_response_head(struct forward *f)
 			continue;
 		}
 		if (http_response_body(&resp, f->fr.method, &body) != HTTP_OK) {
-			finish(f, REASON_BAD_RESPONSE);
+			forward_finish(f, REASON_BAD_RESPONSE);
 			return;
 		}
 		if (body.kind == HTTP_BODY_CLOSE)
@@ -611,7 +611,7 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	/* A client gone, or half-closed, before its request body was
 	 * complete has abandoned the request. */
 	if (!f->request.done || (what & BEV_EVENT_ERROR)) {
-		finish(f, REASON_CLIENT_CLOSED);
+		forward_finish(f, REASON_CLIENT_CLOSED);
 		return;
 	}
 	bufferevent_disable(f->client, EV_READ);
@@ -653,11 +653,11 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (f->state == RESPONSE_BODY &&
 	    f->response.body.kind == HTTP_BODY_CLOSE &&
 	    (what & BEV_EVENT_EOF)) {
-		finish(f, REASON_COMPLETE);
+		forward_finish(f, REASON_COMPLETE);
 		return;
 	}
 	f->keep_client = 0;
-	finish(f, REASON_RESPONSE_INCOMPLETE);
+	forward_finish(f, REASON_RESPONSE_INCOMPLETE);
 }
 
 struct forward *
@@ -670,7 +670,7 @@ forward_new(struct bufferevent *client, struct bufferevent *upstream,
 	if (!f)
 		return NULL;
 	if (idle_start(&f->idle, bufferevent_get_base(client),
-	               lim->idle_timeout_ms, idle_expired, f) < 0) {
+	               lim->idle_timeout_ms, forward_idle_cb, f) < 0) {
 		free(f);
 		return NULL;
 	}

@@ -16,7 +16,7 @@ enum { CLIENT, UPSTREAM };
 /* Reads one wake-up may do before other connections get a turn. */
 #define ROUNDS 8
 /* Pipes kept for reuse by each thread. */
-#define POOL_MAX 16
+#define PIPES_POOLED_MAX 16
 /* A pipe holds a direction's buffer_bytes, up to the largest pipe an
  * unprivileged process may ask for by default (fs.pipe-max-size). */
 #define PIPE_MAX (1024 * 1024)
@@ -71,8 +71,8 @@ struct pooled_pipe {
 	size_t cap;
 };
 
-static _Thread_local struct pooled_pipe pool[POOL_MAX];
-static _Thread_local int pool_len;
+static _Thread_local struct pooled_pipe pipe_pool[PIPES_POOLED_MAX];
+static _Thread_local int pipe_pool_len;
 
 /*
  * A pipe is as large as its direction's buffer while it streams and one
@@ -101,8 +101,8 @@ pipe_take(struct dir *d, size_t want)
 
 	if (want > PIPE_MAX)
 		want = PIPE_MAX;
-	if (pool_len > 0) {
-		struct pooled_pipe *p = &pool[--pool_len];
+	if (pipe_pool_len > 0) {
+		struct pooled_pipe *p = &pipe_pool[--pipe_pool_len];
 
 		d->pipe[0] = p->fd[0];
 		d->pipe[1] = p->fd[1];
@@ -121,8 +121,8 @@ pipe_give(struct dir *d)
 {
 	if (d->pipe[0] < 0)
 		return;
-	if (d->in_pipe == 0 && pool_len < POOL_MAX) {
-		struct pooled_pipe *p = &pool[pool_len++];
+	if (d->in_pipe == 0 && pipe_pool_len < PIPES_POOLED_MAX) {
+		struct pooled_pipe *p = &pipe_pool[pipe_pool_len++];
 
 		p->fd[0] = d->pipe[0];
 		p->fd[1] = d->pipe[1];
@@ -140,17 +140,17 @@ pipe_give(struct dir *d)
 void
 tunnel_pool_clear(void)
 {
-	while (pool_len > 0) {
-		pool_len--;
-		close(pool[pool_len].fd[0]);
-		close(pool[pool_len].fd[1]);
+	while (pipe_pool_len > 0) {
+		pipe_pool_len--;
+		close(pipe_pool[pipe_pool_len].fd[0]);
+		close(pipe_pool[pipe_pool_len].fd[1]);
 	}
 }
 
 /* --- shared by both engines ---------------------------------------------- */
 
 static void
-finish(struct tunnel *t, enum reason why)
+tunnel_finish(struct tunnel *t, enum reason why)
 {
 	if (t->finished)
 		return;
@@ -184,7 +184,7 @@ static int
 count(struct tunnel *t, int i, size_t n)
 {
 	if (t->max_bytes && t->bytes[0] + t->bytes[1] + n > t->max_bytes) {
-		finish(t, REASON_LIMIT_BYTES);
+		tunnel_finish(t, REASON_LIMIT_BYTES);
 		return -1;
 	}
 	t->bytes[i] += n;
@@ -210,7 +210,7 @@ check_hello(struct tunnel *t, const unsigned char *buf, size_t len, int final)
 			(void)!write(t->fd[CLIENT], t->refusal, t->refusal_len);
 		/* Held, never relayed. */
 		t->bytes[CLIENT] = 0;
-		finish(t, why);
+		tunnel_finish(t, why);
 		return -1;
 	}
 	if (r > 0) {
@@ -252,13 +252,13 @@ lifetime_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	finish(arg, REASON_LIMIT_LIFETIME);
+	tunnel_finish(arg, REASON_LIMIT_LIFETIME);
 }
 
 static void
-idle_expired(void *arg)
+tunnel_idle_cb(void *arg)
 {
-	finish(arg, REASON_IDLE_TIMEOUT);
+	tunnel_finish(arg, REASON_IDLE_TIMEOUT);
 }
 
 /* --- the splice engine: two plain sockets -------------------------------- */
@@ -506,7 +506,7 @@ pump(struct tunnel *t, int i)
 		int r = flush(t, i);
 
 		if (r < 0) {
-			finish(t, side_reason(!i));
+			tunnel_finish(t, side_reason(!i));
 			return -1;
 		}
 		if (r == 0 && !room(t, i))
@@ -514,7 +514,7 @@ pump(struct tunnel *t, int i)
 		if (r == 1 && d->eof) {
 			/* Both ways done: closing sends this FIN. */
 			if (t->dir[!i].shut) {
-				finish(t, closed_reason(t));
+				tunnel_finish(t, closed_reason(t));
 				return -1;
 			}
 			if (!d->shut) {
@@ -530,7 +530,7 @@ pump(struct tunnel *t, int i)
 		if (n == -1)
 			return 0;
 		if (n == -2) {
-			finish(t, side_reason(d->write_failed ? !i : i));
+			tunnel_finish(t, side_reason(d->write_failed ? !i : i));
 			return -1;
 		}
 		if (n == 0) {
@@ -645,7 +645,7 @@ pass_eof(struct tunnel *t, int i)
 	shutdown(bufferevent_getfd(t->bev[j]), SHUT_WR);
 	t->dir[i].shut = 1;
 	if (t->dir[CLIENT].shut && t->dir[UPSTREAM].shut)
-		finish(t, closed_reason(t));
+		tunnel_finish(t, closed_reason(t));
 }
 
 /* Returns -1 when the tunnel finished (and may be freed already). */
@@ -723,7 +723,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		finish(t, side_reason(i));
+		tunnel_finish(t, side_reason(i));
 }
 
 static void
@@ -779,7 +779,7 @@ tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
 	t->refusal_len = o->refusal_len;
 	if (t->hello)
 		t->hello_timer = evtimer_new(base, hello_timeout_cb, t);
-	if (idle_start(&t->idle, base, o->idle_ms, idle_expired, t) < 0 ||
+	if (idle_start(&t->idle, base, o->idle_ms, tunnel_idle_cb, t) < 0 ||
 	    (t->hello && !t->hello_timer) ||
 	    (!bufferevent_openssl_get_ssl(client) &&
 	     fast_start(t, client, upstream) < 0)) {
