@@ -64,25 +64,37 @@ struct forward {
 
 /* --- heads ---------------------------------------------------------------- */
 
+/* RFC 9110 §7.6.1, and the proxy-only fields: Proxy-Authorization is the
+ * client's credential for egressd, never for the upstream. */
+static const char *const hop_by_hop[] = {"connection",
+                                         "proxy-connection",
+                                         "keep-alive",
+                                         "te",
+                                         "trailer",
+                                         "upgrade",
+                                         "proxy-authorization",
+                                         "proxy-authenticate",
+                                         NULL};
+
+/* The request fields forward writes itself. */
+static const char *const rewritten[] = {"host", "content-length",
+                                        "transfer-encoding", "via", NULL};
+
+static int
+name_in(struct http_span name, const char *const *list)
+{
+	for (const char *const *l = list; *l; l++)
+		if (http_span_ieq(name, *l))
+			return 1;
+	return 0;
+}
+
 int
 forward_is_hop_by_hop(const struct http_field *fields, size_t n,
                       struct http_span name)
 {
-	/* RFC 9110 §7.6.1, and the proxy-only fields: Proxy-Authorization is
-	 * the client's credential for egressd, never for the upstream. */
-	static const char *const always[] = {"connection",
-	                                     "proxy-connection",
-	                                     "keep-alive",
-	                                     "te",
-	                                     "trailer",
-	                                     "upgrade",
-	                                     "proxy-authorization",
-	                                     "proxy-authenticate",
-	                                     NULL};
-
-	for (const char *const *a = always; *a; a++)
-		if (http_span_ieq(name, *a))
-			return 1;
+	if (name_in(name, hop_by_hop))
+		return 1;
 	for (size_t i = 0; i < n; i++) {
 		struct http_span rest = fields[i].value, item;
 
@@ -94,6 +106,42 @@ forward_is_hop_by_hop(const struct http_field *fields, size_t n,
 				return 1;
 	}
 	return 0;
+}
+
+int
+forward_plan_check(const struct forward_plan *plan)
+{
+	for (size_t i = 0; i < plan->ndrop; i++)
+		if (!http_field_valid(plan->drop[i], ""))
+			return -1;
+	for (size_t i = 0; i < plan->nadd; i++) {
+		const struct forward_field *a = &plan->add[i];
+		struct http_span name = {a->name, strlen(a->name)};
+
+		if (!http_field_valid(a->name, a->value) ||
+		    name_in(name, hop_by_hop) || name_in(name, rewritten))
+			return -1;
+		for (size_t j = 0; j < i; j++)
+			if (http_span_ieq(name, plan->add[j].name))
+				return -1;
+	}
+	return 0;
+}
+
+int
+forward_keeps_field(const struct http_field *fields, size_t n,
+                    struct http_span name, const struct forward_plan *plan)
+{
+	if (forward_is_hop_by_hop(fields, n, name) || name_in(name, rewritten))
+		return 0;
+	for (size_t i = 0; plan && i < plan->ndrop; i++)
+		if (http_span_ieq(name, plan->drop[i]))
+			return 0;
+	/* Ours is the only copy of an added field. */
+	for (size_t i = 0; plan && i < plan->nadd; i++)
+		if (http_span_ieq(name, plan->add[i].name))
+			return 0;
+	return 1;
 }
 
 static void
@@ -120,43 +168,45 @@ add_via(struct evbuffer *out, const struct http_field *fields, size_t n,
 	evbuffer_add_printf(out, "1.%d " VIA_NAME "\r\n", minor);
 }
 
-static void
-write_request_head(struct forward *f)
+size_t
+forward_write_head(struct evbuffer *out, const struct forward_request *fr)
 {
-	const struct http_request *req = f->fr.req;
-	struct evbuffer *out = bufferevent_get_output(f->upstream);
+	const struct http_request *req = fr->req;
+	const struct forward_plan *plan = fr->plan;
+	int minor = req->version_minor;
 	size_t before = evbuffer_get_length(out);
 
 	/* RFC 9112 §3.2.2: the Host of an absolute-form request is its
 	 * authority, whatever Host field the client sent. */
 	evbuffer_add_printf(out, "%s %.*s HTTP/1.%d\r\nHost: %s\r\n",
-	                    f->fr.method, (int)f->fr.path.len, f->fr.path.p,
-	                    f->client_minor, f->fr.authority);
+	                    fr->method, (int)fr->path.len, fr->path.p, minor,
+	                    fr->authority);
 	for (size_t i = 0; i < req->nfields; i++) {
 		const struct http_field *fl = &req->fields[i];
 
-		if (forward_is_hop_by_hop(req->fields, req->nfields,
-		                          fl->name) ||
-		    http_span_ieq(fl->name, "host") ||
-		    http_span_ieq(fl->name, "content-length") ||
-		    http_span_ieq(fl->name, "transfer-encoding") ||
-		    http_span_ieq(fl->name, "via"))
-			continue;
-		add_field(out, fl);
+		if (forward_keeps_field(req->fields, req->nfields, fl->name,
+		                        plan))
+			add_field(out, fl);
 	}
-	add_via(out, req->fields, req->nfields, f->client_minor);
+	add_via(out, req->fields, req->nfields, minor);
+	for (size_t i = 0; plan && i < plan->nadd; i++) {
+		evbuffer_add_printf(out, "%s: ", plan->add[i].name);
+		evbuffer_add(out, plan->add[i].value,
+		             strlen(plan->add[i].value));
+		evbuffer_add(out, "\r\n", 2);
+	}
 	/* One framing field of our own: a list such as "5, 5" is valid to us
 	 * and may not be to the upstream. */
-	if (f->fr.body.kind == HTTP_BODY_LENGTH)
+	if (fr->body.kind == HTTP_BODY_LENGTH)
 		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-		                    (unsigned long long)f->fr.body.length);
-	else if (f->fr.body.kind == HTTP_BODY_CHUNKED)
+		                    (unsigned long long)fr->body.length);
+	else if (fr->body.kind == HTTP_BODY_CHUNKED)
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
 	/* HTTP/1.1 keeps the connection by default; say so only to end it. */
-	if (!f->fr.keep_upstream || f->client_minor != 1)
+	if (!fr->keep_upstream || minor != 1)
 		evbuffer_add_printf(out, "Connection: close\r\n");
 	evbuffer_add(out, "\r\n", 2);
-	f->res.bytes_up += evbuffer_get_length(out) - before;
+	return evbuffer_get_length(out) - before;
 }
 
 static void
@@ -665,9 +715,11 @@ forward_new(struct bufferevent *client, struct bufferevent *upstream,
             const struct forward_request *fr, const struct config_limits *lim,
             forward_done_cb done, void *arg)
 {
-	struct forward *f = calloc(1, sizeof(*f));
+	struct forward *f;
 
-	if (!f)
+	if (fr->plan && forward_plan_check(fr->plan) < 0)
+		return NULL;
+	if (!(f = calloc(1, sizeof(*f))))
 		return NULL;
 	if (idle_start(&f->idle, bufferevent_get_base(client),
 	               lim->idle_timeout_ms, forward_idle_cb, f) < 0) {
@@ -692,7 +744,11 @@ forward_new(struct bufferevent *client, struct bufferevent *upstream,
 	f->response.dst = client;
 	f->response.count = &f->res.bytes_down;
 
-	write_request_head(f);
+	f->res.bytes_up +=
+	    forward_write_head(bufferevent_get_output(upstream), fr);
+	/* Read only here: conn frees them once forward_new has returned. */
+	f->fr.req = NULL;
+	f->fr.plan = NULL;
 	pump_start(&f->request, &fr->body);
 	bufferevent_setcb(client, client_read_cb, client_write_cb,
 	                  client_event_cb, f);
