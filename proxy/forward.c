@@ -40,6 +40,17 @@ struct pump {
 	uint64_t *count;
 };
 
+/* A request held back, head and body, while fr.inspect judges its body. */
+struct inspection {
+	struct evbuffer *head;  /* the upstream head, written, not sent */
+	unsigned char *payload; /* the body's payload so far */
+	size_t len;
+	size_t scanned; /* body bytes, as sent, looked at so far */
+	uint64_t left;  /* HTTP_BODY_LENGTH: body bytes not yet looked at */
+	struct http_chunked chunked;
+	int ended; /* the body's end is among the scanned bytes */
+};
+
 enum response_state {
 	RESPONSE_HEAD,
 	RESPONSE_BODY,
@@ -56,6 +67,7 @@ struct forward {
 	int upstream_persists; /* the response's head allows reuse */
 	int heard_upstream;    /* a byte came from the upstream */
 	struct forward_result res;
+	struct inspection *held; /* set while inspect has not accepted */
 	struct idle idle;
 	forward_done_cb done;
 	void *arg;
@@ -534,11 +546,149 @@ pump_resume(struct pump *p)
 		bufferevent_enable(p->src, EV_READ);
 }
 
+/* --- the inspection --------------------------------------------------------
+ */
+
+/* Hold the request: its head goes to in->head, not to the upstream. */
+static struct inspection *
+inspection_new(const struct forward_request *fr)
+{
+	struct inspection *in = calloc(1, sizeof(*in));
+	size_t cap = fr->inspect_max;
+
+	if (!in)
+		return NULL;
+	/* The payload is never larger than the body bytes held. */
+	if (fr->body.kind == HTTP_BODY_LENGTH && fr->body.length < cap)
+		cap = (size_t)fr->body.length;
+	in->head = evbuffer_new();
+	in->payload = malloc(cap > 0 ? cap : 1);
+	if (!in->head || !in->payload) {
+		if (in->head)
+			evbuffer_free(in->head);
+		free(in->payload);
+		free(in);
+		return NULL;
+	}
+	in->left = fr->body.length;
+	http_chunked_init(&in->chunked, CHUNK_LINE_MAX);
+	return in;
+}
+
+static void
+inspection_free(struct inspection *in)
+{
+	if (!in)
+		return;
+	evbuffer_free(in->head);
+	free(in->payload);
+	free(in);
+}
+
+/* Look at the next n bytes of the body as sent: keep their payload, note
+ * the body's end.  -1 when the chunked framing is malformed. */
+static int
+inspect_scan(struct inspection *in, enum http_body_kind kind,
+             const unsigned char *raw, size_t n)
+{
+	switch (kind) {
+	case HTTP_BODY_NONE:
+		in->ended = 1;
+		return 0;
+	case HTTP_BODY_LENGTH:
+	case HTTP_BODY_CLOSE: /* never a request's */
+		if (n > in->left)
+			n = (size_t)in->left;
+		memcpy(in->payload + in->len, raw, n);
+		in->len += n;
+		in->scanned += n;
+		in->left -= n;
+		in->ended = in->left == 0;
+		return 0;
+	case HTTP_BODY_CHUNKED:
+		break;
+	}
+	/* A byte at a time: the scanner counts chunk data, and a byte that
+	 * it counts is payload. */
+	for (size_t i = 0; i < n && !in->ended; i++) {
+		uint64_t data = http_chunked_data_bytes(&in->chunked);
+		size_t used;
+		enum http_status st = http_chunked_scan(
+		    &in->chunked, (const char *)raw + i, 1, &used);
+
+		if (st == HTTP_BAD_REQUEST)
+			return -1;
+		if (http_chunked_data_bytes(&in->chunked) > data)
+			in->payload[in->len++] = raw[i];
+		in->scanned++;
+		in->ended = st == HTTP_OK;
+	}
+	return 0;
+}
+
+/* Offer the hook what has come of the body: 1 accepted (the head is on its
+ * way upstream, the body follows as without a hook), 0 still held, -1 the
+ * forward finished. */
+static int
+inspect_progress(struct forward *f)
+{
+	struct inspection *in = f->held;
+	struct evbuffer *input = bufferevent_get_input(f->client);
+	size_t avail = evbuffer_get_length(input), had = in->len, head_len;
+	size_t want = avail < f->fr.inspect_max ? avail : f->fr.inspect_max;
+	enum reason why = REASON_INTERNAL_ERROR;
+	int final, r;
+
+	if (in->scanned < want)
+		idle_touch(&f->idle);
+	while (!in->ended && in->scanned < want) {
+		struct evbuffer_ptr pos;
+		struct evbuffer_iovec v;
+		size_t n;
+
+		if (evbuffer_ptr_set(input, &pos, in->scanned,
+		                     EVBUFFER_PTR_SET) < 0 ||
+		    evbuffer_peek(input, -1, &pos, &v, 1) < 1)
+			break;
+		n = v.iov_len < want - in->scanned ? v.iov_len
+		                                   : want - in->scanned;
+		if (inspect_scan(in, f->fr.body.kind, v.iov_base, n) < 0) {
+			f->keep_client = 0;
+			forward_finish(f, REASON_BAD_FRAMING);
+			return -1;
+		}
+	}
+	final = in->ended                          ? FORWARD_INSPECT_END
+	        : in->scanned >= f->fr.inspect_max ? FORWARD_INSPECT_FULL
+	                                           : 0;
+	if (!final && in->len == had)
+		return 0;
+	r = f->fr.inspect(f->fr.inspect_arg, in->payload, in->len, final, &why);
+	if (r == 0 && final)
+		r = -1;
+	if (r < 0) {
+		/* Nothing went upstream; conn answers from why. */
+		f->keep_client = 0;
+		forward_finish(f, why);
+		return -1;
+	}
+	if (r == 0)
+		return 0;
+	head_len = evbuffer_get_length(in->head);
+	evbuffer_add_buffer(bufferevent_get_output(f->upstream), in->head);
+	f->res.bytes_up += head_len;
+	inspection_free(in);
+	f->held = NULL;
+	return 1;
+}
+
 /* After a request body: nothing more is read from the client until conn
  * takes the next request (which may already be waiting, pipelined). */
 static void
 request_progress(struct forward *f)
 {
+	if (f->held && inspect_progress(f) <= 0)
+		return;
 	if (pump_run(f, &f->request) < 0) {
 		f->keep_client = 0;
 		forward_finish(f, REASON_BAD_FRAMING);
@@ -744,12 +894,23 @@ forward_new(struct bufferevent *client, struct bufferevent *upstream,
 	f->response.dst = client;
 	f->response.count = &f->res.bytes_down;
 
-	f->res.bytes_up +=
-	    forward_write_head(bufferevent_get_output(upstream), fr);
+	if (fr->inspect) {
+		if (!(f->held = inspection_new(fr))) {
+			idle_free(&f->idle);
+			free(f);
+			return NULL;
+		}
+		(void)forward_write_head(f->held->head, fr);
+	} else {
+		f->res.bytes_up +=
+		    forward_write_head(bufferevent_get_output(upstream), fr);
+	}
 	/* Read only here: conn frees them once forward_new has returned. */
 	f->fr.req = NULL;
 	f->fr.plan = NULL;
 	pump_start(&f->request, &fr->body);
+	if (f->held)
+		f->held->ended = f->request.done;
 	bufferevent_setcb(client, client_read_cb, client_write_cb,
 	                  client_event_cb, f);
 	bufferevent_setcb(upstream, upstream_read_cb, upstream_write_cb,
@@ -762,14 +923,15 @@ forward_new(struct bufferevent *client, struct bufferevent *upstream,
 	bufferevent_set_timeouts(upstream, NULL, NULL);
 	bufferevent_enable(upstream, EV_READ | EV_WRITE);
 	bufferevent_enable(client, EV_WRITE);
-	if (!f->request.done) {
+	if (!f->request.done)
 		bufferevent_enable(client, EV_READ);
-		/* Body bytes may already be waiting; take them from the loop,
-		 * never from inside forward_new. */
+	/* Body bytes may already be waiting, and a request without a body
+	 * may wait for the inspection: take them from the loop, never from
+	 * inside forward_new. */
+	if (!f->request.done || f->held)
 		bufferevent_trigger(client, EV_READ,
 		                    BEV_TRIG_IGNORE_WATERMARKS |
 		                        BEV_TRIG_DEFER_CALLBACKS);
-	}
 	return f;
 }
 
@@ -782,6 +944,7 @@ forward_free(struct forward *f)
 		event_free(f->request.direct);
 	if (f->response.direct)
 		event_free(f->response.direct);
+	inspection_free(f->held);
 	idle_free(&f->idle);
 	free(f);
 }

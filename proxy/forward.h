@@ -8,8 +8,10 @@
  * response body back, each framed exactly (Content-Length, chunked, or until
  * close) and with backpressure.  Nothing is buffered whole.
  *
- * A caller (the gateway, issue 12) changes the request head without
- * copying any of this: a header plan drops and adds request fields.
+ * Two hooks let a caller (the gateway, issue 12; git rules, issue 13)
+ * change and check a request without copying any of this: a header plan
+ * that drops and adds request fields, and an inspection of the body's first
+ * bytes that holds the whole request back until it has accepted them.
  */
 #ifndef EGRESSD_FORWARD_H
 #define EGRESSD_FORWARD_H
@@ -47,9 +49,29 @@ struct forward_plan {
 };
 
 /*
+ * Judge the request body's first len bytes before any byte of the request
+ * (head or body) reaches the upstream: 1 send the request on (the head,
+ * then the body bytes held so far exactly as the client sent them, then the
+ * rest as it comes), 0 wait for more, -1 refuse with *why (set beforehand to
+ * REASON_INTERNAL_ERROR; a reason without an HTTP status closes the client
+ * unanswered).  buf holds payload: a chunked body's chunk data
+ * without its sizes, extensions and trailers; any content coding is left
+ * as it is.  When final no more bytes will come (FORWARD_INSPECT_END: buf
+ * is the whole body, possibly empty; FORWARD_INSPECT_FULL: inspect_max
+ * bytes of the body, as sent, are held): the answer must be 1 or -1, and 0
+ * counts as -1.  Called on the event loop, never from forward_new, and
+ * again only when more payload came or at the end; it must not free the
+ * forward.
+ */
+enum { FORWARD_INSPECT_END = 1, FORWARD_INSPECT_FULL = 2 };
+typedef int (*forward_inspect_cb)(void *arg, const unsigned char *buf,
+                                  size_t len, int final, enum reason *why);
+
+/*
  * What conn hands over.  req and plan are read only inside forward_new
- * (the head is written there); the rest is borrowed for the forward's
- * lifetime.  A plan left NULL: the request goes as it always has.
+ * (the head is written, or held, there); the rest is borrowed for the
+ * forward's lifetime.  Members left zero are no plan and no inspection:
+ * the request goes as it always has.
  */
 struct forward_request {
 	const char *method;             /* NUL-terminated */
@@ -60,6 +82,21 @@ struct forward_request {
 	int client_close;      /* no further request after this one */
 	int keep_upstream;     /* ask the upstream to keep the connection */
 	const struct forward_plan *plan; /* NULL: no fields dropped or added */
+	/*
+	 * NULL: no inspection.  Set: the upstream gets nothing, not even the
+	 * head, until inspect accepts; it then sees the same bytes as
+	 * without a hook.  A refusal ends the forward with inspect's reason,
+	 * status 0 and bytes_up 0, the upstream connection not reusable, so
+	 * that conn answers the client from the reason table; none of the
+	 * body is forwarded.  The client closing, bad chunked framing and the
+	 * idle timeout end it as they would without a hook.  A client that
+	 * waits for 100 Continue gets none while the head is held (it sends the
+	 * body after a wait of its own, RFC 9110 §10.1.1).  A request sent
+	 * again on a new connection (conn's retry) is inspected again.
+	 */
+	forward_inspect_cb inspect;
+	size_t inspect_max; /* body bytes, as sent, the check may hold */
+	void *inspect_arg;
 };
 
 struct forward_result {

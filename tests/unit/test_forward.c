@@ -1,6 +1,7 @@
 /*
  * Unit tests for proxy/forward.c: the header plan (pure: the head written
- * into an evbuffer).
+ * into an evbuffer) and the inspection hook (a forward driven over two
+ * socketpairs on an event loop of the test's own, one step at a time).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -282,6 +283,460 @@ test_plan_check(void **state)
 	assert_int_equal(forward_plan_check(&plan), -1);
 }
 
+/* --- a forward on an event loop ------------------------------------------- */
+
+struct rig {
+	struct event_base *base;
+	struct bufferevent *client, *upstream;
+	int client_peer, upstream_peer; /* the test's ends */
+	struct config_limits lim;
+	struct http_request req;
+	struct forward_request fr;
+	struct forward *f;
+	/* The hook's record and its answer. */
+	int calls;
+	unsigned char seen[256];
+	size_t seen_len;
+	int last_final;
+	size_t accept_at; /* accept once this much payload is seen */
+	int refuse;       /* refuse at the first call */
+	int stall;        /* answer 0, always */
+	/* The done callback's. */
+	int done;
+	struct forward_result res;
+};
+
+static int
+inspect_cb(void *arg, const unsigned char *buf, size_t len, int final,
+           enum reason *why)
+{
+	struct rig *r = arg;
+
+	assert_true(len <= sizeof(r->seen));
+	assert_int_equal(*why, REASON_INTERNAL_ERROR);
+	r->calls++;
+	memcpy(r->seen, buf, len);
+	r->seen_len = len;
+	r->last_final = final;
+	if (r->refuse) {
+		*why = REASON_METHOD_NOT_ALLOWED;
+		return -1;
+	}
+	if (r->stall)
+		return 0;
+	return len >= r->accept_at || final == FORWARD_INSPECT_END ? 1 : 0;
+}
+
+static void
+done_cb(void *arg, const struct forward_result *res)
+{
+	struct rig *r = arg;
+
+	r->done++;
+	r->res = *res;
+}
+
+static void
+rig_start(struct rig *r, const char *head, struct http_body body,
+          size_t inspect_max)
+{
+	int c[2], u[2];
+
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, c), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, u), 0);
+	assert_int_equal(evutil_make_socket_nonblocking(u[1]), 0);
+	r->base = event_base_new();
+	assert_non_null(r->base);
+	r->client =
+	    bufferevent_socket_new(r->base, c[0], BEV_OPT_CLOSE_ON_FREE);
+	r->upstream =
+	    bufferevent_socket_new(r->base, u[0], BEV_OPT_CLOSE_ON_FREE);
+	assert_non_null(r->client);
+	assert_non_null(r->upstream);
+	r->client_peer = c[1];
+	r->upstream_peer = u[1];
+	r->lim.idle_timeout_ms = 10000;
+	r->lim.buffer_bytes = 65536;
+	r->lim.max_request_line = 8192;
+	r->lim.max_header_bytes = 32768;
+	parse_head(head, &r->req);
+	r->fr = request_for(&r->req, "/git/repo.git/git-receive-pack", body);
+	r->fr.method = http_span_eq(r->req.method, "GET") ? "GET" : "POST";
+	r->fr.inspect = inspect_cb;
+	r->fr.inspect_max = inspect_max;
+	r->fr.inspect_arg = r;
+	r->accept_at = SIZE_MAX;
+}
+
+static void
+rig_forward(struct rig *r)
+{
+	r->f = forward_new(r->client, r->upstream, &r->fr, &r->lim, done_cb, r);
+	assert_non_null(r->f);
+	/* Never judged inside forward_new. */
+	assert_int_equal(r->calls, 0);
+	assert_int_equal(r->done, 0);
+}
+
+static void
+rig_end(struct rig *r)
+{
+	forward_free(r->f);
+	bufferevent_free(r->client);
+	bufferevent_free(r->upstream);
+	close(r->client_peer);
+	close(r->upstream_peer);
+	event_base_free(r->base);
+}
+
+static void
+give_up_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	*(int *)arg = 1;
+}
+
+/* Run the loop until cond holds; fail after 5 s (a bug, not a slow run:
+ * every byte the test waits for is already in a socket). */
+static void
+run_until(struct rig *r, int (*cond)(struct rig *))
+{
+	int late = 0;
+	struct event *timer = evtimer_new(r->base, give_up_cb, &late);
+	struct timeval tv = {5, 0};
+
+	assert_non_null(timer);
+	evtimer_add(timer, &tv);
+	while (!cond(r) && !late)
+		event_base_loop(r->base, EVLOOP_ONCE);
+	event_free(timer);
+	if (late)
+		fail_msg("the forward did not get there");
+}
+
+/* The forward has read everything the client sent (or is done). */
+static int
+client_read_all(struct rig *r)
+{
+	int unread = 0;
+
+	assert_int_equal(ioctl(bufferevent_getfd(r->client), FIONREAD, &unread),
+	                 0);
+	return unread == 0 || r->done;
+}
+
+static int
+is_done(struct rig *r)
+{
+	return r->done > 0;
+}
+
+static int
+upstream_flushed(struct rig *r)
+{
+	return evbuffer_get_length(bufferevent_get_output(r->upstream)) == 0 ||
+	       r->done;
+}
+
+static int
+judged_and_flushed(struct rig *r)
+{
+	return r->calls > 0 && upstream_flushed(r);
+}
+
+/* The client sends s; run until the forward has it. */
+static void
+client_sends(struct rig *r, const char *s)
+{
+	size_t n = strlen(s);
+
+	assert_int_equal(write(r->client_peer, s, n), (ssize_t)n);
+	run_until(r, client_read_all);
+}
+
+/* Everything the upstream has received so far, NUL-terminated. */
+static char *
+upstream_got(struct rig *r)
+{
+	static char buf[8192];
+	size_t len = 0;
+	ssize_t n;
+
+	while ((n = read(r->upstream_peer, buf + len, sizeof(buf) - 1 - len)) >
+	       0)
+		len += (size_t)n;
+	assert_true(n == 0 || errno == EAGAIN);
+	buf[len] = '\0';
+	return buf;
+}
+
+/* A Content-Length body: held while the hook wants more, then sent on
+ * unchanged, head first; the rest of the forward as without a hook. */
+static void
+test_inspect_accepts_length_body(void **state)
+{
+	static const char head[] =
+	    "POST http://git.example/r HTTP/1.1\r\nHost: git.example\r\n"
+	    "Content-Length: 11\r\n\r\n";
+	struct rig r;
+	char *want_head, *got;
+	size_t want_len;
+
+	(void)state;
+	rig_start(&r, head, (struct http_body){HTTP_BODY_LENGTH, 11}, 64);
+	want_head = head_of(&r.fr);
+	want_len = strlen(want_head);
+	r.accept_at = 11;
+	rig_forward(&r);
+
+	client_sends(&r, "hello");
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.last_final, 0);
+	assert_memory_equal(r.seen, "hello", 5);
+	run_until(&r, upstream_flushed);
+	assert_string_equal(upstream_got(&r), "");
+
+	/* The end of the body, and the next request pipelined behind it. */
+	client_sends(&r, " worldGET http://git.example/ HTTP/1.1\r\n");
+	assert_int_equal(r.calls, 2);
+	assert_int_equal(r.last_final, FORWARD_INSPECT_END);
+	assert_int_equal(r.seen_len, 11);
+	assert_memory_equal(r.seen, "hello world", 11);
+	run_until(&r, upstream_flushed);
+	got = upstream_got(&r);
+	assert_int_equal(strlen(got), want_len + 11);
+	assert_memory_equal(got, want_head, want_len);
+	assert_string_equal(got + want_len, "hello world");
+
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+	                           "\r\nok";
+	assert_int_equal(write(r.upstream_peer, resp, sizeof(resp) - 1),
+	                 (ssize_t)sizeof(resp) - 1);
+	run_until(&r, is_done);
+	assert_int_equal(r.res.reason, REASON_COMPLETE);
+	assert_int_equal(r.res.status, 200);
+	assert_int_equal(r.res.bytes_up, want_len + 11);
+	assert_true(r.res.keep_upstream);
+	assert_true(r.res.keep_client);
+	free(want_head);
+	rig_end(&r);
+}
+
+/* A refusal: not a byte of head or body reaches the upstream, and conn
+ * can still answer the client (status 0) from the hook's reason. */
+static void
+test_inspect_refuses(void **state)
+{
+	static const char head[] =
+	    "POST http://git.example/r HTTP/1.1\r\nHost: git.example\r\n"
+	    "Content-Length: 100\r\n\r\n";
+	struct rig r;
+
+	(void)state;
+	rig_start(&r, head, (struct http_body){HTTP_BODY_LENGTH, 100}, 64);
+	r.refuse = 1;
+	rig_forward(&r);
+	client_sends(&r, "0077oldsha newsha refs/heads/main");
+	run_until(&r, is_done);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.done, 1);
+	assert_int_equal(r.res.reason, REASON_METHOD_NOT_ALLOWED);
+	assert_int_equal(r.res.status, 0);
+	assert_int_equal(r.res.bytes_up, 0);
+	assert_int_equal(r.res.bytes_down, 0);
+	assert_false(r.res.keep_upstream);
+	assert_false(r.res.keep_client);
+	run_until(&r, upstream_flushed);
+	assert_string_equal(upstream_got(&r), "");
+	rig_end(&r);
+}
+
+/* A chunked body: the hook sees chunk data only, however the framing is
+ * split; the upstream gets the chunks as the client sent them. */
+static void
+test_inspect_dechunks(void **state)
+{
+	static const char head[] =
+	    "POST http://git.example/r HTTP/1.1\r\nHost: git.example\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n";
+	static const char *const pieces[] = {"5;ex", "t=1\r\nhel",
+	                                     "lo\r\n6\r\n world\r",
+	                                     "\n0\r\nX-T: 1\r\n", "\r\n"};
+	static const int calls_after[] = {0, 1, 2, 2, 3};
+	struct rig r;
+	char *want_head, *got;
+	size_t want_len;
+	char body[128] = "";
+
+	(void)state;
+	rig_start(&r, head, (struct http_body){HTTP_BODY_CHUNKED, 0}, 128);
+	want_head = head_of(&r.fr);
+	want_len = strlen(want_head);
+	rig_forward(&r);
+	for (size_t i = 0; i < 5; i++) {
+		client_sends(&r, pieces[i]);
+		strcat(body, pieces[i]);
+		if (r.calls != calls_after[i])
+			fail_msg("piece %zu: %d calls", i, r.calls);
+		run_until(&r, upstream_flushed);
+		if (i < 4)
+			assert_string_equal(upstream_got(&r), "");
+	}
+	assert_int_equal(r.last_final, FORWARD_INSPECT_END);
+	assert_int_equal(r.seen_len, 11);
+	assert_memory_equal(r.seen, "hello world", 11);
+	got = upstream_got(&r);
+	assert_memory_equal(got, want_head, want_len);
+	assert_string_equal(got + want_len, body);
+	free(want_head);
+	rig_end(&r);
+}
+
+/* inspect_max bounds what is held, framing included: then the hook must
+ * decide, and 0 counts as a refusal with the preset reason. */
+static void
+test_inspect_full(void **state)
+{
+	static const char head[] =
+	    "POST http://git.example/r HTTP/1.1\r\nHost: git.example\r\n"
+	    "Content-Length: 20\r\n\r\n";
+	struct rig r;
+
+	(void)state;
+	rig_start(&r, head, (struct http_body){HTTP_BODY_LENGTH, 20}, 8);
+	r.stall = 1;
+	rig_forward(&r);
+	client_sends(&r, "0123456789abcdefghij");
+	run_until(&r, is_done);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.last_final, FORWARD_INSPECT_FULL);
+	assert_int_equal(r.seen_len, 8);
+	assert_memory_equal(r.seen, "01234567", 8);
+	assert_int_equal(r.res.reason, REASON_INTERNAL_ERROR);
+	assert_int_equal(r.res.status, 0);
+	assert_int_equal(r.res.bytes_up, 0);
+	run_until(&r, upstream_flushed);
+	assert_string_equal(upstream_got(&r), "");
+	rig_end(&r);
+}
+
+/* A request without a body is judged too, once, from the loop. */
+static void
+test_inspect_no_body(void **state)
+{
+	static const char head[] =
+	    "GET http://git.example/r HTTP/1.1\r\nHost: git.example\r\n\r\n";
+	struct rig r;
+	char *want_head;
+
+	(void)state;
+	rig_start(&r, head, (struct http_body){HTTP_BODY_NONE, 0}, 64);
+	want_head = head_of(&r.fr);
+	rig_forward(&r);
+	run_until(&r, judged_and_flushed);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.seen_len, 0);
+	assert_int_equal(r.last_final, FORWARD_INSPECT_END);
+	assert_string_equal(upstream_got(&r), want_head);
+	assert_int_equal(r.done, 0);
+	free(want_head);
+	rig_end(&r);
+}
+
+static void
+test_inspect_bad_framing(void **state)
+{
+	static const char head[] =
+	    "POST http://git.example/r HTTP/1.1\r\nHost: git.example\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n";
+	struct rig r;
+
+	(void)state;
+	rig_start(&r, head, (struct http_body){HTTP_BODY_CHUNKED, 0}, 64);
+	rig_forward(&r);
+	client_sends(&r, "5\r\nhello\r\nzz\r\n");
+	run_until(&r, is_done);
+	/* Framing is checked before the hook sees any of it. */
+	assert_int_equal(r.calls, 0);
+	assert_int_equal(r.res.reason, REASON_BAD_FRAMING);
+	assert_int_equal(r.res.status, 0);
+	assert_int_equal(r.res.bytes_up, 0);
+	run_until(&r, upstream_flushed);
+	assert_string_equal(upstream_got(&r), "");
+	rig_end(&r);
+}
+
+/* The client gives up while its request is held. */
+static void
+test_inspect_client_closes(void **state)
+{
+	static const char head[] =
+	    "POST http://git.example/r HTTP/1.1\r\nHost: git.example\r\n"
+	    "Content-Length: 10\r\n\r\n";
+	struct rig r;
+
+	(void)state;
+	rig_start(&r, head, (struct http_body){HTTP_BODY_LENGTH, 10}, 64);
+	rig_forward(&r);
+	client_sends(&r, "abc");
+	assert_int_equal(shutdown(r.client_peer, SHUT_WR), 0);
+	run_until(&r, is_done);
+	assert_int_equal(r.res.reason, REASON_CLIENT_CLOSED);
+	assert_int_equal(r.res.bytes_up, 0);
+	run_until(&r, upstream_flushed);
+	assert_string_equal(upstream_got(&r), "");
+	rig_end(&r);
+}
+
+/* Without a hook the head goes out from forward_new, as it always has. */
+static void
+test_no_hook_sends_head_at_once(void **state)
+{
+	static const char head[] =
+	    "POST http://git.example/r HTTP/1.1\r\nHost: git.example\r\n"
+	    "Content-Length: 2\r\n\r\n";
+	struct rig r;
+	char *want_head;
+
+	(void)state;
+	rig_start(&r, head, (struct http_body){HTTP_BODY_LENGTH, 2}, 0);
+	r.fr.inspect = NULL;
+	want_head = head_of(&r.fr);
+	r.f = forward_new(r.client, r.upstream, &r.fr, &r.lim, done_cb, &r);
+	assert_non_null(r.f);
+	assert_int_equal(
+	    evbuffer_get_length(bufferevent_get_output(r.upstream)),
+	    strlen(want_head));
+	client_sends(&r, "ok");
+	run_until(&r, upstream_flushed);
+	assert_int_equal(r.calls, 0);
+	assert_memory_equal(upstream_got(&r), want_head, strlen(want_head));
+	free(want_head);
+	rig_end(&r);
+}
+
+/* forward_new refuses a plan that forward_plan_check refuses. */
+static void
+test_new_refuses_bad_plan(void **state)
+{
+	static const char head[] =
+	    "GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n";
+	static const struct forward_field add[] = {{"x-api-key", "a\r\nb"}};
+	const struct forward_plan plan = {NULL, 0, add, 1};
+	struct rig r;
+
+	(void)state;
+	rig_start(&r, head, (struct http_body){HTTP_BODY_NONE, 0}, 0);
+	r.fr.plan = &plan;
+	assert_null(
+	    forward_new(r.client, r.upstream, &r.fr, &r.lim, done_cb, &r));
+	assert_int_equal(
+	    evbuffer_get_length(bufferevent_get_output(r.upstream)), 0);
+	rig_end(&r);
+}
+
 int
 main(void)
 {
@@ -291,6 +746,15 @@ main(void)
 	    cmocka_unit_test(test_plan_add_survives_connection),
 	    cmocka_unit_test(test_keeps_field),
 	    cmocka_unit_test(test_plan_check),
+	    cmocka_unit_test(test_inspect_accepts_length_body),
+	    cmocka_unit_test(test_inspect_refuses),
+	    cmocka_unit_test(test_inspect_dechunks),
+	    cmocka_unit_test(test_inspect_full),
+	    cmocka_unit_test(test_inspect_no_body),
+	    cmocka_unit_test(test_inspect_bad_framing),
+	    cmocka_unit_test(test_inspect_client_closes),
+	    cmocka_unit_test(test_no_hook_sends_head_at_once),
+	    cmocka_unit_test(test_new_refuses_bad_plan),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 
