@@ -82,7 +82,7 @@ static int fast_start(struct tunnel *t, struct bufferevent *client,
 static int take_bytes(struct tunnel *t, int s, struct bufferevent *bev);
 static int take_fd(struct bufferevent *bev);
 static void fd_cb(evutil_socket_t fd, short what, void *arg);
-static int pump(struct tunnel *t, int i);
+static int fast_relay(struct tunnel *t, int i);
 static void arm(struct tunnel *t);
 static int held(const struct tunnel *t, int i);
 static int pending(const struct tunnel *t, int i);
@@ -347,7 +347,7 @@ fd_cb(evutil_socket_t fd, short what, void *arg)
 	int s = fd == t->fd[CLIENT] ? CLIENT : UPSTREAM;
 
 	/* Readable: bytes from s.  Writable: bytes to s, from !s. */
-	if (pump(t, what & EV_READ ? s : !s) < 0)
+	if (fast_relay(t, what & EV_READ ? s : !s) < 0)
 		return;
 	arm(t);
 }
@@ -355,7 +355,7 @@ fd_cb(evutil_socket_t fd, short what, void *arg)
 /* Move bytes from side i to side !i until one of them must wait.
  * Returns -1 when the tunnel finished. */
 static int
-pump(struct tunnel *t, int i)
+fast_relay(struct tunnel *t, int i)
 {
 	struct dir *d = &t->dir[i];
 
