@@ -92,7 +92,10 @@ struct forward_request {
 	 * idle timeout end it as they would without a hook.  A client that
 	 * waits for 100 Continue gets none while the head is held (it sends the
 	 * body after a wait of its own, RFC 9110 §10.1.1).  A request sent
-	 * again on a new connection (conn's retry) is inspected again.
+	 * again on a new connection (conn's retry) is inspected again; note
+	 * that a refusal on a reused connection has status 0 and
+	 * upstream_silent set, which conn's may_retry today takes for an
+	 * upstream that closed it.
 	 */
 	forward_inspect_cb inspect;
 	size_t inspect_max; /* body bytes, as sent, the check may hold */
