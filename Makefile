@@ -71,9 +71,14 @@ $(BUILD)/egressd: $(DAEMON_OBJ) $(BUILD)/libcore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # Unit tests link the core, plus log (its escaping is tested directly) and
-# sandbox (its filter is tested in forked children).
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libcore.a \
-		$(BUILD)/proxy/log.o $(BUILD)/proxy/sandbox.o
+# sandbox (its filter is tested in forked children).  A unit test of a
+# module that touches sockets links that module too (UNIT_OBJ_test_x): it
+# drives it over socketpairs on its own event loop, never the network.
+UNIT_OBJ_test_forward := $(BUILD)/proxy/forward.o $(BUILD)/proxy/idle.o
+
+.SECONDEXPANSION:
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $$(UNIT_OBJ_$$*) \
+		$(BUILD)/libcore.a $(BUILD)/proxy/log.o $(BUILD)/proxy/sandbox.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 run: all

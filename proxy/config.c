@@ -244,127 +244,162 @@ get_sequence(struct load *ld, const config_setting_t *group, const char *key,
 	return 0;
 }
 
+/* Load one element of a list: 0, or -1 after load_fail names e (so that
+ * the message gives the bad element's own line). */
+typedef int (*load_elem_fn)(struct load *ld, const config_setting_t *e,
+                            void *arg);
+
+/* How a list member is loaded. */
+struct list_spec {
+	const char *key;
+	int type;              /* of each element, as get_sequence takes it */
+	load_elem_fn each;     /* called for each element, in order */
+	const char *bad_count; /* NULL: any length; else the message for an
+	                        * empty list, or one longer than max */
+	int max;               /* 0: no limit */
+	int required;          /* absent fails too, naming the group */
+};
+
+/* Load the list member spec->key of group through spec->each.  An absent
+ * optional member calls nothing. */
 static int
-load_rule_hosts(struct load *ld, const config_setting_t *rs, struct rule *r)
+load_list(struct load *ld, const config_setting_t *group,
+          const struct list_spec *spec, void *arg)
 {
 	const config_setting_t *s;
 	int n;
 
-	if (get_sequence(ld, rs, "hosts", CONFIG_TYPE_STRING, &s) < 0)
+	if (get_sequence(ld, group, spec->key, spec->type, &s) < 0)
 		return -1;
+	if (!s && spec->required)
+		return load_fail(ld, group, "%s", spec->bad_count);
 	if (!s)
 		return 0;
 	n = config_setting_length(s);
-	if (n == 0)
-		return load_fail(ld, s,
-		                 "hosts: empty list (leave it out for a "
-		                 "networks-only rule)");
-	r->hosts = calloc((size_t)n, sizeof(*r->hosts));
-	if (!r->hosts)
-		return load_fail(ld, s, "out of memory");
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, i);
-		const char *text = config_setting_get_string(e);
-		char norm[HOST_NAME_MAX_LEN + 3];
-		const char *why = "invalid";
-
-		if (host_pattern_parse(text, norm, &why) < 0)
-			return load_fail(ld, e, "hosts: \"%s\": %s", text, why);
-		if (!(r->hosts[r->nhosts++] = xstrdup(ld, e, norm)))
+	if (spec->bad_count && (n == 0 || (spec->max > 0 && n > spec->max)))
+		return load_fail(ld, s, "%s", spec->bad_count);
+	for (int i = 0; i < n; i++)
+		if (spec->each(ld, config_setting_get_elem(s, i), arg) < 0)
 			return -1;
-	}
+	return 0;
+}
+
+/* Room for one more of size bytes after n in array: the grown array, or
+ * NULL after load_fail. */
+static void *
+grow(struct load *ld, const config_setting_t *e, void *array, size_t n,
+     size_t size)
+{
+	void *p = realloc(array, (n + 1) * size);
+
+	if (!p)
+		load_fail(ld, e, "out of memory");
+	return p;
+}
+
+/* Append a copy of str to the n strings of *array. */
+static int
+add_string(struct load *ld, const config_setting_t *e, char ***array, size_t *n,
+           const char *str)
+{
+	char **a = grow(ld, e, *array, *n, sizeof(*a));
+
+	if (!a)
+		return -1;
+	*array = a;
+	if (!(a[*n] = xstrdup(ld, e, str)))
+		return -1;
+	(*n)++;
 	return 0;
 }
 
 static int
-load_rule_ports(struct load *ld, const config_setting_t *rs, struct rule *r)
+load_host(struct load *ld, const config_setting_t *e, void *arg)
 {
-	const config_setting_t *s;
-	int n;
+	struct rule *r = arg;
+	const char *text = config_setting_get_string(e);
+	char norm[HOST_NAME_MAX_LEN + 3];
+	const char *why = "invalid";
 
-	if (get_sequence(ld, rs, "ports", CONFIG_TYPE_INT, &s) < 0)
+	if (host_pattern_parse(text, norm, &why) < 0)
+		return load_fail(ld, e, "hosts: \"%s\": %s", text, why);
+	return add_string(ld, e, &r->hosts, &r->nhosts, norm);
+}
+
+static int
+load_port(struct load *ld, const config_setting_t *e, void *arg)
+{
+	struct rule *r = arg;
+	long long v = config_setting_get_int64(e);
+	uint16_t *ports;
+
+	if (v < 1 || v > 65535)
+		return load_fail(ld, e, "ports: %lld is not a port (1..65535)",
+		                 v);
+	if (!(ports = grow(ld, e, r->ports, r->nports, sizeof(*ports))))
 		return -1;
-	if (!s || (n = config_setting_length(s)) == 0)
-		return load_fail(ld, s ? s : rs,
-		                 "ports: required, a list such as [ 443 ]");
-	r->ports = calloc((size_t)n, sizeof(*r->ports));
-	if (!r->ports)
-		return load_fail(ld, s, "out of memory");
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, i);
-		long long v = config_setting_get_int64(e);
-
-		if (v < 1 || v > 65535)
-			return load_fail(
-			    ld, e, "ports: %lld is not a port (1..65535)", v);
-		r->ports[r->nports++] = (uint16_t)v;
-	}
+	r->ports = ports;
+	r->ports[r->nports++] = (uint16_t)v;
 	return 0;
 }
 
 static int
-load_rule_methods(struct load *ld, const config_setting_t *rs, struct rule *r)
+load_method(struct load *ld, const config_setting_t *e, void *arg)
 {
-	const config_setting_t *s;
-	int n;
+	struct rule *r = arg;
+	const char *m = config_setting_get_string(e);
 
-	if (get_sequence(ld, rs, "methods", CONFIG_TYPE_STRING, &s) < 0)
-		return -1;
-	if (!s)
-		return 0;
-	if ((n = config_setting_length(s)) == 0)
-		return load_fail(ld, s,
-		                 "methods: empty list (leave it out to "
-		                 "allow any method)");
-	r->methods = calloc((size_t)n, sizeof(*r->methods));
-	if (!r->methods)
-		return load_fail(ld, s, "out of memory");
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, i);
-		const char *m = config_setting_get_string(e);
-
-		if (!valid_method(m))
-			return load_fail(ld, e,
-			                 "methods: \"%s\" is not a "
-			                 "method name",
-			                 m);
-		if (!(r->methods[r->nmethods++] = xstrdup(ld, e, m)))
-			return -1;
-	}
-	return 0;
+	if (!valid_method(m))
+		return load_fail(ld, e, "methods: \"%s\" is not a method name",
+		                 m);
+	return add_string(ld, e, &r->methods, &r->nmethods, m);
 }
 
 static int
-load_rule_networks(struct load *ld, const config_setting_t *rs, struct rule *r)
+load_network(struct load *ld, const config_setting_t *e, void *arg)
 {
-	const config_setting_t *s;
-	int n;
+	struct rule *r = arg;
+	const char *text = config_setting_get_string(e);
+	const char *why = "invalid";
+	unsigned char *unlocks;
+	struct cidr c;
 
-	if (get_sequence(ld, rs, "networks", CONFIG_TYPE_STRING, &s) < 0)
+	if (cidr_parse(text, &c, &why) < 0)
+		return load_fail(ld, e, "networks: \"%s\": %s", text, why);
+	if (!(unlocks = grow(ld, e, r->network_unlocks, r->networks.n, 1)))
 		return -1;
-	if (!s)
-		return 0;
-	if ((n = config_setting_length(s)) == 0)
-		return load_fail(ld, s, "networks: empty list");
-	r->network_unlocks = calloc((size_t)n, 1);
-	if (!r->network_unlocks)
-		return load_fail(ld, s, "out of memory");
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, i);
-		const char *text = config_setting_get_string(e);
-		const char *why = "invalid";
-		struct cidr c;
-
-		if (cidr_parse(text, &c, &why) < 0)
-			return load_fail(ld, e, "networks: \"%s\": %s", text,
-			                 why);
-		if (netset_add(&r->networks, &c) < 0)
-			return load_fail(ld, e, "out of memory");
-		r->network_unlocks[i] =
-		    (unsigned char)netset_cidr_is_special(&c);
-	}
+	r->network_unlocks = unlocks;
+	if (netset_add(&r->networks, &c) < 0)
+		return load_fail(ld, e, "out of memory");
+	unlocks[r->networks.n - 1] = (unsigned char)netset_cidr_is_special(&c);
 	return 0;
 }
+
+static const struct list_spec rule_hosts = {
+    .key = "hosts",
+    .type = CONFIG_TYPE_STRING,
+    .each = load_host,
+    .bad_count = "hosts: empty list (leave it out for a networks-only rule)",
+};
+static const struct list_spec rule_ports = {
+    .key = "ports",
+    .type = CONFIG_TYPE_INT,
+    .each = load_port,
+    .bad_count = "ports: required, a list such as [ 443 ]",
+    .required = 1,
+};
+static const struct list_spec rule_methods = {
+    .key = "methods",
+    .type = CONFIG_TYPE_STRING,
+    .each = load_method,
+    .bad_count = "methods: empty list (leave it out to allow any method)",
+};
+static const struct list_spec rule_networks = {
+    .key = "networks",
+    .type = CONFIG_TYPE_STRING,
+    .each = load_network,
+    .bad_count = "networks: empty list",
+};
 
 static int
 load_rule(struct load *ld, const config_setting_t *rs, size_t index,
@@ -393,9 +428,10 @@ load_rule(struct load *ld, const config_setting_t *rs, size_t index,
 	}
 	if (!(r->name = xstrdup(ld, rs, name)))
 		return -1;
-	if (load_rule_hosts(ld, rs, r) < 0 || load_rule_ports(ld, rs, r) < 0 ||
-	    load_rule_methods(ld, rs, r) < 0 ||
-	    load_rule_networks(ld, rs, r) < 0)
+	if (load_list(ld, rs, &rule_hosts, r) < 0 ||
+	    load_list(ld, rs, &rule_ports, r) < 0 ||
+	    load_list(ld, rs, &rule_methods, r) < 0 ||
+	    load_list(ld, rs, &rule_networks, r) < 0)
 		return -1;
 	if (r->nhosts == 0 && r->networks.n == 0)
 		return load_fail(ld, rs,
@@ -565,58 +601,63 @@ load_listener_tls(struct load *ld, const config_setting_t *e,
 	return 0;
 }
 
+/* What an identify element is loaded into. */
+struct identify_target {
+	const struct config *c;
+	struct config_listener *l;
+};
+
+static int
+load_identify_method(struct load *ld, const config_setting_t *m, void *arg)
+{
+	const struct identify_target *t = arg;
+	struct config_listener *l = t->l;
+	const char *v = config_setting_get_string(m);
+	enum identify_method how;
+
+	if (strcmp(v, "proxy-auth") == 0)
+		how = IDENTIFY_PROXY_AUTH;
+	else if (strcmp(v, "source") == 0)
+		how = IDENTIFY_SOURCE;
+	else if (strcmp(v, "tls-client-cert") == 0) {
+		how = IDENTIFY_TLS_CERT;
+		if (!l->tls)
+			return load_fail(
+			    ld, m,
+			    "identify: \"tls-client-cert\" needs a "
+			    "tls listener with client_ca");
+	} else
+		return load_fail(ld, m,
+		                 "identify: \"%s\": expected \"proxy-auth\", "
+		                 "\"source\" or \"tls-client-cert\"",
+		                 v);
+	for (size_t j = 0; j < l->nidentify; j++)
+		if (l->identify[j] == how)
+			return load_fail(ld, m, "identify: \"%s\" twice", v);
+	if (t->c->nidentities == 0)
+		return load_fail(
+		    ld, m, "identify: there are no identities to identify");
+	l->identify[l->nidentify++] = how;
+	return 0;
+}
+
 /* identify = [ "proxy-auth", "source" ]: how clients of a listener are
  * identified, in order. */
 static int
 load_identify(struct load *ld, const config_setting_t *e,
               const struct config *c, struct config_listener *l)
 {
-	const config_setting_t *s;
+	static const struct list_spec identify = {
+	    .key = "identify",
+	    .type = CONFIG_TYPE_STRING,
+	    .each = load_identify_method,
+	    .bad_count = "identify: one or more of \"proxy-auth\", "
+	                 "\"source\", \"tls-client-cert\"",
+	    .max = 3,
+	};
+	struct identify_target t = {c, l};
 
-	if (get_sequence(ld, e, "identify", CONFIG_TYPE_STRING, &s) < 0)
-		return -1;
-	if (!s)
-		return 0;
-	if (config_setting_length(s) == 0 || config_setting_length(s) > 3)
-		return load_fail(ld, s,
-		                 "identify: one or more of \"proxy-auth\", "
-		                 "\"source\", \"tls-client-cert\"");
-	for (int i = 0; i < config_setting_length(s); i++) {
-		const config_setting_t *m = config_setting_get_elem(s, i);
-		const char *v = config_setting_get_string(m);
-		enum identify_method how;
-
-		if (strcmp(v, "proxy-auth") == 0)
-			how = IDENTIFY_PROXY_AUTH;
-		else if (strcmp(v, "source") == 0)
-			how = IDENTIFY_SOURCE;
-		else if (strcmp(v, "tls-client-cert") == 0) {
-			how = IDENTIFY_TLS_CERT;
-			if (!l->tls)
-				return load_fail(
-				    ld, m,
-				    "identify: \"tls-client-cert\" "
-				    "needs a tls listener with "
-				    "client_ca");
-		} else
-			return load_fail(ld, m,
-			                 "identify: \"%s\": expected "
-			                 "\"proxy-auth\", \"source\" or "
-			                 "\"tls-client-cert\"",
-			                 v);
-		for (size_t j = 0; j < l->nidentify; j++)
-			if (l->identify[j] == how)
-				return load_fail(ld, m,
-				                 "identify: \"%s\" "
-				                 "twice",
-				                 v);
-		if (c->nidentities == 0)
-			return load_fail(ld, m,
-			                 "identify: there are no "
-			                 "identities to identify");
-		l->identify[l->nidentify++] = how;
-	}
-	return 0;
+	return load_list(ld, e, &identify, &t);
 }
 
 static int
@@ -652,12 +693,39 @@ load_identity_limits(struct load *ld, const config_setting_t *is,
 }
 
 static int
+load_source(struct load *ld, const config_setting_t *e, void *arg)
+{
+	struct identity *id = arg;
+	const char *text = config_setting_get_string(e), *why = "";
+	struct cidr cidr;
+
+	if (cidr_parse(text, &cidr, &why) < 0)
+		return load_fail(ld, e, "sources: \"%s\": %s", text, why);
+	if (netset_add(&id->sources, &cidr) < 0)
+		return load_fail(ld, e, "out of memory");
+	return 0;
+}
+
+static int
+load_tls_name(struct load *ld, const config_setting_t *e, void *arg)
+{
+	struct identity *id = arg;
+
+	return add_string(ld, e, &id->tls_names, &id->ntls_names,
+	                  config_setting_get_string(e));
+}
+
+static const struct list_spec identity_sources = {
+    .key = "sources", .type = CONFIG_TYPE_STRING, .each = load_source};
+static const struct list_spec identity_tls_names = {
+    .key = "tls_names", .type = CONFIG_TYPE_STRING, .each = load_tls_name};
+
+static int
 load_identity(struct load *ld, const config_setting_t *is, struct config *c,
               struct identity *id)
 {
 	static const char *const keys[] = {"name",      "policy", "sources",
 	                                   "tls_names", "limits", NULL};
-	const config_setting_t *s;
 	const char *name, *policy;
 
 	if (!is_group(is))
@@ -681,35 +749,9 @@ load_identity(struct load *ld, const config_setting_t *is, struct config *c,
 		return -1;
 	if (!(id->state = identity_state_for(name)))
 		return load_fail(ld, is, "out of memory");
-	if (get_sequence(ld, is, "sources", CONFIG_TYPE_STRING, &s) < 0)
+	if (load_list(ld, is, &identity_sources, id) < 0 ||
+	    load_list(ld, is, &identity_tls_names, id) < 0)
 		return -1;
-	for (int i = 0; s && i < config_setting_length(s); i++) {
-		const config_setting_t *e = config_setting_get_elem(s, i);
-		const char *text = config_setting_get_string(e), *why = "";
-		struct cidr cidr;
-
-		if (cidr_parse(text, &cidr, &why) < 0)
-			return load_fail(ld, e, "sources: \"%s\": %s", text,
-			                 why);
-		if (netset_add(&id->sources, &cidr) < 0)
-			return load_fail(ld, e, "out of memory");
-	}
-	if (get_sequence(ld, is, "tls_names", CONFIG_TYPE_STRING, &s) < 0)
-		return -1;
-	if (s && config_setting_length(s) > 0) {
-		int n = config_setting_length(s);
-
-		if (!(id->tls_names = calloc((size_t)n, sizeof(char *))))
-			return load_fail(ld, s, "out of memory");
-		for (int i = 0; i < n; i++) {
-			const config_setting_t *e =
-			    config_setting_get_elem(s, i);
-
-			if (!(id->tls_names[id->ntls_names++] =
-			          xstrdup(ld, e, config_setting_get_string(e))))
-				return -1;
-		}
-	}
 	return load_identity_limits(ld, is, id);
 }
 
@@ -901,14 +943,30 @@ load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 }
 
 static int
+load_server(struct load *ld, const config_setting_t *e, void *arg)
+{
+	struct config_resolver *r = arg;
+	const char *text = config_setting_get_string(e);
+
+	if (!valid_server(text))
+		return load_fail(
+		    ld, e,
+		    "servers: \"%s\": expected \"IP\", \"IP:PORT\" or "
+		    "\"[IPv6]:PORT\"",
+		    text);
+	return add_string(ld, e, &r->servers, &r->nservers, text);
+}
+
+static int
 load_resolver(struct load *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const keys[] = {"servers",   "timeout_ms",
 	                                   "tries",     "cache_entries",
 	                                   "max_ttl_s", NULL};
+	static const struct list_spec servers = {
+	    .key = "servers", .type = CONFIG_TYPE_STRING, .each = load_server};
 	const config_setting_t *rs =
 	    config_setting_get_member(root, "resolver");
-	const config_setting_t *s;
 	struct config_resolver *r = &c->resolver;
 
 	r->timeout_ms = 2000;
@@ -925,27 +983,8 @@ load_resolver(struct load *ld, const config_setting_t *root, struct config *c)
 	    get_int_into(ld, rs, "cache_entries", 0, 1000000,
 	                 &r->cache_entries) < 0 ||
 	    get_int_into(ld, rs, "max_ttl_s", 0, 86400, &r->max_ttl_s) < 0 ||
-	    get_sequence(ld, rs, "servers", CONFIG_TYPE_STRING, &s) < 0)
+	    load_list(ld, rs, &servers, r) < 0)
 		return -1;
-	if (!s)
-		return 0;
-	r->servers =
-	    calloc((size_t)config_setting_length(s) + 1, sizeof(*r->servers));
-	if (!r->servers)
-		return load_fail(ld, s, "out of memory");
-	for (int i = 0; i < config_setting_length(s); i++) {
-		const config_setting_t *e = config_setting_get_elem(s, i);
-		const char *text = config_setting_get_string(e);
-
-		if (!valid_server(text))
-			return load_fail(ld, e,
-			                 "servers: \"%s\": expected "
-			                 "\"IP\", \"IP:PORT\" or "
-			                 "\"[IPv6]:PORT\"",
-			                 text);
-		if (!(r->servers[r->nservers++] = xstrdup(ld, e, text)))
-			return -1;
-	}
 	return 0;
 }
 

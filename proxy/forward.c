@@ -40,6 +40,17 @@ struct pump {
 	uint64_t *count;
 };
 
+/* A request held back, head and body, while fr.inspect judges its body. */
+struct inspection {
+	struct evbuffer *head;  /* the upstream head, written, not sent */
+	unsigned char *payload; /* the body's payload so far */
+	size_t len;
+	size_t scanned; /* body bytes, as sent, looked at so far */
+	uint64_t left;  /* HTTP_BODY_LENGTH: body bytes not yet looked at */
+	struct http_chunked chunked;
+	int ended; /* the body's end is among the scanned bytes */
+};
+
 enum response_state {
 	RESPONSE_HEAD,
 	RESPONSE_BODY,
@@ -56,33 +67,219 @@ struct forward {
 	int upstream_persists; /* the response's head allows reuse */
 	int heard_upstream;    /* a byte came from the upstream */
 	struct forward_result res;
+	struct inspection *held; /* set while inspect has not accepted */
 	struct idle idle;
 	forward_done_cb done;
 	void *arg;
 	int finished;
 };
 
-/* --- heads ---------------------------------------------------------------- */
+/* RFC 9110 §7.6.1, and the proxy-only fields: Proxy-Authorization is the
+ * client's credential for egressd, never for the upstream. */
+static const char *const hop_by_hop[] = {"connection",
+                                         "proxy-connection",
+                                         "keep-alive",
+                                         "te",
+                                         "trailer",
+                                         "upgrade",
+                                         "proxy-authorization",
+                                         "proxy-authenticate",
+                                         NULL};
+
+/* The request fields forward writes itself. */
+static const char *const rewritten[] = {"host", "content-length",
+                                        "transfer-encoding", "via", NULL};
+
+static int name_in(struct http_span name, const char *const *list);
+static void add_field(struct evbuffer *out, const struct http_field *f);
+static void add_via(struct evbuffer *out, const struct http_field *fields,
+                    size_t n, int minor);
+static struct inspection *inspection_new(const struct forward_request *fr);
+static void inspection_free(struct inspection *in);
+static int inspect_progress(struct forward *f);
+static int inspect_scan(struct inspection *in, enum http_body_kind kind,
+                        const unsigned char *raw, size_t n);
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void request_progress(struct forward *f);
+static void upstream_read_cb(struct bufferevent *bev, void *arg);
+static void upstream_write_cb(struct bufferevent *bev, void *arg);
+static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
+static void read_response_head(struct forward *f);
+static void write_response_head(struct forward *f,
+                                const struct http_response *resp,
+                                const struct http_body *body, int interim);
+static void response_progress(struct forward *f);
+static void pump_start(struct pump *p, const struct http_body *body);
+static int pump_run(struct forward *f, struct pump *p);
+static long long pump_measure(struct pump *p, struct evbuffer *in);
+static int pump_go_direct(struct pump *p);
+static void pump_resume(struct pump *p);
+static int plain_socket(struct bufferevent *bev);
+static void direct_cb(evutil_socket_t fd, short what, void *arg);
+static int direct_write(struct pump *p, size_t n);
+static void direct_event(struct forward *f, struct bufferevent *bev,
+                         short what);
+static void forward_idle_cb(void *arg);
+static void forward_finish(struct forward *f, enum reason why);
+
+/* --- the forward ---------------------------------------------------------- */
+
+struct forward *
+forward_new(struct bufferevent *client, struct bufferevent *upstream,
+            const struct forward_request *fr, const struct config_limits *lim,
+            forward_done_cb done, void *arg)
+{
+	struct forward *f;
+
+	if (fr->plan && forward_plan_check(fr->plan) < 0)
+		return NULL;
+	if (!(f = calloc(1, sizeof(*f))))
+		return NULL;
+	if (idle_start(&f->idle, bufferevent_get_base(client),
+	               lim->idle_timeout_ms, forward_idle_cb, f) < 0) {
+		free(f);
+		return NULL;
+	}
+	f->client = client;
+	f->upstream = upstream;
+	f->lim = lim;
+	f->fr = *fr;
+	f->client_minor = fr->req->version_minor;
+	/* HTTP/1.0 clients get one request per connection. */
+	f->keep_client = !fr->client_close && f->client_minor == 1;
+	f->done = done;
+	f->arg = arg;
+	f->request.f = f;
+	f->response.f = f;
+	f->request.src = client;
+	f->request.dst = upstream;
+	f->request.count = &f->res.bytes_up;
+	f->response.src = upstream;
+	f->response.dst = client;
+	f->response.count = &f->res.bytes_down;
+
+	if (fr->inspect) {
+		if (!(f->held = inspection_new(fr))) {
+			idle_free(&f->idle);
+			free(f);
+			return NULL;
+		}
+		(void)forward_write_head(f->held->head, fr);
+	} else {
+		f->res.bytes_up +=
+		    forward_write_head(bufferevent_get_output(upstream), fr);
+	}
+	/* Read only here: conn frees them once forward_new has returned. */
+	f->fr.req = NULL;
+	f->fr.plan = NULL;
+	pump_start(&f->request, &fr->body);
+	if (f->held)
+		f->held->ended = f->request.done;
+	bufferevent_setcb(client, client_read_cb, client_write_cb,
+	                  client_event_cb, f);
+	bufferevent_setcb(upstream, upstream_read_cb, upstream_write_cb,
+	                  upstream_event_cb, f);
+	bufferevent_setwatermark(client, EV_READ, 0, 0);
+	bufferevent_setwatermark(client, EV_WRITE, 0, 0);
+	bufferevent_setwatermark(upstream, EV_READ, 0, 0);
+	bufferevent_setwatermark(upstream, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(client, NULL, NULL);
+	bufferevent_set_timeouts(upstream, NULL, NULL);
+	bufferevent_enable(upstream, EV_READ | EV_WRITE);
+	bufferevent_enable(client, EV_WRITE);
+	if (!f->request.done)
+		bufferevent_enable(client, EV_READ);
+	/* Body bytes may already be waiting, and a request without a body
+	 * may wait for the inspection: take them from the loop, never from
+	 * inside forward_new. */
+	if (!f->request.done || f->held)
+		bufferevent_trigger(client, EV_READ,
+		                    BEV_TRIG_IGNORE_WATERMARKS |
+		                        BEV_TRIG_DEFER_CALLBACKS);
+	return f;
+}
+
+void
+forward_free(struct forward *f)
+{
+	if (!f)
+		return;
+	if (f->request.direct)
+		event_free(f->request.direct);
+	if (f->response.direct)
+		event_free(f->response.direct);
+	inspection_free(f->held);
+	idle_free(&f->idle);
+	free(f);
+}
+
+/* --- the request head ----------------------------------------------------- */
+
+size_t
+forward_write_head(struct evbuffer *out, const struct forward_request *fr)
+{
+	const struct http_request *req = fr->req;
+	const struct forward_plan *plan = fr->plan;
+	int minor = req->version_minor;
+	size_t before = evbuffer_get_length(out);
+
+	/* RFC 9112 §3.2.2: the Host of an absolute-form request is its
+	 * authority, whatever Host field the client sent. */
+	evbuffer_add_printf(out, "%s %.*s HTTP/1.%d\r\nHost: %s\r\n",
+	                    fr->method, (int)fr->path.len, fr->path.p, minor,
+	                    fr->authority);
+	for (size_t i = 0; i < req->nfields; i++) {
+		const struct http_field *fl = &req->fields[i];
+
+		if (forward_keeps_field(req->fields, req->nfields, fl->name,
+		                        plan))
+			add_field(out, fl);
+	}
+	add_via(out, req->fields, req->nfields, minor);
+	for (size_t i = 0; plan && i < plan->nadd; i++) {
+		evbuffer_add_printf(out, "%s: ", plan->add[i].name);
+		evbuffer_add(out, plan->add[i].value,
+		             strlen(plan->add[i].value));
+		evbuffer_add(out, "\r\n", 2);
+	}
+	/* One framing field of our own: a list such as "5, 5" is valid to us
+	 * and may not be to the upstream. */
+	if (fr->body.kind == HTTP_BODY_LENGTH)
+		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+		                    (unsigned long long)fr->body.length);
+	else if (fr->body.kind == HTTP_BODY_CHUNKED)
+		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+	/* HTTP/1.1 keeps the connection by default; say so only to end it. */
+	if (!fr->keep_upstream || minor != 1)
+		evbuffer_add_printf(out, "Connection: close\r\n");
+	evbuffer_add(out, "\r\n", 2);
+	return evbuffer_get_length(out) - before;
+}
+
+int
+forward_keeps_field(const struct http_field *fields, size_t n,
+                    struct http_span name, const struct forward_plan *plan)
+{
+	if (forward_is_hop_by_hop(fields, n, name) || name_in(name, rewritten))
+		return 0;
+	for (size_t i = 0; plan && i < plan->ndrop; i++)
+		if (http_span_ieq(name, plan->drop[i]))
+			return 0;
+	/* Ours is the only copy of an added field. */
+	for (size_t i = 0; plan && i < plan->nadd; i++)
+		if (http_span_ieq(name, plan->add[i].name))
+			return 0;
+	return 1;
+}
 
 int
 forward_is_hop_by_hop(const struct http_field *fields, size_t n,
                       struct http_span name)
 {
-	/* RFC 9110 §7.6.1, and the proxy-only fields: Proxy-Authorization is
-	 * the client's credential for egressd, never for the upstream. */
-	static const char *const always[] = {"connection",
-	                                     "proxy-connection",
-	                                     "keep-alive",
-	                                     "te",
-	                                     "trailer",
-	                                     "upgrade",
-	                                     "proxy-authorization",
-	                                     "proxy-authenticate",
-	                                     NULL};
-
-	for (const char *const *a = always; *a; a++)
-		if (http_span_ieq(name, *a))
-			return 1;
+	if (name_in(name, hop_by_hop))
+		return 1;
 	for (size_t i = 0; i < n; i++) {
 		struct http_span rest = fields[i].value, item;
 
@@ -93,6 +290,35 @@ forward_is_hop_by_hop(const struct http_field *fields, size_t n,
 			    strncasecmp(item.p, name.p, name.len) == 0)
 				return 1;
 	}
+	return 0;
+}
+
+int
+forward_plan_check(const struct forward_plan *plan)
+{
+	for (size_t i = 0; i < plan->ndrop; i++)
+		if (!http_field_valid(plan->drop[i], ""))
+			return -1;
+	for (size_t i = 0; i < plan->nadd; i++) {
+		const struct forward_field *a = &plan->add[i];
+		struct http_span name = {a->name, strlen(a->name)};
+
+		if (!http_field_valid(a->name, a->value) ||
+		    name_in(name, hop_by_hop) || name_in(name, rewritten))
+			return -1;
+		for (size_t j = 0; j < i; j++)
+			if (http_span_ieq(name, plan->add[j].name))
+				return -1;
+	}
+	return 0;
+}
+
+static int
+name_in(struct http_span name, const char *const *list)
+{
+	for (const char *const *l = list; *l; l++)
+		if (http_span_ieq(name, *l))
+			return 1;
 	return 0;
 }
 
@@ -120,43 +346,301 @@ add_via(struct evbuffer *out, const struct http_field *fields, size_t n,
 	evbuffer_add_printf(out, "1.%d " VIA_NAME "\r\n", minor);
 }
 
-static void
-write_request_head(struct forward *f)
+/* --- the inspection ------------------------------------------------------- */
+
+/* Hold the request: its head goes to in->head, not to the upstream. */
+static struct inspection *
+inspection_new(const struct forward_request *fr)
 {
-	const struct http_request *req = f->fr.req;
-	struct evbuffer *out = bufferevent_get_output(f->upstream);
-	size_t before = evbuffer_get_length(out);
+	struct inspection *in = calloc(1, sizeof(*in));
+	size_t cap = fr->inspect_max;
 
-	/* RFC 9112 §3.2.2: the Host of an absolute-form request is its
-	 * authority, whatever Host field the client sent. */
-	evbuffer_add_printf(out, "%s %.*s HTTP/1.%d\r\nHost: %s\r\n",
-	                    f->fr.method, (int)f->fr.path.len, f->fr.path.p,
-	                    f->client_minor, f->fr.authority);
-	for (size_t i = 0; i < req->nfields; i++) {
-		const struct http_field *fl = &req->fields[i];
-
-		if (forward_is_hop_by_hop(req->fields, req->nfields,
-		                          fl->name) ||
-		    http_span_ieq(fl->name, "host") ||
-		    http_span_ieq(fl->name, "content-length") ||
-		    http_span_ieq(fl->name, "transfer-encoding") ||
-		    http_span_ieq(fl->name, "via"))
-			continue;
-		add_field(out, fl);
+	if (!in)
+		return NULL;
+	/* The payload is never larger than the body bytes held. */
+	if (fr->body.kind == HTTP_BODY_LENGTH && fr->body.length < cap)
+		cap = (size_t)fr->body.length;
+	in->head = evbuffer_new();
+	in->payload = malloc(cap > 0 ? cap : 1);
+	if (!in->head || !in->payload) {
+		if (in->head)
+			evbuffer_free(in->head);
+		free(in->payload);
+		free(in);
+		return NULL;
 	}
-	add_via(out, req->fields, req->nfields, f->client_minor);
-	/* One framing field of our own: a list such as "5, 5" is valid to us
-	 * and may not be to the upstream. */
-	if (f->fr.body.kind == HTTP_BODY_LENGTH)
-		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-		                    (unsigned long long)f->fr.body.length);
-	else if (f->fr.body.kind == HTTP_BODY_CHUNKED)
-		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-	/* HTTP/1.1 keeps the connection by default; say so only to end it. */
-	if (!f->fr.keep_upstream || f->client_minor != 1)
-		evbuffer_add_printf(out, "Connection: close\r\n");
-	evbuffer_add(out, "\r\n", 2);
-	f->res.bytes_up += evbuffer_get_length(out) - before;
+	in->left = fr->body.length;
+	http_chunked_init(&in->chunked, CHUNK_LINE_MAX);
+	return in;
+}
+
+static void
+inspection_free(struct inspection *in)
+{
+	if (!in)
+		return;
+	evbuffer_free(in->head);
+	free(in->payload);
+	free(in);
+}
+
+/* Offer the hook what has come of the body: 1 accepted (the head is on its
+ * way upstream, the body follows as without a hook), 0 still held, -1 the
+ * forward finished. */
+static int
+inspect_progress(struct forward *f)
+{
+	struct inspection *in = f->held;
+	struct evbuffer *input = bufferevent_get_input(f->client);
+	size_t avail = evbuffer_get_length(input), had = in->len, head_len;
+	size_t want = avail < f->fr.inspect_max ? avail : f->fr.inspect_max;
+	enum reason why = REASON_INTERNAL_ERROR;
+	int final, r;
+
+	if (in->scanned < want)
+		idle_touch(&f->idle);
+	while (!in->ended && in->scanned < want) {
+		struct evbuffer_ptr pos;
+		struct evbuffer_iovec v;
+		size_t n;
+
+		if (evbuffer_ptr_set(input, &pos, in->scanned,
+		                     EVBUFFER_PTR_SET) < 0 ||
+		    evbuffer_peek(input, -1, &pos, &v, 1) < 1)
+			break;
+		n = v.iov_len < want - in->scanned ? v.iov_len
+		                                   : want - in->scanned;
+		if (inspect_scan(in, f->fr.body.kind, v.iov_base, n) < 0) {
+			f->keep_client = 0;
+			forward_finish(f, REASON_BAD_FRAMING);
+			return -1;
+		}
+	}
+	final = in->ended                          ? FORWARD_INSPECT_END
+	        : in->scanned >= f->fr.inspect_max ? FORWARD_INSPECT_FULL
+	                                           : 0;
+	if (!final && in->len == had)
+		return 0;
+	r = f->fr.inspect(f->fr.inspect_arg, in->payload, in->len, final, &why);
+	if (r == 0 && final)
+		r = -1;
+	if (r < 0) {
+		/* Nothing went upstream; conn answers from why. */
+		f->keep_client = 0;
+		forward_finish(f, why);
+		return -1;
+	}
+	if (r == 0)
+		return 0;
+	head_len = evbuffer_get_length(in->head);
+	evbuffer_add_buffer(bufferevent_get_output(f->upstream), in->head);
+	f->res.bytes_up += head_len;
+	inspection_free(in);
+	f->held = NULL;
+	return 1;
+}
+
+/* Look at the next n bytes of the body as sent: keep their payload, note
+ * the body's end.  -1 when the chunked framing is malformed. */
+static int
+inspect_scan(struct inspection *in, enum http_body_kind kind,
+             const unsigned char *raw, size_t n)
+{
+	switch (kind) {
+	case HTTP_BODY_NONE:
+		in->ended = 1;
+		return 0;
+	case HTTP_BODY_LENGTH:
+	case HTTP_BODY_CLOSE: /* never a request's */
+		if (n > in->left)
+			n = (size_t)in->left;
+		memcpy(in->payload + in->len, raw, n);
+		in->len += n;
+		in->scanned += n;
+		in->left -= n;
+		in->ended = in->left == 0;
+		return 0;
+	case HTTP_BODY_CHUNKED:
+		break;
+	}
+	/* A byte at a time: the scanner counts chunk data, and a byte that
+	 * it counts is payload. */
+	for (size_t i = 0; i < n && !in->ended; i++) {
+		uint64_t data = http_chunked_data_bytes(&in->chunked);
+		size_t used;
+		enum http_status st = http_chunked_scan(
+		    &in->chunked, (const char *)raw + i, 1, &used);
+
+		if (st == HTTP_BAD_REQUEST)
+			return -1;
+		if (http_chunked_data_bytes(&in->chunked) > data)
+			in->payload[in->len++] = raw[i];
+		in->scanned++;
+		in->ended = st == HTTP_OK;
+	}
+	return 0;
+}
+
+/* --- the request body ----------------------------------------------------- */
+
+static void
+client_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	request_progress(arg);
+}
+
+static void
+client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct forward *f = arg;
+
+	(void)bev;
+	pump_resume(&f->response);
+}
+
+static void
+client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct forward *f = arg;
+
+	(void)bev;
+	(void)what;
+	f->keep_client = 0;
+	/* A client gone, or half-closed, before its request body was
+	 * complete has abandoned the request. */
+	if (!f->request.done || (what & BEV_EVENT_ERROR)) {
+		forward_finish(f, REASON_CLIENT_CLOSED);
+		return;
+	}
+	bufferevent_disable(f->client, EV_READ);
+}
+
+/* After a request body: nothing more is read from the client until conn
+ * takes the next request (which may already be waiting, pipelined). */
+static void
+request_progress(struct forward *f)
+{
+	if (f->held && inspect_progress(f) <= 0)
+		return;
+	if (pump_run(f, &f->request) < 0) {
+		f->keep_client = 0;
+		forward_finish(f, REASON_BAD_FRAMING);
+		return;
+	}
+	if (f->request.done)
+		bufferevent_disable(f->client, EV_READ);
+	else if (pump_go_direct(&f->request) == 0)
+		direct_cb(bufferevent_getfd(f->client), EV_READ, &f->request);
+}
+
+/* --- the response --------------------------------------------------------- */
+
+static void
+upstream_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct forward *f = arg;
+
+	(void)bev;
+	if (f->state == RESPONSE_HEAD)
+		read_response_head(f);
+	else
+		response_progress(f);
+}
+
+static void
+upstream_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct forward *f = arg;
+
+	(void)bev;
+	pump_resume(&f->request);
+}
+
+static void
+upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct forward *f = arg;
+
+	(void)bev;
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	/* Whatever arrived before the EOF belongs to the response. */
+	upstream_read_cb(f->upstream, f);
+	if (f->finished)
+		return;
+	if (f->state == RESPONSE_BODY &&
+	    f->response.body.kind == HTTP_BODY_CLOSE &&
+	    (what & BEV_EVENT_EOF)) {
+		forward_finish(f, REASON_COMPLETE);
+		return;
+	}
+	f->keep_client = 0;
+	forward_finish(f, REASON_RESPONSE_INCOMPLETE);
+}
+
+static void
+read_response_head(struct forward *f)
+{
+	struct evbuffer *in = bufferevent_get_input(f->upstream);
+	struct http_limits hl = {
+	    .max_request_line = f->lim->max_request_line,
+	    .max_field_line = f->lim->max_header_bytes,
+	    .max_fields = HTTP_MAX_FIELDS,
+	    .max_head = f->lim->max_header_bytes,
+	};
+
+	while (f->state == RESPONSE_HEAD) {
+		size_t len = evbuffer_get_length(in), head_len = 0;
+		const char *p;
+		struct http_response resp;
+		struct http_body body = {HTTP_BODY_NONE, 0};
+		enum http_status st;
+
+		if (len == 0)
+			return;
+		f->heard_upstream = 1;
+		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+		st = http_head_end(p, len, &hl, &head_len);
+		if (st == HTTP_INCOMPLETE)
+			return;
+		if (st != HTTP_OK ||
+		    http_parse_response(p, head_len, &hl, &resp) != HTTP_OK) {
+			forward_finish(f, REASON_BAD_RESPONSE);
+			return;
+		}
+		idle_touch(&f->idle);
+		if (resp.status < 200) {
+			/* Interim responses go to an HTTP/1.1 client as they
+			 * are (RFC 9110 §15.2); 101 cannot happen: Upgrade is
+			 * never forwarded. */
+			if (resp.status == 101) {
+				forward_finish(f, REASON_BAD_RESPONSE);
+				return;
+			}
+			if (f->client_minor == 1)
+				write_response_head(f, &resp, &body, 1);
+			evbuffer_drain(in, head_len);
+			continue;
+		}
+		if (http_response_body(&resp, f->fr.method, &body) != HTTP_OK) {
+			forward_finish(f, REASON_BAD_RESPONSE);
+			return;
+		}
+		if (body.kind == HTTP_BODY_CLOSE)
+			f->keep_client = 0;
+		f->upstream_persists =
+		    f->fr.keep_upstream && f->client_minor == 1 &&
+		    resp.version_minor == 1 &&
+		    !http_fields_has_token(resp.fields, resp.nfields,
+		                           "connection", "close");
+		f->res.status = resp.status;
+		write_response_head(f, &resp, &body, 0);
+		evbuffer_drain(in, head_len);
+		f->state = RESPONSE_BODY;
+		pump_start(&f->response, &body);
+	}
+	response_progress(f);
 }
 
 static void
@@ -199,45 +683,21 @@ write_response_head(struct forward *f, const struct http_response *resp,
 	f->res.bytes_down += evbuffer_get_length(out) - before;
 }
 
-/* --- the end ---------------------------------------------------------------
- */
-
 static void
-finish(struct forward *f, enum reason why)
+response_progress(struct forward *f)
 {
-	if (f->finished)
+	if (pump_run(f, &f->response) < 0) {
+		forward_finish(f, REASON_BAD_RESPONSE);
 		return;
-	f->finished = 1;
-	idle_stop(&f->idle);
-	f->res.reason = why;
-	f->res.keep_client =
-	    why == REASON_COMPLETE && f->keep_client && f->request.done;
-	/* Reusable only when both messages ended exactly where their
-	 * framing said and nothing more came. */
-	f->res.keep_upstream =
-	    why == REASON_COMPLETE && f->upstream_persists &&
-	    f->request.done && f->response.body.kind != HTTP_BODY_CLOSE &&
-	    evbuffer_get_length(bufferevent_get_input(f->upstream)) == 0;
-	f->res.upstream_silent = !f->heard_upstream;
-	if (f->request.direct)
-		event_del(f->request.direct);
-	if (f->response.direct)
-		event_del(f->response.direct);
-	bufferevent_setcb(f->client, NULL, NULL, NULL, NULL);
-	bufferevent_setcb(f->upstream, NULL, NULL, NULL, NULL);
-	bufferevent_disable(f->client, EV_READ);
-	bufferevent_disable(f->upstream, EV_READ);
-	f->done(f->arg, &f->res);
+	}
+	if (f->response.done)
+		forward_finish(f, REASON_COMPLETE);
+	else if (pump_go_direct(&f->response) == 0)
+		direct_cb(bufferevent_getfd(f->upstream), EV_READ,
+		          &f->response);
 }
 
-static void
-idle_expired(void *arg)
-{
-	finish(arg, REASON_UPSTREAM_TIMEOUT);
-}
-
-/* --- bodies ----------------------------------------------------------------
- */
+/* --- bodies --------------------------------------------------------------- */
 
 static void
 pump_start(struct pump *p, const struct http_body *body)
@@ -248,6 +708,35 @@ pump_start(struct pump *p, const struct http_body *body)
 	p->done = body->kind == HTTP_BODY_NONE ||
 	          (body->kind == HTTP_BODY_LENGTH && body->length == 0);
 	http_chunked_init(&p->chunked, CHUNK_LINE_MAX);
+}
+
+/* Move what belongs to the body; stop reading src when dst is full. */
+static int
+pump_run(struct forward *f, struct pump *p)
+{
+	struct evbuffer *in = bufferevent_get_input(p->src);
+	struct evbuffer *out = bufferevent_get_output(p->dst);
+	long long n;
+
+	if (!p->active || p->done)
+		return 0;
+	if ((n = pump_measure(p, in)) < 0)
+		return -1;
+	if (n > 0) {
+		evbuffer_remove_buffer(in, out, (size_t)n);
+		*p->count += (uint64_t)n;
+		idle_touch(&f->idle);
+	}
+	if (p->done) {
+		p->active = 0;
+		return 0;
+	}
+	if (evbuffer_get_length(out) >= f->lim->buffer_bytes) {
+		bufferevent_disable(p->src, EV_READ);
+		bufferevent_setwatermark(p->dst, EV_WRITE,
+		                         f->lim->buffer_bytes / 2, 0);
+	}
+	return 0;
 }
 
 /* How many of the bytes waiting in `in` belong to the body; sets p->done
@@ -297,40 +786,39 @@ pump_measure(struct pump *p, struct evbuffer *in)
 	return (long long)n;
 }
 
-/* Move what belongs to the body; stop reading src when dst is full. */
+/* From now on read p's source socket here.  0, or -1 when the body stays
+ * with the bufferevents (framing, TLS, no memory). */
 static int
-pump_run(struct forward *f, struct pump *p)
+pump_go_direct(struct pump *p)
 {
-	struct evbuffer *in = bufferevent_get_input(p->src);
-	struct evbuffer *out = bufferevent_get_output(p->dst);
-	long long n;
-
-	if (!p->active || p->done)
-		return 0;
-	if ((n = pump_measure(p, in)) < 0)
+	if (p->direct || !p->active || p->done ||
+	    (p->body.kind != HTTP_BODY_LENGTH &&
+	     p->body.kind != HTTP_BODY_CLOSE) ||
+	    !plain_socket(p->src) || !plain_socket(p->dst))
 		return -1;
-	if (n > 0) {
-		evbuffer_remove_buffer(in, out, (size_t)n);
-		*p->count += (uint64_t)n;
-		idle_touch(&f->idle);
-	}
-	if (p->done) {
-		p->active = 0;
-		return 0;
-	}
-	if (evbuffer_get_length(out) >= f->lim->buffer_bytes) {
-		bufferevent_disable(p->src, EV_READ);
-		bufferevent_setwatermark(p->dst, EV_WRITE,
-		                         f->lim->buffer_bytes / 2, 0);
-	}
+	p->direct = event_new(bufferevent_get_base(p->src),
+	                      bufferevent_getfd(p->src), EV_READ | EV_PERSIST,
+	                      direct_cb, p);
+	if (!p->direct)
+		return -1;
+	bufferevent_disable(p->src, EV_READ);
+	event_add(p->direct, NULL);
 	return 0;
 }
 
-/* --- bodies straight between sockets -------------------------------------
- */
+/* dst drained: read src again. */
+static void
+pump_resume(struct pump *p)
+{
+	if (!p->active || p->done)
+		return;
+	if (p->direct)
+		event_add(p->direct, NULL);
+	else if (!(bufferevent_get_enabled(p->src) & EV_READ))
+		bufferevent_enable(p->src, EV_READ);
+}
 
-static void client_event_cb(struct bufferevent *bev, short what, void *arg);
-static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
+/* --- bodies straight between sockets -------------------------------------- */
 
 static _Thread_local unsigned char direct_buf[DIRECT_BYTES];
 
@@ -338,6 +826,64 @@ static int
 plain_socket(struct bufferevent *bev)
 {
 	return bufferevent_getfd(bev) >= 0 && !bufferevent_openssl_get_ssl(bev);
+}
+
+static void
+direct_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pump *p = arg;
+	struct forward *f = p->f;
+	struct evbuffer *out = bufferevent_get_output(p->dst);
+
+	(void)what;
+	for (int round = 0; round < DIRECT_ROUNDS; round++) {
+		size_t want = DIRECT_BYTES;
+		ssize_t n;
+		int r;
+
+		if (evbuffer_get_length(out) >= f->lim->buffer_bytes) {
+			/* dst's write callback brings us back. */
+			event_del(p->direct);
+			bufferevent_setwatermark(p->dst, EV_WRITE,
+			                         f->lim->buffer_bytes / 2, 0);
+			return;
+		}
+		if (p->body.kind == HTTP_BODY_LENGTH && p->left < want)
+			want = (size_t)p->left;
+		n = read(fd, direct_buf, want);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			direct_event(f, p->src,
+			             BEV_EVENT_READING |
+			                 (n == 0 ? BEV_EVENT_EOF
+			                         : BEV_EVENT_ERROR));
+			return;
+		}
+		*p->count += (uint64_t)n;
+		idle_touch(&f->idle);
+		if (p->body.kind == HTTP_BODY_LENGTH)
+			p->left -= (uint64_t)n;
+		if ((r = direct_write(p, (size_t)n)) < 0) {
+			f->keep_client = 0;
+			if (r == -2)
+				forward_finish(f, REASON_INTERNAL_ERROR);
+			else
+				direct_event(f, p->dst,
+				             BEV_EVENT_WRITING | BEV_EVENT_ERROR);
+			return;
+		}
+		if (p->body.kind == HTTP_BODY_LENGTH && p->left == 0) {
+			p->done = 1;
+			p->active = 0;
+			event_del(p->direct);
+			if (p == &f->response)
+				forward_finish(f, REASON_COMPLETE);
+			return;
+		}
+		if ((size_t)n < want)
+			return;
+	}
 }
 
 /* Write n bytes of direct_buf to p->dst, after what its output already
@@ -394,338 +940,38 @@ direct_event(struct forward *f, struct bufferevent *bev, short what)
 		upstream_event_cb(bev, what, f);
 }
 
+/* --- the end -------------------------------------------------------------- */
+
 static void
-direct_cb(evutil_socket_t fd, short what, void *arg)
+forward_idle_cb(void *arg)
 {
-	struct pump *p = arg;
-	struct forward *f = p->f;
-	struct evbuffer *out = bufferevent_get_output(p->dst);
-
-	(void)what;
-	for (int round = 0; round < DIRECT_ROUNDS; round++) {
-		size_t want = DIRECT_BYTES;
-		ssize_t n;
-		int r;
-
-		if (evbuffer_get_length(out) >= f->lim->buffer_bytes) {
-			/* dst's write callback brings us back. */
-			event_del(p->direct);
-			bufferevent_setwatermark(p->dst, EV_WRITE,
-			                         f->lim->buffer_bytes / 2, 0);
-			return;
-		}
-		if (p->body.kind == HTTP_BODY_LENGTH && p->left < want)
-			want = (size_t)p->left;
-		n = read(fd, direct_buf, want);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			direct_event(f, p->src,
-			             BEV_EVENT_READING |
-			                 (n == 0 ? BEV_EVENT_EOF
-			                         : BEV_EVENT_ERROR));
-			return;
-		}
-		*p->count += (uint64_t)n;
-		idle_touch(&f->idle);
-		if (p->body.kind == HTTP_BODY_LENGTH)
-			p->left -= (uint64_t)n;
-		if ((r = direct_write(p, (size_t)n)) < 0) {
-			f->keep_client = 0;
-			if (r == -2)
-				finish(f, REASON_INTERNAL_ERROR);
-			else
-				direct_event(f, p->dst,
-				             BEV_EVENT_WRITING | BEV_EVENT_ERROR);
-			return;
-		}
-		if (p->body.kind == HTTP_BODY_LENGTH && p->left == 0) {
-			p->done = 1;
-			p->active = 0;
-			event_del(p->direct);
-			if (p == &f->response)
-				finish(f, REASON_COMPLETE);
-			return;
-		}
-		if ((size_t)n < want)
-			return;
-	}
-}
-
-/* From now on read p's source socket here.  0, or -1 when the body stays
- * with the bufferevents (framing, TLS, no memory). */
-static int
-pump_go_direct(struct pump *p)
-{
-	if (p->direct || !p->active || p->done ||
-	    (p->body.kind != HTTP_BODY_LENGTH &&
-	     p->body.kind != HTTP_BODY_CLOSE) ||
-	    !plain_socket(p->src) || !plain_socket(p->dst))
-		return -1;
-	p->direct = event_new(bufferevent_get_base(p->src),
-	                      bufferevent_getfd(p->src), EV_READ | EV_PERSIST,
-	                      direct_cb, p);
-	if (!p->direct)
-		return -1;
-	bufferevent_disable(p->src, EV_READ);
-	event_add(p->direct, NULL);
-	return 0;
-}
-
-/* dst drained: read src again. */
-static void
-pump_resume(struct pump *p)
-{
-	if (!p->active || p->done)
-		return;
-	if (p->direct)
-		event_add(p->direct, NULL);
-	else if (!(bufferevent_get_enabled(p->src) & EV_READ))
-		bufferevent_enable(p->src, EV_READ);
-}
-
-/* After a request body: nothing more is read from the client until conn
- * takes the next request (which may already be waiting, pipelined). */
-static void
-request_progress(struct forward *f)
-{
-	if (pump_run(f, &f->request) < 0) {
-		f->keep_client = 0;
-		finish(f, REASON_BAD_FRAMING);
-		return;
-	}
-	if (f->request.done)
-		bufferevent_disable(f->client, EV_READ);
-	else if (pump_go_direct(&f->request) == 0)
-		direct_cb(bufferevent_getfd(f->client), EV_READ, &f->request);
+	forward_finish(arg, REASON_UPSTREAM_TIMEOUT);
 }
 
 static void
-response_progress(struct forward *f)
+forward_finish(struct forward *f, enum reason why)
 {
-	if (pump_run(f, &f->response) < 0) {
-		finish(f, REASON_BAD_RESPONSE);
-		return;
-	}
-	if (f->response.done)
-		finish(f, REASON_COMPLETE);
-	else if (pump_go_direct(&f->response) == 0)
-		direct_cb(bufferevent_getfd(f->upstream), EV_READ,
-		          &f->response);
-}
-
-/* --- the response head -----------------------------------------------------
- */
-
-static void
-read_response_head(struct forward *f)
-{
-	struct evbuffer *in = bufferevent_get_input(f->upstream);
-	struct http_limits hl = {
-	    .max_request_line = f->lim->max_request_line,
-	    .max_field_line = f->lim->max_header_bytes,
-	    .max_fields = HTTP_MAX_FIELDS,
-	    .max_head = f->lim->max_header_bytes,
-	};
-
-	while (f->state == RESPONSE_HEAD) {
-		size_t len = evbuffer_get_length(in), head_len = 0;
-		const char *p;
-		struct http_response resp;
-		struct http_body body = {HTTP_BODY_NONE, 0};
-		enum http_status st;
-
-		if (len == 0)
-			return;
-		f->heard_upstream = 1;
-		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
-		st = http_head_end(p, len, &hl, &head_len);
-		if (st == HTTP_INCOMPLETE)
-			return;
-		if (st != HTTP_OK ||
-		    http_parse_response(p, head_len, &hl, &resp) != HTTP_OK) {
-			finish(f, REASON_BAD_RESPONSE);
-			return;
-		}
-		idle_touch(&f->idle);
-		if (resp.status < 200) {
-			/* Interim responses go to an HTTP/1.1 client as they
-			 * are (RFC 9110 §15.2); 101 cannot happen: Upgrade is
-			 * never forwarded. */
-			if (resp.status == 101) {
-				finish(f, REASON_BAD_RESPONSE);
-				return;
-			}
-			if (f->client_minor == 1)
-				write_response_head(f, &resp, &body, 1);
-			evbuffer_drain(in, head_len);
-			continue;
-		}
-		if (http_response_body(&resp, f->fr.method, &body) != HTTP_OK) {
-			finish(f, REASON_BAD_RESPONSE);
-			return;
-		}
-		if (body.kind == HTTP_BODY_CLOSE)
-			f->keep_client = 0;
-		f->upstream_persists =
-		    f->fr.keep_upstream && f->client_minor == 1 &&
-		    resp.version_minor == 1 &&
-		    !http_fields_has_token(resp.fields, resp.nfields,
-		                           "connection", "close");
-		f->res.status = resp.status;
-		write_response_head(f, &resp, &body, 0);
-		evbuffer_drain(in, head_len);
-		f->state = RESPONSE_BODY;
-		pump_start(&f->response, &body);
-	}
-	response_progress(f);
-}
-
-/* --- callbacks -------------------------------------------------------------
- */
-
-static void
-client_read_cb(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	request_progress(arg);
-}
-
-static void
-client_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct forward *f = arg;
-
-	(void)bev;
-	pump_resume(&f->response);
-}
-
-static void
-client_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct forward *f = arg;
-
-	(void)bev;
-	(void)what;
-	f->keep_client = 0;
-	/* A client gone, or half-closed, before its request body was
-	 * complete has abandoned the request. */
-	if (!f->request.done || (what & BEV_EVENT_ERROR)) {
-		finish(f, REASON_CLIENT_CLOSED);
-		return;
-	}
-	bufferevent_disable(f->client, EV_READ);
-}
-
-static void
-upstream_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct forward *f = arg;
-
-	(void)bev;
-	if (f->state == RESPONSE_HEAD)
-		read_response_head(f);
-	else
-		response_progress(f);
-}
-
-static void
-upstream_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct forward *f = arg;
-
-	(void)bev;
-	pump_resume(&f->request);
-}
-
-static void
-upstream_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct forward *f = arg;
-
-	(void)bev;
-	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-		return;
-	/* Whatever arrived before the EOF belongs to the response. */
-	upstream_read_cb(f->upstream, f);
 	if (f->finished)
 		return;
-	if (f->state == RESPONSE_BODY &&
-	    f->response.body.kind == HTTP_BODY_CLOSE &&
-	    (what & BEV_EVENT_EOF)) {
-		finish(f, REASON_COMPLETE);
-		return;
-	}
-	f->keep_client = 0;
-	finish(f, REASON_RESPONSE_INCOMPLETE);
-}
-
-struct forward *
-forward_new(struct bufferevent *client, struct bufferevent *upstream,
-            const struct forward_request *fr, const struct config_limits *lim,
-            forward_done_cb done, void *arg)
-{
-	struct forward *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return NULL;
-	if (idle_start(&f->idle, bufferevent_get_base(client),
-	               lim->idle_timeout_ms, idle_expired, f) < 0) {
-		free(f);
-		return NULL;
-	}
-	f->client = client;
-	f->upstream = upstream;
-	f->lim = lim;
-	f->fr = *fr;
-	f->client_minor = fr->req->version_minor;
-	/* HTTP/1.0 clients get one request per connection. */
-	f->keep_client = !fr->client_close && f->client_minor == 1;
-	f->done = done;
-	f->arg = arg;
-	f->request.f = f;
-	f->response.f = f;
-	f->request.src = client;
-	f->request.dst = upstream;
-	f->request.count = &f->res.bytes_up;
-	f->response.src = upstream;
-	f->response.dst = client;
-	f->response.count = &f->res.bytes_down;
-
-	write_request_head(f);
-	pump_start(&f->request, &fr->body);
-	bufferevent_setcb(client, client_read_cb, client_write_cb,
-	                  client_event_cb, f);
-	bufferevent_setcb(upstream, upstream_read_cb, upstream_write_cb,
-	                  upstream_event_cb, f);
-	bufferevent_setwatermark(client, EV_READ, 0, 0);
-	bufferevent_setwatermark(client, EV_WRITE, 0, 0);
-	bufferevent_setwatermark(upstream, EV_READ, 0, 0);
-	bufferevent_setwatermark(upstream, EV_WRITE, 0, 0);
-	bufferevent_set_timeouts(client, NULL, NULL);
-	bufferevent_set_timeouts(upstream, NULL, NULL);
-	bufferevent_enable(upstream, EV_READ | EV_WRITE);
-	bufferevent_enable(client, EV_WRITE);
-	if (!f->request.done) {
-		bufferevent_enable(client, EV_READ);
-		/* Body bytes may already be waiting; take them from the loop,
-		 * never from inside forward_new. */
-		bufferevent_trigger(client, EV_READ,
-		                    BEV_TRIG_IGNORE_WATERMARKS |
-		                        BEV_TRIG_DEFER_CALLBACKS);
-	}
-	return f;
-}
-
-void
-forward_free(struct forward *f)
-{
-	if (!f)
-		return;
+	f->finished = 1;
+	idle_stop(&f->idle);
+	f->res.reason = why;
+	f->res.keep_client =
+	    why == REASON_COMPLETE && f->keep_client && f->request.done;
+	/* Reusable only when both messages ended exactly where their
+	 * framing said and nothing more came. */
+	f->res.keep_upstream =
+	    why == REASON_COMPLETE && f->upstream_persists &&
+	    f->request.done && f->response.body.kind != HTTP_BODY_CLOSE &&
+	    evbuffer_get_length(bufferevent_get_input(f->upstream)) == 0;
+	f->res.upstream_silent = !f->heard_upstream;
 	if (f->request.direct)
-		event_free(f->request.direct);
+		event_del(f->request.direct);
 	if (f->response.direct)
-		event_free(f->response.direct);
-	idle_free(&f->idle);
-	free(f);
+		event_del(f->response.direct);
+	bufferevent_setcb(f->client, NULL, NULL, NULL, NULL);
+	bufferevent_setcb(f->upstream, NULL, NULL, NULL, NULL);
+	bufferevent_disable(f->client, EV_READ);
+	bufferevent_disable(f->upstream, EV_READ);
+	f->done(f->arg, &f->res);
 }

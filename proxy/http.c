@@ -325,6 +325,24 @@ parse_field_line(const char *p, size_t n, struct http_field *f)
 	return HTTP_OK;
 }
 
+int
+http_field_valid(const char *name, const char *value)
+{
+	enum field_state st = FIELD_START;
+	size_t n = strlen(value);
+
+	for (const char *p = name; *p && st != FIELD_INVALID; p++)
+		st = field_step(st, (unsigned char)*p);
+	if (st != FIELD_NAME)
+		return 0;
+	st = field_step(st, ':');
+	for (size_t i = 0; i < n && st != FIELD_INVALID; i++)
+		st = field_step(st, (unsigned char)value[i]);
+	return st == FIELD_VALUE &&
+	       (n == 0 || (!is_ows((unsigned char)value[0]) &&
+	                   !is_ows((unsigned char)value[n - 1])));
+}
+
 /*
  * Check that buf is exactly one head by the rules of http_head_end(); then
  * every CR in it is followed by LF and it ends with an empty line.

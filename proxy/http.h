@@ -135,6 +135,14 @@ enum http_status http_parse_response(const char *buf, size_t len,
                                      const struct http_limits *lim,
                                      struct http_response *resp);
 
+/*
+ * Is "name: value" a field line that http_parse_request accepts, with value
+ * exactly as given (no whitespace at either end that a parser would strip)?
+ * For fields egressd writes itself: a CR or LF in value would start another
+ * field, or end the head.  1 or 0.
+ */
+int http_field_valid(const char *name, const char *value);
+
 /* The first of the n fields with this name (case-insensitive), or NULL. */
 const struct http_field *http_fields_get(const struct http_field *fields,
                                          size_t n, const char *name);

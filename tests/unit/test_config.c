@@ -65,11 +65,12 @@ load_fails(const char *text, int line, const char *needle)
 		fail_msg("error \"%s\" does not mention \"%s\"", err, needle);
 }
 
-#define MINIMAL                                                                \
-	"listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"            \
+#define MINIMAL_REST                                                           \
 	"policies = ( { name = \"p\"; rules = (\n"                             \
 	"  { hosts = [ \"api.example.com\" ]; ports = [ 443 ]; }\n"            \
 	"); } );\n"
+#define MINIMAL                                                                \
+	"listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n" MINIMAL_REST
 
 static void
 test_minimal_defaults(void **state)
@@ -401,6 +402,75 @@ test_identities(void **state)
 	           2, "expected");
 }
 
+/* A rule whose last list is KEY, one element a line from line 4. */
+#define RULE_LIST(key, elems)                                                  \
+	"listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"            \
+	"policies = ( { name = \"p\"; rules = (\n"                             \
+	"  { hosts = [ \"a.example\" ]; ports = [ 443 ];\n"                    \
+	"    " key " = [\n" elems " ]; }\n"                                    \
+	"); } );\n"
+
+/* Every list names the bad element's own line, or the list's when the
+ * list as a whole is wrong; the messages are exactly these. */
+static void
+test_list_errors(void **state)
+{
+	(void)state;
+	load_fails(RULE_LIST("methods", "\"GET\",\n\"BAD METHOD\""), 6,
+	           "methods: \"BAD METHOD\" is not a method name");
+	load_fails(RULE_LIST("methods", ""), 4,
+	           "methods: empty list (leave it out to allow any method)");
+	load_fails(RULE_LIST("methods", "7"), 5,
+	           "methods: expected a list of strings");
+	load_fails(RULE_LIST("networks", "\"10.0.0.0/8\",\n\"10.0.0.1/8\""),
+	           6, "networks: \"10.0.0.1/8\": host bits set");
+	load_fails(RULE_LIST("networks", ""), 4, "networks: empty list");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+	           "policies = ( { name = \"p\"; rules = (\n"
+	           "  { ports = [ 443 ];\n"
+	           "    hosts = [\n"
+	           " ]; }\n"
+	           "); } );\n",
+	           4,
+	           "hosts: empty list (leave it out for a networks-only rule)");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+	           "policies = ( { name = \"p\"; rules = (\n"
+	           "  { hosts = [ \"a.example\" ];\n"
+	           "    ports = [\n"
+	           " ]; }\n"
+	           "); } );\n",
+	           4, "ports: required, a list such as [ 443 ]");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
+	           "policies = ( { name = \"p\"; rules = (\n"
+	           "  { hosts = [ \"a.example\" ];\n"
+	           "    ports = [ 443,\n"
+	           "      -1 ]; }\n"
+	           "); } );\n",
+	           5, "ports: -1 is not a port (1..65535)");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128;\n"
+	           "  identify = [ \"source\", \"proxy-auth\",\n"
+	           "    \"tls-client-cert\", \"source\" ]; } );\n" MINIMAL_REST
+	           "identities = ( { name = \"a\"; policy = \"p\"; } );\n",
+	           2,
+	           "identify: one or more of \"proxy-auth\", \"source\", "
+	           "\"tls-client-cert\"");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128;\n"
+	           "  identify = [ \"source\",\n"
+	           "    \"source\" ]; } );\n" MINIMAL_REST
+	           "identities = ( { name = \"a\"; policy = \"p\"; } );\n",
+	           3, "identify: \"source\" twice");
+	load_fails(MINIMAL "identities = ( { name = \"a\"; policy = \"p\";\n"
+	                   "  sources = [ \"10.0.0.0/8\",\n"
+	                   "    \"fe80::/10\", \"bad\" ]; } );\n",
+	           7, "sources: \"bad\": ");
+	load_fails(MINIMAL "resolver = { servers = [\n"
+	                   "  \"127.0.0.1\",\n"
+	                   "  \"dns.example\" ]; };\n",
+	           7,
+	           "servers: \"dns.example\": expected \"IP\", \"IP:PORT\" or "
+	           "\"[IPv6]:PORT\"");
+}
+
 static void
 test_missing_file(void **state)
 {
@@ -535,6 +605,7 @@ main(void)
 	    cmocka_unit_test(test_same_listeners),
 	    cmocka_unit_test(test_sandbox),
 	    cmocka_unit_test(test_errors_name_file_and_line),
+	    cmocka_unit_test(test_list_errors),
 	    cmocka_unit_test(test_identities),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_load_string),

@@ -228,6 +228,32 @@ test_span_eq(void **state)
 	assert_true(http_span_eq(span, "ab"));
 }
 
+/* Fields egressd writes itself: exactly what the parser takes back. */
+static void
+test_field_valid(void **state)
+{
+	(void)state;
+	assert_true(http_field_valid("x-api-key", "sk-123"));
+	assert_true(http_field_valid("Authorization", "Bearer a b\tc"));
+	assert_true(http_field_valid("X-Empty", ""));
+	assert_true(http_field_valid("x-obs", "caf\xc3\xa9"));
+	/* A line break would start another field, or end the head. */
+	assert_false(http_field_valid("x-api-key", "sk\r\nHost: evil"));
+	assert_false(http_field_valid("x-api-key", "sk\n"));
+	assert_false(http_field_valid("x-api-key", "sk\r"));
+	assert_false(http_field_valid("x-api-key", "a\x7f"));
+	assert_false(http_field_valid("x-api-key", "a\x01"));
+	/* A parser strips whitespace at either end of a value. */
+	assert_false(http_field_valid("x-api-key", " sk"));
+	assert_false(http_field_valid("x-api-key", "sk\t"));
+	/* Names are tokens. */
+	assert_false(http_field_valid("", "v"));
+	assert_false(http_field_valid("x api", "v"));
+	assert_false(http_field_valid("x-api-key:", "v"));
+	assert_false(http_field_valid("x\r\ny", "v"));
+	assert_false(http_field_valid("x(y)", "v"));
+}
+
 /* Table of whole heads and the status each must get. */
 
 struct head_case {
@@ -2027,6 +2053,7 @@ main(void)
 	    cmocka_unit_test(test_ows_and_empty_values),
 	    cmocka_unit_test(test_field_get),
 	    cmocka_unit_test(test_span_eq),
+	    cmocka_unit_test(test_field_valid),
 	    cmocka_unit_test(test_head_table),
 	    cmocka_unit_test(test_parse_without_head_end),
 	    cmocka_unit_test(test_head_end_early_errors),
