@@ -35,7 +35,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 # The I/O-free core: unit-tested without sockets.
-CORE     := host netset http policy config reason metrics identity \
+CORE     := host netset http policy config load reason metrics identity \
             suggest tls clienthello
 # Everything that touches sockets, files or signals.
 DAEMON   := main worker admin conn request answer proxy dial tunnel forward \

@@ -11,160 +11,9 @@
 
 #include "host.h"
 #include "http.h"
+#include "load.h"
 #include "metrics.h"
 #include "tls.h"
-
-/* The state of one load: where errors go. */
-struct load {
-	const char *path;
-	char *err;
-	size_t errlen;
-};
-
-static int load_fail(struct load *ld, const config_setting_t *s,
-                     const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Write "FILE:LINE: problem" and return -1. */
-static int
-load_fail(struct load *ld, const config_setting_t *s, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	int line = s ? config_setting_source_line(s) : 0;
-	const char *file = s ? config_setting_source_file(s) : NULL;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (!file)
-		file = ld->path;
-	if (line > 0)
-		snprintf(ld->err, ld->errlen, "%s:%d: %s", file, line, msg);
-	else
-		snprintf(ld->err, ld->errlen, "%s: %s", file, msg);
-	return -1;
-}
-
-static char *
-xstrdup(struct load *ld, const config_setting_t *s, const char *str)
-{
-	char *p = strdup(str);
-
-	if (!p)
-		load_fail(ld, s, "out of memory");
-	return p;
-}
-
-/* Every key of a group must be one of the allowed ones: a misspelt key is a
- * policy the operator thinks they have and don't. */
-static int
-check_keys(struct load *ld, const config_setting_t *group, const char *what,
-           const char *const *allowed)
-{
-	int n = config_setting_length(group);
-
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *s = config_setting_get_elem(group, i);
-		const char *name = config_setting_name(s);
-		const char *const *a;
-
-		for (a = allowed; *a; a++)
-			if (name && strcmp(name, *a) == 0)
-				break;
-		if (!*a)
-			return load_fail(ld, s, "unknown key \"%s\" in %s",
-			                 name ? name : "?", what);
-	}
-	return 0;
-}
-
-static int
-is_group(const config_setting_t *s)
-{
-	return config_setting_type(s) == CONFIG_TYPE_GROUP;
-}
-
-static int
-is_sequence(const config_setting_t *s)
-{
-	return config_setting_type(s) == CONFIG_TYPE_ARRAY ||
-	       config_setting_type(s) == CONFIG_TYPE_LIST;
-}
-
-static int
-is_int(const config_setting_t *s)
-{
-	return config_setting_type(s) == CONFIG_TYPE_INT ||
-	       config_setting_type(s) == CONFIG_TYPE_INT64;
-}
-
-/* An optional integer member in [min, max]; *out keeps its default when the
- * key is absent. */
-static int
-get_int(struct load *ld, const config_setting_t *group, const char *key,
-        long long min, long long max, long long *out)
-{
-	const config_setting_t *s = config_setting_get_member(group, key);
-	long long v;
-
-	if (!s)
-		return 0;
-	if (!is_int(s))
-		return load_fail(ld, s, "%s: expected an integer", key);
-	v = config_setting_get_int64(s);
-	if (v < min || v > max)
-		return load_fail(ld, s, "%s: %lld is out of range %lld..%lld",
-		                 key, v, min, max);
-	*out = v;
-	return 0;
-}
-
-static int
-get_int_into(struct load *ld, const config_setting_t *group, const char *key,
-             long long min, long long max, int *out)
-{
-	long long v = *out;
-
-	/* The range is cut to what an int holds, so that no value in it wraps
-	 * when stored (and the message gives the real range). */
-	if (max > INT_MAX)
-		max = INT_MAX;
-	if (min < INT_MIN)
-		min = INT_MIN;
-	if (get_int(ld, group, key, min, max, &v) < 0)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
-static int
-get_size_into(struct load *ld, const config_setting_t *group, const char *key,
-              long long min, long long max, size_t *out)
-{
-	long long v = (long long)*out;
-
-	if (get_int(ld, group, key, min, max, &v) < 0)
-		return -1;
-	*out = (size_t)v;
-	return 0;
-}
-
-/* An optional string member; *out is NULL when the key is absent. */
-static int
-get_string(struct load *ld, const config_setting_t *group, const char *key,
-           const char **out)
-{
-	const config_setting_t *s = config_setting_get_member(group, key);
-
-	*out = NULL;
-	if (!s)
-		return 0;
-	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return load_fail(ld, s, "%s: expected a string", key);
-	*out = config_setting_get_string(s);
-	return 0;
-}
 
 /* 1 to max letters, digits, '-', '_' and '.'. */
 static int
@@ -217,102 +66,6 @@ valid_method(const char *s)
 	return 1;
 }
 
-/* A member that must be a list of strings; *out is NULL when absent. */
-static int
-get_sequence(struct load *ld, const config_setting_t *group, const char *key,
-             int want_type, const config_setting_t **out)
-{
-	const config_setting_t *s = config_setting_get_member(group, key);
-
-	*out = NULL;
-	if (!s)
-		return 0;
-	if (!is_sequence(s))
-		return load_fail(ld, s, "%s: expected a list [ ... ]", key);
-	for (int i = 0; i < config_setting_length(s); i++) {
-		const config_setting_t *e = config_setting_get_elem(s, i);
-
-		if (want_type == CONFIG_TYPE_INT
-		        ? !is_int(e)
-		        : config_setting_type(e) != want_type)
-			return load_fail(
-			    ld, e, "%s: expected a list of %s", key,
-			    want_type == CONFIG_TYPE_INT ? "integers"
-			                                 : "strings");
-	}
-	*out = s;
-	return 0;
-}
-
-/* Load one element of a list: 0, or -1 after load_fail names e (so that
- * the message gives the bad element's own line). */
-typedef int (*load_elem_fn)(struct load *ld, const config_setting_t *e,
-                            void *arg);
-
-/* How a list member is loaded. */
-struct list_spec {
-	const char *key;
-	int type;              /* of each element, as get_sequence takes it */
-	load_elem_fn each;     /* called for each element, in order */
-	const char *bad_count; /* NULL: any length; else the message for an
-	                        * empty list, or one longer than max */
-	int max;               /* 0: no limit */
-	int required;          /* absent fails too, naming the group */
-};
-
-/* Load the list member spec->key of group through spec->each.  An absent
- * optional member calls nothing. */
-static int
-load_list(struct load *ld, const config_setting_t *group,
-          const struct list_spec *spec, void *arg)
-{
-	const config_setting_t *s;
-	int n;
-
-	if (get_sequence(ld, group, spec->key, spec->type, &s) < 0)
-		return -1;
-	if (!s && spec->required)
-		return load_fail(ld, group, "%s", spec->bad_count);
-	if (!s)
-		return 0;
-	n = config_setting_length(s);
-	if (spec->bad_count && (n == 0 || (spec->max > 0 && n > spec->max)))
-		return load_fail(ld, s, "%s", spec->bad_count);
-	for (int i = 0; i < n; i++)
-		if (spec->each(ld, config_setting_get_elem(s, i), arg) < 0)
-			return -1;
-	return 0;
-}
-
-/* Room for one more of size bytes after n in array: the grown array, or
- * NULL after load_fail. */
-static void *
-grow(struct load *ld, const config_setting_t *e, void *array, size_t n,
-     size_t size)
-{
-	void *p = realloc(array, (n + 1) * size);
-
-	if (!p)
-		load_fail(ld, e, "out of memory");
-	return p;
-}
-
-/* Append a copy of str to the n strings of *array. */
-static int
-add_string(struct load *ld, const config_setting_t *e, char ***array, size_t *n,
-           const char *str)
-{
-	char **a = grow(ld, e, *array, *n, sizeof(*a));
-
-	if (!a)
-		return -1;
-	*array = a;
-	if (!(a[*n] = xstrdup(ld, e, str)))
-		return -1;
-	(*n)++;
-	return 0;
-}
-
 static int
 load_host(struct load *ld, const config_setting_t *e, void *arg)
 {
@@ -323,7 +76,7 @@ load_host(struct load *ld, const config_setting_t *e, void *arg)
 
 	if (host_pattern_parse(text, norm, &why) < 0)
 		return load_fail(ld, e, "hosts: \"%s\": %s", text, why);
-	return add_string(ld, e, &r->hosts, &r->nhosts, norm);
+	return load_add_string(ld, e, &r->hosts, &r->nhosts, norm);
 }
 
 static int
@@ -336,7 +89,7 @@ load_port(struct load *ld, const config_setting_t *e, void *arg)
 	if (v < 1 || v > 65535)
 		return load_fail(ld, e, "ports: %lld is not a port (1..65535)",
 		                 v);
-	if (!(ports = grow(ld, e, r->ports, r->nports, sizeof(*ports))))
+	if (!(ports = load_grow(ld, e, r->ports, r->nports, sizeof(*ports))))
 		return -1;
 	r->ports = ports;
 	r->ports[r->nports++] = (uint16_t)v;
@@ -352,7 +105,7 @@ load_method(struct load *ld, const config_setting_t *e, void *arg)
 	if (!valid_method(m))
 		return load_fail(ld, e, "methods: \"%s\" is not a method name",
 		                 m);
-	return add_string(ld, e, &r->methods, &r->nmethods, m);
+	return load_add_string(ld, e, &r->methods, &r->nmethods, m);
 }
 
 static int
@@ -366,7 +119,7 @@ load_network(struct load *ld, const config_setting_t *e, void *arg)
 
 	if (cidr_parse(text, &c, &why) < 0)
 		return load_fail(ld, e, "networks: \"%s\": %s", text, why);
-	if (!(unlocks = grow(ld, e, r->network_unlocks, r->networks.n, 1)))
+	if (!(unlocks = load_grow(ld, e, r->network_unlocks, r->networks.n, 1)))
 		return -1;
 	r->network_unlocks = unlocks;
 	if (netset_add(&r->networks, &c) < 0)
@@ -375,26 +128,26 @@ load_network(struct load *ld, const config_setting_t *e, void *arg)
 	return 0;
 }
 
-static const struct list_spec rule_hosts = {
+static const struct load_list_spec rule_hosts = {
     .key = "hosts",
     .type = CONFIG_TYPE_STRING,
     .each = load_host,
     .bad_count = "hosts: empty list (leave it out for a networks-only rule)",
 };
-static const struct list_spec rule_ports = {
+static const struct load_list_spec rule_ports = {
     .key = "ports",
     .type = CONFIG_TYPE_INT,
     .each = load_port,
     .bad_count = "ports: required, a list such as [ 443 ]",
     .required = 1,
 };
-static const struct list_spec rule_methods = {
+static const struct load_list_spec rule_methods = {
     .key = "methods",
     .type = CONFIG_TYPE_STRING,
     .each = load_method,
     .bad_count = "methods: empty list (leave it out to allow any method)",
 };
-static const struct list_spec rule_networks = {
+static const struct load_list_spec rule_networks = {
     .key = "networks",
     .type = CONFIG_TYPE_STRING,
     .each = load_network,
@@ -405,17 +158,16 @@ static int
 load_rule(struct load *ld, const config_setting_t *rs, size_t index,
           struct rule *r)
 {
-	static const char *const keys[] = {"name",     "hosts", "ports",
-	                                   "methods",  "networks",
-	                                   "tls",      NULL};
+	static const char *const keys[] = {
+	    "name", "hosts", "ports", "methods", "networks", "tls", NULL};
 	const char *name, *tls;
 	char defname[32];
 
 	r->line = config_setting_source_line(rs);
-	if (!is_group(rs))
+	if (!load_is_group(rs))
 		return load_fail(ld, rs, "rules: each rule is a group { ... }");
-	if (check_keys(ld, rs, "rule", keys) < 0 ||
-	    get_string(ld, rs, "name", &name) < 0)
+	if (load_check_keys(ld, rs, "rule", keys) < 0 ||
+	    load_string(ld, rs, "name", &name) < 0)
 		return -1;
 	if (name && !valid_name(name))
 		return load_fail(ld, config_setting_get_member(rs, "name"),
@@ -426,7 +178,7 @@ load_rule(struct load *ld, const config_setting_t *rs, size_t index,
 		snprintf(defname, sizeof(defname), "rule-%zu", index + 1);
 		name = defname;
 	}
-	if (!(r->name = xstrdup(ld, rs, name)))
+	if (!(r->name = load_strdup(ld, rs, name)))
 		return -1;
 	if (load_list(ld, rs, &rule_hosts, r) < 0 ||
 	    load_list(ld, rs, &rule_ports, r) < 0 ||
@@ -438,7 +190,7 @@ load_rule(struct load *ld, const config_setting_t *rs, size_t index,
 		                 "rule \"%s\": needs hosts, networks "
 		                 "or both",
 		                 r->name);
-	if (get_string(ld, rs, "tls", &tls) < 0)
+	if (load_string(ld, rs, "tls", &tls) < 0)
 		return -1;
 	if (!tls)
 		r->tls = RULE_TLS_DEFAULT;
@@ -452,10 +204,11 @@ load_rule(struct load *ld, const config_setting_t *rs, size_t index,
 		                 "\"off\"",
 		                 tls);
 	if (r->tls == RULE_TLS_REQUIRE_SNI && r->nhosts == 0)
-		return load_fail(ld, config_setting_get_member(rs, "tls"),
-		                 "rule \"%s\": tls = \"require-sni-match\" "
-		                 "needs hosts (an SNI never names an IP address)",
-		                 r->name);
+		return load_fail(
+		    ld, config_setting_get_member(rs, "tls"),
+		    "rule \"%s\": tls = \"require-sni-match\" "
+		    "needs hosts (an SNI never names an IP address)",
+		    r->name);
 	return 0;
 }
 
@@ -467,11 +220,11 @@ load_policy(struct load *ld, const config_setting_t *ps, struct policy *p)
 	const char *name, *mode;
 	int n;
 
-	if (!is_group(ps))
+	if (!load_is_group(ps))
 		return load_fail(ld, ps, "policies: each policy is a group");
-	if (check_keys(ld, ps, "policy", keys) < 0 ||
-	    get_string(ld, ps, "name", &name) < 0 ||
-	    get_string(ld, ps, "mode", &mode) < 0)
+	if (load_check_keys(ld, ps, "policy", keys) < 0 ||
+	    load_string(ld, ps, "name", &name) < 0 ||
+	    load_string(ld, ps, "mode", &mode) < 0)
 		return -1;
 	if (!name)
 		return load_fail(ld, ps, "policy: name is required");
@@ -480,7 +233,7 @@ load_policy(struct load *ld, const config_setting_t *ps, struct policy *p)
 		                 "name: \"%s\": use letters, digits, '-', '_' "
 		                 "and '.'",
 		                 name);
-	if (!(p->name = xstrdup(ld, ps, name)))
+	if (!(p->name = load_strdup(ld, ps, name)))
 		return -1;
 	p->metrics_slot = metrics_policy_slot(name);
 	if (!mode || strcmp(mode, "enforce") == 0)
@@ -579,14 +332,14 @@ load_listener_tls(struct load *ld, const config_setting_t *e,
 	*has_ca = 0;
 	if (!ts)
 		return 0;
-	if (!is_group(ts))
+	if (!load_is_group(ts))
 		return load_fail(ld, ts,
 		                 "tls: expected a group { cert = ...; "
 		                 "key = ...; }");
-	if (check_keys(ld, ts, "tls", keys) < 0 ||
-	    get_string(ld, ts, "cert", &cert) < 0 ||
-	    get_string(ld, ts, "key", &key) < 0 ||
-	    get_string(ld, ts, "client_ca", &ca) < 0)
+	if (load_check_keys(ld, ts, "tls", keys) < 0 ||
+	    load_string(ld, ts, "cert", &cert) < 0 ||
+	    load_string(ld, ts, "key", &key) < 0 ||
+	    load_string(ld, ts, "client_ca", &ca) < 0)
 		return -1;
 	if (!cert || !key)
 		return load_fail(ld, ts, "tls: cert and key are required");
@@ -647,7 +400,7 @@ static int
 load_identify(struct load *ld, const config_setting_t *e,
               const struct config *c, struct config_listener *l)
 {
-	static const struct list_spec identify = {
+	static const struct load_list_spec identify = {
 	    .key = "identify",
 	    .type = CONFIG_TYPE_STRING,
 	    .each = load_identify_method,
@@ -673,17 +426,17 @@ load_identity_limits(struct load *ld, const config_setting_t *is,
 
 	if (!ls)
 		return 0;
-	if (!is_group(ls))
+	if (!load_is_group(ls))
 		return load_fail(ld, ls, "limits: expected a group { ... }");
-	if (check_keys(ld, ls, "identity limits", keys) < 0 ||
-	    get_int_into(ld, ls, "max_tunnels", 0, 1000000, &l->max_tunnels) <
+	if (load_check_keys(ld, ls, "identity limits", keys) < 0 ||
+	    load_int_into(ld, ls, "max_tunnels", 0, 1000000, &l->max_tunnels) <
 	        0 ||
-	    get_int(ld, ls, "requests_per_second", 0, 1000000, &rps) < 0 ||
-	    get_int_into(ld, ls, "burst", 0, 1000000, &l->burst) < 0 ||
-	    get_int(ld, ls, "max_tunnel_bytes", 0, (long long)1 << 62, &bytes) <
-	        0 ||
-	    get_int_into(ld, ls, "max_tunnel_ms", 0, INT_MAX,
-	                 &l->max_tunnel_ms) < 0)
+	    load_int(ld, ls, "requests_per_second", 0, 1000000, &rps) < 0 ||
+	    load_int_into(ld, ls, "burst", 0, 1000000, &l->burst) < 0 ||
+	    load_int(ld, ls, "max_tunnel_bytes", 0, (long long)1 << 62,
+	             &bytes) < 0 ||
+	    load_int_into(ld, ls, "max_tunnel_ms", 0, INT_MAX,
+	                  &l->max_tunnel_ms) < 0)
 		return -1;
 	l->per_second = (double)rps;
 	l->max_tunnel_bytes = (uint64_t)bytes;
@@ -711,13 +464,13 @@ load_tls_name(struct load *ld, const config_setting_t *e, void *arg)
 {
 	struct identity *id = arg;
 
-	return add_string(ld, e, &id->tls_names, &id->ntls_names,
-	                  config_setting_get_string(e));
+	return load_add_string(ld, e, &id->tls_names, &id->ntls_names,
+	                       config_setting_get_string(e));
 }
 
-static const struct list_spec identity_sources = {
+static const struct load_list_spec identity_sources = {
     .key = "sources", .type = CONFIG_TYPE_STRING, .each = load_source};
-static const struct list_spec identity_tls_names = {
+static const struct load_list_spec identity_tls_names = {
     .key = "tls_names", .type = CONFIG_TYPE_STRING, .each = load_tls_name};
 
 static int
@@ -728,13 +481,13 @@ load_identity(struct load *ld, const config_setting_t *is, struct config *c,
 	                                   "tls_names", "limits", NULL};
 	const char *name, *policy;
 
-	if (!is_group(is))
+	if (!load_is_group(is))
 		return load_fail(ld, is,
 		                 "identities: each identity is a group");
 	id->line = config_setting_source_line(is);
-	if (check_keys(ld, is, "identity", keys) < 0 ||
-	    get_string(ld, is, "name", &name) < 0 ||
-	    get_string(ld, is, "policy", &policy) < 0)
+	if (load_check_keys(ld, is, "identity", keys) < 0 ||
+	    load_string(ld, is, "name", &name) < 0 ||
+	    load_string(ld, is, "policy", &policy) < 0)
 		return -1;
 	if (!name || !valid_name(name))
 		return load_fail(ld, is,
@@ -745,7 +498,7 @@ load_identity(struct load *ld, const config_setting_t *is, struct config *c,
 		                 policy ? "\"" : "is required",
 		                 policy ? policy : "",
 		                 policy ? "\" does not exist" : "");
-	if (!(id->name = xstrdup(ld, is, name)))
+	if (!(id->name = load_strdup(ld, is, name)))
 		return -1;
 	if (!(id->state = identity_state_for(name)))
 		return load_fail(ld, is, "out of memory");
@@ -768,13 +521,13 @@ load_credentials(struct load *ld, const config_setting_t *root,
 	FILE *f;
 	int lineno = 0, rc = 0;
 
-	if (get_string(ld, root, "credentials", &path) < 0)
+	if (load_string(ld, root, "credentials", &path) < 0)
 		return -1;
 	if (!path)
 		return 0;
 	/* Relative to the config file, not to where egressd runs. */
 	config_relative(ld, path, full, sizeof(full));
-	if (!(c->credentials_path = xstrdup(ld, cs, full)))
+	if (!(c->credentials_path = load_strdup(ld, cs, full)))
 		return -1;
 	if (!(f = fopen(full, "r")))
 		return load_fail(ld, cs, "credentials: %s: %s", full,
@@ -885,14 +638,14 @@ load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 		long long port = 0;
 		unsigned char buf[sizeof(struct in6_addr)];
 
-		if (!is_group(e))
+		if (!load_is_group(e))
 			return load_fail(ld, e,
 			                 "listen: each listener is a "
 			                 "group");
-		if (check_keys(ld, e, "listener", keys) < 0 ||
-		    get_string(ld, e, "address", &address) < 0 ||
-		    get_string(ld, e, "policy", &policy) < 0 ||
-		    get_int(ld, e, "port", 1, 65535, &port) < 0)
+		if (load_check_keys(ld, e, "listener", keys) < 0 ||
+		    load_string(ld, e, "address", &address) < 0 ||
+		    load_string(ld, e, "policy", &policy) < 0 ||
+		    load_int(ld, e, "port", 1, 65535, &port) < 0)
 			return -1;
 		if (!address || port == 0)
 			return load_fail(ld, e,
@@ -903,7 +656,7 @@ load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 			return load_fail(
 			    ld, config_setting_get_member(e, "address"),
 			    "address: \"%s\" is not an IP address", address);
-		if (!(l->address = xstrdup(ld, e, address)))
+		if (!(l->address = load_strdup(ld, e, address)))
 			return -1;
 		l->port = (uint16_t)port;
 		int has_ca;
@@ -954,7 +707,7 @@ load_server(struct load *ld, const config_setting_t *e, void *arg)
 		    "servers: \"%s\": expected \"IP\", \"IP:PORT\" or "
 		    "\"[IPv6]:PORT\"",
 		    text);
-	return add_string(ld, e, &r->servers, &r->nservers, text);
+	return load_add_string(ld, e, &r->servers, &r->nservers, text);
 }
 
 static int
@@ -963,7 +716,7 @@ load_resolver(struct load *ld, const config_setting_t *root, struct config *c)
 	static const char *const keys[] = {"servers",   "timeout_ms",
 	                                   "tries",     "cache_entries",
 	                                   "max_ttl_s", NULL};
-	static const struct list_spec servers = {
+	static const struct load_list_spec servers = {
 	    .key = "servers", .type = CONFIG_TYPE_STRING, .each = load_server};
 	const config_setting_t *rs =
 	    config_setting_get_member(root, "resolver");
@@ -975,14 +728,15 @@ load_resolver(struct load *ld, const config_setting_t *root, struct config *c)
 	r->max_ttl_s = 300;
 	if (!rs)
 		return 0;
-	if (!is_group(rs))
+	if (!load_is_group(rs))
 		return load_fail(ld, rs, "resolver: expected a group { ... }");
-	if (check_keys(ld, rs, "resolver", keys) < 0 ||
-	    get_int_into(ld, rs, "timeout_ms", 10, 60000, &r->timeout_ms) < 0 ||
-	    get_int_into(ld, rs, "tries", 1, 10, &r->tries) < 0 ||
-	    get_int_into(ld, rs, "cache_entries", 0, 1000000,
-	                 &r->cache_entries) < 0 ||
-	    get_int_into(ld, rs, "max_ttl_s", 0, 86400, &r->max_ttl_s) < 0 ||
+	if (load_check_keys(ld, rs, "resolver", keys) < 0 ||
+	    load_int_into(ld, rs, "timeout_ms", 10, 60000, &r->timeout_ms) <
+	        0 ||
+	    load_int_into(ld, rs, "tries", 1, 10, &r->tries) < 0 ||
+	    load_int_into(ld, rs, "cache_entries", 0, 1000000,
+	                  &r->cache_entries) < 0 ||
+	    load_int_into(ld, rs, "max_ttl_s", 0, 86400, &r->max_ttl_s) < 0 ||
 	    load_list(ld, rs, &servers, r) < 0)
 		return -1;
 	return 0;
@@ -1019,36 +773,37 @@ load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 	    .buffer_bytes = 524288,
 	    .max_connections = 8192,
 	    /* A thirty-second of max_connections: more than one pod's tools
-	     * open at once, far less than the whole service (docs/config.md). */
+	     * open at once, far less than the whole service (docs/config.md).
+	     */
 	    .max_connections_per_client = 256,
 	};
 	if (!ls)
 		return 0;
-	if (!is_group(ls))
+	if (!load_is_group(ls))
 		return load_fail(ld, ls, "limits: expected a group { ... }");
-	if (check_keys(ld, ls, "limits", keys) < 0 ||
-	    get_int_into(ld, ls, "header_timeout_ms", 1, day_ms,
-	                 &l->header_timeout_ms) < 0 ||
-	    get_int_into(ld, ls, "connect_timeout_ms", 1, day_ms,
-	                 &l->connect_timeout_ms) < 0 ||
-	    get_int_into(ld, ls, "idle_timeout_ms", 1, day_ms,
-	                 &l->idle_timeout_ms) < 0 ||
-	    get_int_into(ld, ls, "keepalive_timeout_ms", 1, day_ms,
-	                 &l->keepalive_timeout_ms) < 0 ||
-	    get_int_into(ld, ls, "drain_timeout_ms", 0, day_ms,
-	                 &l->drain_timeout_ms) < 0 ||
-	    get_size_into(ld, ls, "max_request_line", 64, 65536,
-	                  &l->max_request_line) < 0 ||
-	    get_size_into(ld, ls, "max_header_bytes", 256, 1 << 20,
-	                  &l->max_header_bytes) < 0 ||
-	    get_size_into(ld, ls, "max_header_fields", 1, HTTP_MAX_FIELDS,
-	                  &l->max_header_fields) < 0 ||
-	    get_size_into(ld, ls, "buffer_bytes", 4096, 64 << 20,
-	                  &l->buffer_bytes) < 0 ||
-	    get_int_into(ld, ls, "max_connections", 1, 1000000,
-	                 &l->max_connections) < 0 ||
-	    get_int_into(ld, ls, "max_connections_per_client", 0, 1000000,
-	                 &l->max_connections_per_client) < 0)
+	if (load_check_keys(ld, ls, "limits", keys) < 0 ||
+	    load_int_into(ld, ls, "header_timeout_ms", 1, day_ms,
+	                  &l->header_timeout_ms) < 0 ||
+	    load_int_into(ld, ls, "connect_timeout_ms", 1, day_ms,
+	                  &l->connect_timeout_ms) < 0 ||
+	    load_int_into(ld, ls, "idle_timeout_ms", 1, day_ms,
+	                  &l->idle_timeout_ms) < 0 ||
+	    load_int_into(ld, ls, "keepalive_timeout_ms", 1, day_ms,
+	                  &l->keepalive_timeout_ms) < 0 ||
+	    load_int_into(ld, ls, "drain_timeout_ms", 0, day_ms,
+	                  &l->drain_timeout_ms) < 0 ||
+	    load_size_into(ld, ls, "max_request_line", 64, 65536,
+	                   &l->max_request_line) < 0 ||
+	    load_size_into(ld, ls, "max_header_bytes", 256, 1 << 20,
+	                   &l->max_header_bytes) < 0 ||
+	    load_size_into(ld, ls, "max_header_fields", 1, HTTP_MAX_FIELDS,
+	                   &l->max_header_fields) < 0 ||
+	    load_size_into(ld, ls, "buffer_bytes", 4096, 64 << 20,
+	                   &l->buffer_bytes) < 0 ||
+	    load_int_into(ld, ls, "max_connections", 1, 1000000,
+	                  &l->max_connections) < 0 ||
+	    load_int_into(ld, ls, "max_connections_per_client", 0, 1000000,
+	                  &l->max_connections_per_client) < 0)
 		return -1;
 	if (l->max_header_bytes < l->max_request_line)
 		return load_fail(ld, ls,
@@ -1065,17 +820,17 @@ load_log(struct load *ld, const config_setting_t *root, struct config *c)
 	const char *path = NULL;
 
 	if (ls) {
-		if (!is_group(ls))
+		if (!load_is_group(ls))
 			return load_fail(ld, ls, "log: expected a group");
-		if (check_keys(ld, ls, "log", keys) < 0 ||
-		    get_string(ld, ls, "path", &path) < 0)
+		if (load_check_keys(ld, ls, "log", keys) < 0 ||
+		    load_string(ld, ls, "path", &path) < 0)
 			return -1;
 		if (path && !*path)
 			return load_fail(ld, ls,
 			                 "log: path is empty (\"-\" "
 			                 "is stdout)");
 	}
-	c->log_path = xstrdup(ld, ls, path ? path : "-");
+	c->log_path = load_strdup(ld, ls, path ? path : "-");
 	return c->log_path ? 0 : -1;
 }
 
@@ -1090,13 +845,13 @@ load_admin(struct load *ld, const config_setting_t *root, struct config *c)
 
 	if (!as)
 		return 0;
-	if (!is_group(as))
+	if (!load_is_group(as))
 		return load_fail(ld, as,
 		                 "admin: expected a group { address = "
 		                 "\"127.0.0.1\"; port = 9090; }");
-	if (check_keys(ld, as, "admin", keys) < 0 ||
-	    get_string(ld, as, "address", &address) < 0 ||
-	    get_int(ld, as, "port", 1, 65535, &port) < 0)
+	if (load_check_keys(ld, as, "admin", keys) < 0 ||
+	    load_string(ld, as, "address", &address) < 0 ||
+	    load_int(ld, as, "port", 1, 65535, &port) < 0)
 		return -1;
 	if (!address || port == 0)
 		return load_fail(ld, as,
@@ -1114,7 +869,7 @@ load_admin(struct load *ld, const config_setting_t *root, struct config *c)
 			                 "a proxy listener",
 			                 address, port);
 	c->admin_port = (uint16_t)port;
-	c->admin_address = xstrdup(ld, as, address);
+	c->admin_address = load_strdup(ld, as, address);
 	return c->admin_address ? 0 : -1;
 }
 
@@ -1137,12 +892,12 @@ load_sandbox(struct load *ld, const config_setting_t *root, struct config *c)
 	c->sandbox.seccomp = 1;
 	if (!ss)
 		return 0;
-	if (!is_group(ss))
+	if (!load_is_group(ss))
 		return load_fail(ld, ss,
 		                 "sandbox: expected a group { user = "
 		                 "\"nobody\"; }");
-	if (check_keys(ld, ss, "sandbox", keys) < 0 ||
-	    get_string(ld, ss, "user", &user) < 0)
+	if (load_check_keys(ld, ss, "sandbox", keys) < 0 ||
+	    load_string(ld, ss, "user", &user) < 0)
 		return -1;
 	if ((s = config_setting_get_member(ss, "seccomp"))) {
 		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
@@ -1155,7 +910,7 @@ load_sandbox(struct load *ld, const config_setting_t *root, struct config *c)
 	if (!valid_user(user))
 		return load_fail(ld, config_setting_get_member(ss, "user"),
 		                 "user: \"%s\" is not a user name", user);
-	c->sandbox.user = xstrdup(ld, ss, user);
+	c->sandbox.user = load_strdup(ld, ss, user);
 	return c->sandbox.user ? 0 : -1;
 }
 
@@ -1221,14 +976,14 @@ load(const char *path, const char *text, char *err, size_t errlen)
 	}
 	const config_setting_t *root = config_root_setting(&cf);
 	/* Policies first: listeners refer to them. */
-	if (check_keys(&ld, root, "the file", keys) < 0 ||
+	if (load_check_keys(&ld, root, "the file", keys) < 0 ||
 	    load_policies(&ld, root, c) < 0 ||
 	    load_identities(&ld, root, c) < 0 ||
 	    load_listeners(&ld, root, c) < 0 ||
 	    load_resolver(&ld, root, c) < 0 || load_limits(&ld, root, c) < 0 ||
 	    load_log(&ld, root, c) < 0 || load_admin(&ld, root, c) < 0 ||
 	    load_sandbox(&ld, root, c) < 0 ||
-	    get_int_into(&ld, root, "workers", 0, 256, &c->workers) < 0)
+	    load_int_into(&ld, root, "workers", 0, 256, &c->workers) < 0)
 		goto out;
 	if (!(c->path = strdup(path))) {
 		snprintf(err, errlen, "%s: out of memory", path);
