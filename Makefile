@@ -38,8 +38,8 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 CORE     := host netset http policy config load reason metrics identity \
             suggest tls clienthello
 # Everything that touches sockets, files or signals.
-DAEMON   := main worker admin conn request answer proxy dial tunnel forward \
-            idle pool resolve log sandbox secret
+DAEMON   := main worker admin conn request answer proxy dial origin tunnel \
+            forward idle pool resolve log sandbox secret
 UNITS    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)
@@ -75,6 +75,7 @@ $(BUILD)/egressd: $(DAEMON_OBJ) $(BUILD)/libcore.a
 # module that touches sockets links that module too (UNIT_OBJ_test_x): it
 # drives it over socketpairs on its own event loop, never the network.
 UNIT_OBJ_test_forward := $(BUILD)/proxy/forward.o $(BUILD)/proxy/idle.o
+UNIT_OBJ_test_origin  := $(BUILD)/proxy/origin.o
 UNIT_OBJ_test_secret  := $(BUILD)/proxy/secret.o
 
 .SECONDEXPANSION:

@@ -132,6 +132,13 @@ static const struct reason_info reasons[REASON_COUNT] = {
     [REASON_UPSTREAM_TIMEOUT] = {504, "Gateway Timeout",
                                  "connection_read_timeout", "upstream_timeout",
                                  "The destination did not respond in time."},
+    [REASON_TLS_CERTIFICATE_ERROR] =
+        {502, "Bad Gateway", "tls_certificate_error", "tls_certificate_error",
+         "The destination's TLS certificate did not verify (its name, its "
+         "issuer or its dates): egressd does not talk to it."},
+    [REASON_TLS_ERROR] = {502, "Bad Gateway", "tls_protocol_error",
+                          "tls_error",
+                          "The TLS handshake with the destination failed."},
     [REASON_INTERNAL_ERROR] = {500, "Internal Server Error",
                                "proxy_internal_error", "internal_error",
                                "The proxy ran out of a resource."},
