@@ -34,6 +34,18 @@ def _start(egressd_factory, name, exact_net, wide_net, wide_first):
     return egressd_factory(name, lambda port, log: H.render_config(port, log, policy))
 
 
+def _plaintext_through(e):
+    """CONNECT, then a plaintext request and the end of the client's side:
+    everything that came back before the close, and the client's address."""
+    c, r = H.tunnel(e.port, ECHO)
+    with c:
+        assert r.status == 200, r
+        local = c.local
+        c.send(PLAINTEXT)
+        c.sock.shutdown(H.socket.SHUT_WR)
+        return c.recv_to_eof(timeout=5), local
+
+
 @pytest.mark.parametrize("wide_first", [False, True], ids=["exact-first", "wide-first"])
 def test_rule_that_admits_the_address_checks_the_hello(world, egressd_factory, wide_first):
     """"exact" matches the name but pins it to 10.20.0.0/16; "wide" admits
@@ -43,12 +55,7 @@ def test_rule_that_admits_the_address_checks_the_hello(world, egressd_factory, w
                wide_first)
     before = len(world.echo.received())
     mark = e.log.mark()
-    c, r = H.tunnel(e.port, ECHO)
-    with c:
-        assert r.status == 200, r
-        local = c.local
-        c.send(PLAINTEXT)
-        rest = c.recv_to_eof(timeout=5)
+    rest, local = _plaintext_through(e)
     assert rest == ALERT, "the plaintext went through unchecked: %r" % rest
     deny = e.log.wait(since=mark, event="deny", client=local)
     assert deny["reason"] == "not_tls" and deny["rule"] == "wide", deny
@@ -67,12 +74,8 @@ def test_rule_that_admits_the_address_turns_the_check_off(world, egressd_factory
     e = _start(egressd_factory, "gov-exact-%d" % wide_first, "203.0.113.0/24", "10.20.0.0/16",
                wide_first)
     mark = e.log.mark()
-    c, r = H.tunnel(e.port, ECHO)
-    with c:
-        assert r.status == 200, r
-        local = c.local
-        c.send(PLAINTEXT)
-        assert c.recv_exact(len(PLAINTEXT), timeout=5) == PLAINTEXT
+    rest, local = _plaintext_through(e)
+    assert rest == PLAINTEXT, "the tunnel did not relay as sent: %r" % rest
     allow = e.log.wait(since=mark, event="allow", client=local)
     assert allow["rule"] == "exact" and allow["addr"] == H.ADDR_ECHO, allow
     close = e.log.wait(since=mark, event="close", client=local)
