@@ -9,7 +9,7 @@ FUZZ_CC    ?= clang
 FUZZ_BUILD ?= build-fuzz
 PKGS       := libconfig openssl
 
-CORE    := host netset http policy config reason metrics identity suggest tls \
+CORE    := host netset http policy config load reason metrics identity suggest tls \
            clienthello
 TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
