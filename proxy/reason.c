@@ -142,6 +142,37 @@ static const struct reason_info reasons[REASON_COUNT] = {
     [REASON_INTERNAL_ERROR] = {500, "Internal Server Error",
                                "proxy_internal_error", "internal_error",
                                "The proxy ran out of a resource."},
+    [REASON_BAD_PATH] = {400, "Bad Request", REQUEST_ERROR, "bad_path",
+                         "The path has a segment or byte the gateway does "
+                         "not accept: '.' or '..', an encoded '.', '/' or "
+                         "'\\', a backslash, an empty segment, a control "
+                         "or non-ASCII byte."},
+    [REASON_ROUTE_NOT_FOUND] = {403, "Forbidden", DENIED, "route_not_found",
+                                "No route of this gateway starts this "
+                                "path."},
+    [REASON_PATH_NOT_ALLOWED] =
+        {403, "Forbidden", DENIED, "path_not_allowed",
+         "The route exists, but its rules do not allow this method and "
+         "path."},
+    [REASON_TOKEN_REQUIRED] =
+        {401, "Unauthorized", DENIED, "token_required",
+         "This gateway needs a token where the client puts its API key "
+         "(x-api-key, Authorization: Bearer, or the password of git's "
+         "Basic credentials): the one the operator gave this agent."},
+    [REASON_TOKEN_FAILED] = {401, "Unauthorized", DENIED, "token_failed",
+                             "The gateway token was not accepted."},
+    [REASON_REPO_NOT_ALLOWED] =
+        {403, "Forbidden", DENIED, "repo_not_allowed",
+         "The route's git rules do not allow this repository for this "
+         "service (fetch or push)."},
+    [REASON_REF_NOT_ALLOWED] =
+        {403, "Forbidden", DENIED, "ref_not_allowed",
+         "The route's git rules do not allow this push to change one of "
+         "its refs; nothing was pushed."},
+    [REASON_BAD_PKT_LINE] = {400, "Bad Request", REQUEST_ERROR,
+                             "bad_pkt_line",
+                             "The push's command list is not well-formed "
+                             "pkt-lines within the gateway's limits."},
     [REASON_CLIENT_CLOSED] = {0, NULL, NULL, "client_closed", NULL},
     [REASON_UPSTREAM_CLOSED] = {0, NULL, NULL, "upstream_closed", NULL},
     [REASON_IDLE_TIMEOUT] = {0, NULL, NULL, "idle_timeout", NULL},
@@ -161,14 +192,15 @@ reason_get(enum reason r)
 int
 reason_is_denial(enum reason r)
 {
-	return reasons[r].status == 403 || reasons[r].status == 407 ||
-	       reasons[r].status == 429;
+	return reasons[r].status == 401 || reasons[r].status == 403 ||
+	       reasons[r].status == 407 || reasons[r].status == 429;
 }
 
 int
 reason_is_policy(enum reason r)
 {
-	return reasons[r].status == 403 && r != REASON_NO_IDENTITY;
+	return r >= REASON_HOST_NOT_ALLOWED &&
+	       r <= REASON_ADDRESS_NOT_IN_NETWORKS;
 }
 
 enum reason

@@ -54,6 +54,16 @@ enum reason {
 	REASON_TLS_CERTIFICATE_ERROR,
 	REASON_TLS_ERROR,
 	REASON_INTERNAL_ERROR,
+	/* The gateway's own refusals: its routes, its tokens, git's rules.
+	 * Always enforced, also under a policy in report mode. */
+	REASON_BAD_PATH,
+	REASON_ROUTE_NOT_FOUND,
+	REASON_PATH_NOT_ALLOWED,
+	REASON_TOKEN_REQUIRED,
+	REASON_TOKEN_FAILED,
+	REASON_REPO_NOT_ALLOWED,
+	REASON_REF_NOT_ALLOWED,
+	REASON_BAD_PKT_LINE,
 	/* How an established connection ended. */
 	REASON_CLIENT_CLOSED,
 	REASON_UPSTREAM_CLOSED,
@@ -76,11 +86,14 @@ struct reason_info {
 /* The table entry for r; never NULL. */
 const struct reason_info *reason_get(enum reason r);
 
-/* Is r a refusal (403, 407 or 429: a "deny" rather than an "error")?
+/* Is r a refusal (401, 403, 407 or 429: a "deny" rather than an
+ * "error")?
  * 1 or 0. */
 int reason_is_denial(enum reason r);
 
-/* Is r a refusal by the policy's rules or address guard (403)?  1 or 0. */
+/* Is r a refusal by the policy's rules or address guard (403), one that
+ * a policy in report mode logs and lets through?  The gateway's refusals
+ * are not.  1 or 0. */
 int reason_is_policy(enum reason r);
 
 /* Why a request head was refused, for an error of the head's scan or

@@ -39,6 +39,14 @@ test_table(void **state)
 	assert_false(reason_is_policy(REASON_AUTH_FAILED));
 	assert_false(reason_is_policy(REASON_NO_IDENTITY));
 	assert_false(reason_is_denial(REASON_DNS_NXDOMAIN));
+	assert_true(reason_is_policy(REASON_ADDRESS_NOT_IN_NETWORKS));
+	/* The gateway's refusals are denials, never report-mode ones. */
+	assert_true(reason_is_denial(REASON_TOKEN_REQUIRED));
+	assert_true(reason_is_denial(REASON_PATH_NOT_ALLOWED));
+	assert_false(reason_is_policy(REASON_PATH_NOT_ALLOWED));
+	assert_false(reason_is_policy(REASON_ROUTE_NOT_FOUND));
+	assert_false(reason_is_policy(REASON_REF_NOT_ALLOWED));
+	assert_false(reason_is_denial(REASON_BAD_PATH));
 }
 
 static void
