@@ -14,6 +14,7 @@
 #include "load.h"
 #include "metrics.h"
 #include "tls.h"
+#include "config_gateway.h"
 
 /* 1 to max letters, digits, '-', '_' and '.'. */
 static int
@@ -29,8 +30,8 @@ name_chars(const char *s, size_t max)
 	return 1;
 }
 
-static int
-valid_name(const char *s)
+int
+config_valid_name(const char *s)
 {
 	return name_chars(s, 64);
 }
@@ -52,8 +53,8 @@ valid_server(const char *s)
 	       h.kind != HOST_NAME;
 }
 
-static int
-valid_method(const char *s)
+int
+config_valid_method(const char *s)
 {
 	static const char tchar[] = "!#$%&'*+-.^_`|~";
 
@@ -102,14 +103,14 @@ load_method(struct load *ld, const config_setting_t *e, void *arg)
 	struct rule *r = arg;
 	const char *m = config_setting_get_string(e);
 
-	if (!valid_method(m))
+	if (!config_valid_method(m))
 		return load_fail(ld, e, "methods: \"%s\" is not a method name",
 		                 m);
 	return load_add_string(ld, e, &r->methods, &r->nmethods, m);
 }
 
-static int
-load_network(struct load *ld, const config_setting_t *e, void *arg)
+int
+config_load_network(struct load *ld, const config_setting_t *e, void *arg)
 {
 	struct rule *r = arg;
 	const char *text = config_setting_get_string(e);
@@ -150,7 +151,7 @@ static const struct load_list_spec rule_methods = {
 static const struct load_list_spec rule_networks = {
     .key = "networks",
     .type = CONFIG_TYPE_STRING,
-    .each = load_network,
+    .each = config_load_network,
     .bad_count = "networks: empty list",
 };
 
@@ -169,7 +170,7 @@ load_rule(struct load *ld, const config_setting_t *rs, size_t index,
 	if (load_check_keys(ld, rs, "rule", keys) < 0 ||
 	    load_string(ld, rs, "name", &name) < 0)
 		return -1;
-	if (name && !valid_name(name))
+	if (name && !config_valid_name(name))
 		return load_fail(ld, config_setting_get_member(rs, "name"),
 		                 "name: \"%s\": use letters, digits, '-', '_' "
 		                 "and '.'",
@@ -212,10 +213,40 @@ load_rule(struct load *ld, const config_setting_t *rs, size_t index,
 	return 0;
 }
 
+/* What a policy's routes element is checked against and loaded into. */
+struct policy_target {
+	const struct config *c;
+	struct policy *p;
+};
+
 static int
-load_policy(struct load *ld, const config_setting_t *ps, struct policy *p)
+load_policy_route(struct load *ld, const config_setting_t *e, void *arg)
 {
-	static const char *const keys[] = {"name", "mode", "rules", NULL};
+	const struct policy_target *t = arg;
+	const char *name = config_setting_get_string(e);
+
+	if (!config_route(t->c, name))
+		return load_fail(ld, e, "routes: no route is named \"%s\"",
+		                 name);
+	for (size_t i = 0; i < t->p->nroutes; i++)
+		if (strcmp(t->p->routes[i], name) == 0)
+			return load_fail(ld, e, "routes: \"%s\" twice", name);
+	return load_add_string(ld, e, &t->p->routes, &t->p->nroutes, name);
+}
+
+static const struct load_list_spec policy_routes = {
+    .key = "routes",
+    .type = CONFIG_TYPE_STRING,
+    .each = load_policy_route,
+};
+
+static int
+load_policy(struct load *ld, const config_setting_t *ps, struct policy *p,
+            const struct config *c)
+{
+	struct policy_target pt = {c, p};
+	static const char *const keys[] = {"name", "mode", "rules", "routes",
+	                                   NULL};
 	const config_setting_t *rules;
 	const char *name, *mode;
 	int n;
@@ -228,7 +259,7 @@ load_policy(struct load *ld, const config_setting_t *ps, struct policy *p)
 		return -1;
 	if (!name)
 		return load_fail(ld, ps, "policy: name is required");
-	if (!valid_name(name))
+	if (!config_valid_name(name))
 		return load_fail(ld, config_setting_get_member(ps, "name"),
 		                 "name: \"%s\": use letters, digits, '-', '_' "
 		                 "and '.'",
@@ -245,6 +276,8 @@ load_policy(struct load *ld, const config_setting_t *ps, struct policy *p)
 		                 "mode: \"%s\": expected \"enforce\" or "
 		                 "\"report\"",
 		                 mode);
+	if (load_list(ld, ps, &policy_routes, &pt) < 0)
+		return -1;
 	rules = config_setting_get_member(ps, "rules");
 	if (!rules)
 		return load_fail(ld, ps,
@@ -294,7 +327,7 @@ load_policies(struct load *ld, const config_setting_t *root, struct config *c)
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *e = config_setting_get_elem(ps, i);
 
-		if (load_policy(ld, e, &c->policies[c->npolicies++]) < 0)
+		if (load_policy(ld, e, &c->policies[c->npolicies++], c) < 0)
 			return -1;
 		for (int j = 0; j < i; j++)
 			if (strcmp(c->policies[j].name, c->policies[i].name) ==
@@ -308,7 +341,7 @@ load_policies(struct load *ld, const config_setting_t *root, struct config *c)
 }
 
 /* A path in the config, relative to the config file's directory. */
-static void
+void
 config_relative(const struct load *ld, const char *path, char *out, size_t len)
 {
 	if (path[0] != '/' && strchr(ld->path, '/'))
@@ -368,9 +401,20 @@ load_identify_method(struct load *ld, const config_setting_t *m, void *arg)
 	const char *v = config_setting_get_string(m);
 	enum identify_method how;
 
-	if (strcmp(v, "proxy-auth") == 0)
+	if (strcmp(v, "proxy-auth") == 0) {
 		how = IDENTIFY_PROXY_AUTH;
-	else if (strcmp(v, "source") == 0)
+		if (l->gateway)
+			return load_fail(ld, m,
+			                 "identify: a gateway is no proxy: "
+			                 "its clients send a gateway token "
+			                 "(\"token\"), not Proxy-Authorization");
+	} else if (strcmp(v, "token") == 0) {
+		how = IDENTIFY_TOKEN;
+		if (!l->gateway)
+			return load_fail(ld, m,
+			                 "identify: \"token\" is for gateway "
+			                 "listeners (gateway = true)");
+	} else if (strcmp(v, "source") == 0)
 		how = IDENTIFY_SOURCE;
 	else if (strcmp(v, "tls-client-cert") == 0) {
 		how = IDENTIFY_TLS_CERT;
@@ -382,7 +426,8 @@ load_identify_method(struct load *ld, const config_setting_t *m, void *arg)
 	} else
 		return load_fail(ld, m,
 		                 "identify: \"%s\": expected \"proxy-auth\", "
-		                 "\"source\" or \"tls-client-cert\"",
+		                 "\"token\", \"source\" or "
+		                 "\"tls-client-cert\"",
 		                 v);
 	for (size_t j = 0; j < l->nidentify; j++)
 		if (l->identify[j] == how)
@@ -405,7 +450,7 @@ load_identify(struct load *ld, const config_setting_t *e,
 	    .type = CONFIG_TYPE_STRING,
 	    .each = load_identify_method,
 	    .bad_count = "identify: one or more of \"proxy-auth\", "
-	                 "\"source\", \"tls-client-cert\"",
+	                 "\"token\", \"source\", \"tls-client-cert\"",
 	    .max = 3,
 	};
 	struct identify_target t = {c, l};
@@ -489,7 +534,7 @@ load_identity(struct load *ld, const config_setting_t *is, struct config *c,
 	    load_string(ld, is, "name", &name) < 0 ||
 	    load_string(ld, is, "policy", &policy) < 0)
 		return -1;
-	if (!name || !valid_name(name))
+	if (!name || !config_valid_name(name))
 		return load_fail(ld, is,
 		                 "identity: name is required (letters, "
 		                 "digits, '-', '_' and '.')");
@@ -616,8 +661,9 @@ load_identities(struct load *ld, const config_setting_t *root, struct config *c)
 static int
 load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 {
-	static const char *const keys[] = {"address",  "port", "policy",
-	                                   "identify", "tls",  NULL};
+	static const char *const keys[] = {"address", "port",    "policy",
+	                                   "identify", "tls",    "gateway",
+	                                   NULL};
 	const config_setting_t *ls = config_setting_get_member(root, "listen");
 	int n;
 
@@ -660,6 +706,18 @@ load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 			return -1;
 		l->port = (uint16_t)port;
 		int has_ca;
+		const config_setting_t *gw = config_setting_get_member(e, "gateway");
+
+		if (gw) {
+			if (config_setting_type(gw) != CONFIG_TYPE_BOOL)
+				return load_fail(ld, gw,
+				                 "gateway: expected true or false");
+			l->gateway = config_setting_get_bool(gw);
+			if (l->gateway && c->nroutes == 0)
+				return load_fail(ld, gw,
+				                 "gateway: there are no routes "
+				                 "(routes = ( ... ))");
+		}
 
 		if (load_listener_tls(ld, e, l, &has_ca) < 0 ||
 		    load_identify(ld, e, c, l) < 0)
@@ -756,6 +814,7 @@ load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 	                                   "buffer_bytes",
 	                                   "max_connections",
 	                                   "max_connections_per_client",
+	                                   "secret_refresh_ms",
 	                                   NULL};
 	const config_setting_t *ls = config_setting_get_member(root, "limits");
 	struct config_limits *l = &c->limits;
@@ -767,6 +826,7 @@ load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 	    .idle_timeout_ms = 600000,
 	    .keepalive_timeout_ms = 120000,
 	    .drain_timeout_ms = 30000,
+	    .secret_refresh_ms = 60000,
 	    .max_request_line = 8192,
 	    .max_header_bytes = 32768,
 	    .max_header_fields = 64,
@@ -792,6 +852,8 @@ load_limits(struct load *ld, const config_setting_t *root, struct config *c)
 	                  &l->keepalive_timeout_ms) < 0 ||
 	    load_int_into(ld, ls, "drain_timeout_ms", 0, day_ms,
 	                  &l->drain_timeout_ms) < 0 ||
+	    load_int_into(ld, ls, "secret_refresh_ms", 100, day_ms,
+	                  &l->secret_refresh_ms) < 0 ||
 	    load_size_into(ld, ls, "max_request_line", 64, 65536,
 	                   &l->max_request_line) < 0 ||
 	    load_size_into(ld, ls, "max_header_bytes", 256, 1 << 20,
@@ -935,6 +997,7 @@ config_free(struct config *c)
 	free(c->identities);
 	free(c->credentials_path);
 	free(c->sandbox.user);
+	config_free_routes(c);
 	free(c->path);
 	free(c);
 }
@@ -949,7 +1012,7 @@ load(const char *path, const char *text, char *err, size_t errlen)
 	static const char *const keys[] = {
 	    "listen",      "resolver", "log",     "limits",
 	    "policies",    "admin",    "workers", "identities",
-	    "credentials", "sandbox",  NULL};
+	    "credentials", "sandbox",  "routes",  NULL};
 	struct load ld = {path, err, errlen};
 	struct config *c;
 	config_t cf;
@@ -977,6 +1040,7 @@ load(const char *path, const char *text, char *err, size_t errlen)
 	const config_setting_t *root = config_root_setting(&cf);
 	/* Policies first: listeners refer to them. */
 	if (load_check_keys(&ld, root, "the file", keys) < 0 ||
+	    config_load_routes(&ld, root, c) < 0 ||
 	    load_policies(&ld, root, c) < 0 ||
 	    load_identities(&ld, root, c) < 0 ||
 	    load_listeners(&ld, root, c) < 0 ||
@@ -1048,6 +1112,15 @@ config_unref(struct config *c)
 	if (c &&
 	    atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
 		config_free(c);
+}
+
+const struct config_route *
+config_route(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nroutes; i++)
+		if (strcmp(c->routes[i].name, name) == 0)
+			return &c->routes[i];
+	return NULL;
 }
 
 const struct policy *

@@ -15,8 +15,11 @@
 
 #include "identity.h"
 #include "policy.h"
+#include "route.h"
 
 struct tls_server;
+struct origin_tls;
+struct secret;
 
 struct config_listener {
 	char *address;
@@ -24,9 +27,38 @@ struct config_listener {
 	/* Without identify: every client gets this policy (points into the
 	 * same snapshot).  With it: NULL, and the identity decides. */
 	const struct policy *policy;
-	enum identify_method identify[3]; /* tried in this order */
+	enum identify_method identify[4]; /* tried in this order */
 	size_t nidentify;
 	struct tls_server *tls; /* a TLS listener's context, else NULL */
+	int gateway;            /* a gateway (reverse-proxy) listener */
+};
+
+/* How a route's credential is written into its header. */
+enum inject_scheme {
+	INJECT_PLAIN,  /* the secret as it is: x-api-key: SECRET */
+	INJECT_BEARER, /* Authorization: Bearer SECRET */
+	INJECT_BASIC,  /* Authorization: Basic base64(USER:SECRET) */
+};
+
+/* A gateway route (docs/config.md, "Gateway"): a path prefix of the
+ * gateway listeners, the https:// origin it forwards to, what it allows
+ * there, and the credential egressd adds on the way. */
+struct config_route {
+	char *name;
+	int line;
+	struct route match; /* prefix, origin, method and path rules */
+	/* One rule for the origin's name and port, with the route's
+	 * networks: the address guard the proxy's rules get, applied to
+	 * what the origin's name resolves to. */
+	struct policy guard;
+	char *ca_file;       /* NULL: the system store */
+	char *inject_header; /* lower-case field name; NULL: none added */
+	enum inject_scheme inject_scheme;
+	char *inject_user;   /* INJECT_BASIC */
+	char *secret_path;
+	/* Opened by the daemon (gateway_open), not by config_load: */
+	struct origin_tls *tls;
+	struct secret *secret;
 };
 
 struct config_resolver {
@@ -44,6 +76,8 @@ struct config_limits {
 	int idle_timeout_ms;
 	int keepalive_timeout_ms;
 	int drain_timeout_ms;
+	int secret_refresh_ms; /* how often the gateway's secret files are
+	                        * looked at for a change */
 	size_t max_request_line;
 	size_t max_header_bytes;
 	size_t max_header_fields;
@@ -75,6 +109,12 @@ struct config {
 	size_t nidentities;
 	char *credentials_path;
 	struct config_sandbox sandbox;
+	struct config_route *routes;
+	size_t nroutes;
+	const struct route **route_match; /* &routes[i].match, for route_find */
+	/* Set by whoever opened the routes' files and contexts; called
+	 * before the snapshot is freed. */
+	void (*close_routes)(struct config *c);
 };
 
 /*
@@ -97,6 +137,10 @@ struct config *config_ref(struct config *c);
 
 /* Drop a reference; the last one frees the snapshot.  NULL is ignored. */
 void config_unref(struct config *c);
+
+/* The route of this name, or NULL. */
+const struct config_route *config_route(const struct config *c,
+                                        const char *name);
 
 /* The policy of this name, or NULL. */
 const struct policy *config_policy(const struct config *c, const char *name);

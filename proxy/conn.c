@@ -13,6 +13,8 @@
 #include "answer.h"
 #include "forward.h"
 #include "metrics.h"
+#include "gateway.h"
+#include "origin.h"
 #include "pool.h"
 #include "proxy.h"
 #include "tls.h"
@@ -376,7 +378,10 @@ parse_request(struct conn *c)
 	                  http_fields_has_token(r->req->fields, r->req->nfields,
 	                                        "connection", "close");
 	r->is_connect = http_span_eq(r->req->method, "CONNECT");
-	proxy_request(c);
+	if (c->listener->gateway)
+		gateway_request(c);
+	else
+		proxy_request(c);
 }
 
 /* --- the end of a request and of the connection ---------------------------- */
@@ -477,6 +482,9 @@ conn_free_upstream(struct conn *c)
 {
 	forward_free(c->forward);
 	c->forward = NULL;
+	if (c->handshake)
+		origin_tls_cancel(c->handshake);
+	c->handshake = NULL;
 	if (c->up_bev)
 		bufferevent_free(c->up_bev);
 	c->up_bev = NULL;

@@ -31,6 +31,7 @@ struct pool;
 struct tunnel;
 struct forward;
 struct bufferevent;
+struct origin_handshake;
 
 /* What the connections of one event loop share. */
 struct conn_env {
@@ -75,6 +76,7 @@ struct conn {
 	struct resolve_query *query;
 	struct tunnel *tunnel;
 	struct forward *forward;
+	struct origin_handshake *handshake; /* the gateway's TLS to its origin */
 	size_t discarded;
 	/* The dial of the current request (dial.h). */
 	int (*admit)(struct conn *c, const struct netaddr *a, struct verdict *v);

@@ -5,6 +5,7 @@
 #include <event2/bufferevent.h>
 #include <string.h>
 
+#include "config.h"
 #include "metrics.h"
 #include "pool.h"
 
@@ -82,7 +83,15 @@ may_reuse(const struct request *r)
 	static const char *const idempotent[] = {
 	    "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", NULL};
 
-	if (r->is_connect || r->body.kind != HTTP_BODY_NONE)
+	if (r->is_connect)
+		return 0;
+	/* A gateway's origin is the same few hosts, each request a new TLS
+	 * handshake without the pool: every request may take a kept
+	 * connection.  One that turns out closed is tried again only when
+	 * the request can be sent again (proxy_may_retry). */
+	if (r->route)
+		return 1;
+	if (r->body.kind != HTTP_BODY_NONE)
 		return 0;
 	for (const char *const *m = idempotent; *m; m++)
 		if (strcmp(r->method, *m) == 0)
@@ -99,6 +108,7 @@ pool_key_of(const struct request *r, struct pool_key *key)
 	key->port = r->port;
 	key->addr = r->upstream;
 	key->identity = r->identity ? r->identity->name : NULL;
+	key->route = r->route ? r->route->name : NULL;
 }
 
 /* Small writes (a response's last segment, an SSE event) go out at once

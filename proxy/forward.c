@@ -1,4 +1,7 @@
 #include "forward.h"
+
+/* The longest Location the gateway writes after a rewrite. */
+#define HTTP_LOCATION_MAX 8192
 #include "idle.h"
 
 #include <errno.h>
@@ -659,6 +662,15 @@ write_response_head(struct forward *f, const struct http_response *resp,
 		                          fl->name) ||
 		    http_span_ieq(fl->name, "via"))
 			continue;
+		if (f->fr.location && http_span_ieq(fl->name, "location")) {
+			char loc[HTTP_LOCATION_MAX];
+
+			if (f->fr.location(f->fr.location_arg, fl->value.p,
+			                   fl->value.len, loc, sizeof(loc)) == 1) {
+				evbuffer_add_printf(out, "Location: %s\r\n", loc);
+				continue;
+			}
+		}
 		/* Framing fields pass only where they still describe what is
 		 * sent: Content-Length of a bodiless response (HEAD, 304) and
 		 * Transfer-Encoding of a chunked or close-delimited one. */

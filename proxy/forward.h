@@ -68,6 +68,14 @@ typedef int (*forward_inspect_cb)(void *arg, const unsigned char *buf,
                                   size_t len, int final, enum reason *why);
 
 /*
+ * Rewrite a response's Location value (the gateway maps its origin's URLs
+ * back to its own prefix): 1 with the new value in buf, 0 to pass it as it
+ * is (also when it does not fit).
+ */
+typedef int (*forward_location_cb)(void *arg, const char *value, size_t len,
+                                   char *buf, size_t size);
+
+/*
  * What conn hands over.  req and plan are read only inside forward_new
  * (the head is written, or held, there); the rest is borrowed for the
  * forward's lifetime.  Members left zero are no plan and no inspection:
@@ -100,6 +108,8 @@ struct forward_request {
 	forward_inspect_cb inspect;
 	size_t inspect_max; /* body bytes, as sent, the check may hold */
 	void *inspect_arg;
+	forward_location_cb location; /* NULL: Location passes as sent */
+	void *location_arg;
 };
 
 struct forward_result {

@@ -171,25 +171,72 @@ identity_by_credentials(const struct identity *ids, size_t n, const char *value,
 		return NULL;
 	}
 	if (len > 7 && strncasecmp(value, "Bearer ", 7) == 0) {
-		const struct identity *found = NULL;
-
 		secret = value + 7;
 		slen = len - 7;
 		while (slen && *secret == ' ')
 			secret++, slen--;
-		if (slen == 0)
-			return NULL;
-		/* Every bearer credential is tried, so the time taken does not
-		 * tell which one matched. */
-		for (size_t i = 0; i < n; i++)
-			for (size_t j = 0; j < ids[i].ncreds; j++)
-				if (ids[i].creds[j].kind == CREDENTIAL_BEARER &&
-				    matches(&ids[i].creds[j], secret, slen) &&
-				    !found)
-					found = &ids[i];
-		return found;
+		return identity_by_token(ids, n, secret, slen);
 	}
 	return NULL;
+}
+
+int
+identity_gateway_token(const char *api_key, size_t api_key_len,
+                       const char *authz, size_t authz_len, char *buf,
+                       size_t size)
+{
+	const char *tok = NULL, *colon;
+	size_t len = 0;
+	long dl;
+
+	if (api_key) {
+		tok = api_key;
+		len = api_key_len;
+	} else if (authz && authz_len > 7 &&
+	           strncasecmp(authz, "Bearer ", 7) == 0) {
+		tok = authz + 7;
+		len = authz_len - 7;
+	} else if (authz && authz_len > 6 &&
+	           strncasecmp(authz, "Basic ", 6) == 0) {
+		tok = authz + 6;
+		len = authz_len - 6;
+		while (len && *tok == ' ')
+			tok++, len--;
+		if ((dl = b64decode(tok, len, (unsigned char *)buf, size)) < 0 ||
+		    !(colon = memchr(buf, ':', (size_t)dl)))
+			return -1;
+		len = (size_t)dl - (size_t)(colon + 1 - buf);
+		memmove(buf, colon + 1, len);
+		return len ? (int)len : -1;
+	} else if (authz) {
+		return -1;
+	}
+	if (!tok)
+		return 0;
+	while (len && *tok == ' ')
+		tok++, len--;
+	if (len == 0 || len > size)
+		return -1;
+	memcpy(buf, tok, len);
+	return (int)len;
+}
+
+const struct identity *
+identity_by_token(const struct identity *ids, size_t n, const char *token,
+                  size_t len)
+{
+	const struct identity *found = NULL;
+
+	if (len == 0)
+		return NULL;
+	/* Every bearer credential is tried, so the time taken does not tell
+	 * which one matched. */
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < ids[i].ncreds; j++)
+			if (ids[i].creds[j].kind == CREDENTIAL_BEARER &&
+			    matches(&ids[i].creds[j], token, len) && !found)
+				found = &ids[i];
+	return found;
 }
 
 const struct identity *
@@ -351,22 +398,31 @@ identity_identify(const enum identify_method *order, size_t n,
                   const struct identity_claims *claims,
                   const struct identity **id)
 {
-	const struct identity *found = NULL, *by_auth = NULL;
-	int takes_auth = 0;
+	const struct identity *found = NULL, *by_auth = NULL, *by_token = NULL;
+	int takes_auth = 0, takes_token = 0;
 
 	*id = NULL;
 	if (n == 0)
 		return REASON_ALLOWED;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		takes_auth |= order[i] == IDENTIFY_PROXY_AUTH;
+		takes_token |= order[i] == IDENTIFY_TOKEN;
+	}
 	if (takes_auth && claims->credentials &&
 	    !(by_auth = identity_by_credentials(ids, nids, claims->credentials,
 	                                        claims->credentials_len)))
 		return REASON_AUTH_FAILED;
+	if (takes_token && claims->token &&
+	    !(by_token = identity_by_token(ids, nids, claims->token,
+	                                   claims->token_len)))
+		return REASON_TOKEN_FAILED;
 	for (size_t i = 0; i < n && !found; i++) {
 		switch (order[i]) {
 		case IDENTIFY_PROXY_AUTH:
 			found = by_auth;
+			break;
+		case IDENTIFY_TOKEN:
+			found = by_token;
 			break;
 		case IDENTIFY_SOURCE:
 			found = identity_by_source(ids, nids, claims->source);
@@ -378,7 +434,9 @@ identity_identify(const enum identify_method *order, size_t n,
 		}
 	}
 	if (!found)
-		return takes_auth ? REASON_AUTH_REQUIRED : REASON_NO_IDENTITY;
+		return takes_auth    ? REASON_AUTH_REQUIRED
+		       : takes_token ? REASON_TOKEN_REQUIRED
+		                     : REASON_NO_IDENTITY;
 	*id = found;
 	return REASON_ALLOWED;
 }

@@ -64,6 +64,8 @@ enum identify_method {
 	IDENTIFY_PROXY_AUTH, /* Proxy-Authorization: Basic or Bearer */
 	IDENTIFY_SOURCE,     /* the client's address */
 	IDENTIFY_TLS_CERT,   /* the client's TLS certificate (TLS listener) */
+	IDENTIFY_TOKEN,      /* a gateway token where the client puts its API
+	                      * key (gateway listener) */
 };
 
 /* What a client presented, for identity_identify. */
@@ -71,6 +73,9 @@ struct identity_claims {
 	/* The Proxy-Authorization value, or NULL when none was sent. */
 	const char *credentials;
 	size_t credentials_len;
+	/* The gateway token (gateway_token finds it), or NULL. */
+	const char *token;
+	size_t token_len;
 	const struct netaddr *source;
 	/* The identity a verified client certificate names, or NULL; asked
 	 * only when the order reaches IDENTIFY_TLS_CERT. */
@@ -82,10 +87,12 @@ struct identity_claims {
  * Who is asking?  The first of the n methods, in their order, that names an
  * identity among ids decides.  Credentials, when sent and the order takes
  * them, are checked first whatever the order: wrong ones are refused
- * (REASON_AUTH_FAILED), never passed over for another method.  Sets *id
- * (NULL when n is 0: the listener has no identities) and returns
- * REASON_ALLOWED, or why not: REASON_AUTH_REQUIRED when the order takes
- * credentials and none named anyone, else REASON_NO_IDENTITY.
+ * (REASON_AUTH_FAILED), never passed over for another method; so is a
+ * gateway token (REASON_TOKEN_FAILED).  Sets *id (NULL when n is 0: the
+ * listener has no identities) and returns REASON_ALLOWED, or why not:
+ * REASON_AUTH_REQUIRED when the order takes credentials and none named
+ * anyone, REASON_TOKEN_REQUIRED when it takes a token, else
+ * REASON_NO_IDENTITY.
  */
 enum reason identity_identify(const enum identify_method *order, size_t n,
                               const struct identity *ids, size_t nids,
@@ -104,6 +111,24 @@ struct identity_state *identity_state_for(const char *name);
 const struct identity *identity_by_credentials(const struct identity *ids,
                                                size_t n, const char *value,
                                                size_t len);
+
+/* The identity one of whose bearer credentials is this token (a gateway
+ * token: the same lines of the credentials file), or NULL.  Every bearer
+ * credential is compared, each in constant time. */
+const struct identity *identity_by_token(const struct identity *ids, size_t n,
+                                         const char *token, size_t len);
+
+/*
+ * The gateway token a client sent where its SDK puts the API key: the
+ * x-api-key value (api_key, or NULL), else Authorization's Bearer token,
+ * else the password of its Basic credentials (git sends "user:token";
+ * the user is not looked at).  Copied into buf.  Its length; 0 when
+ * neither field was sent; -1 when the one sent holds no token (another
+ * scheme, bad base64, an empty token) or it does not fit.
+ */
+int identity_gateway_token(const char *api_key, size_t api_key_len,
+                           const char *authz, size_t authz_len, char *buf,
+                           size_t size);
 
 /* The first identity whose sources contain the address, or NULL. */
 const struct identity *identity_by_source(const struct identity *ids, size_t n,

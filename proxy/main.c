@@ -21,6 +21,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "gateway.h"
 #include "host.h"
 #include "identity.h"
 #include "log.h"
@@ -209,6 +210,7 @@ struct daemon {
 	struct admin *admin;
 	struct event *signals[4];
 	struct event *drain_poll;
+	struct event *secret_poll;
 	struct timespec drain_deadline;
 	int draining, stopped;
 	struct config *config; /* the current snapshot */
@@ -282,12 +284,37 @@ raise_fd_limit(const struct config *c)
 	}
 }
 
+/* The gateway's secret files, looked at on a timer: a Kubernetes Secret
+ * volume changes by itself. */
+static void
+secret_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	gateway_refresh(d->config);
+}
+
+static void
+secret_poll_start(struct daemon *d)
+{
+	int ms = d->config->limits.secret_refresh_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	evtimer_add(d->secret_poll, &tv);
+}
+
 static void
 reload(struct daemon *d)
 {
 	char err[1024], msg[1200];
 	struct config *c = config_load(d->config_path, err, sizeof(err));
 
+	if (c && gateway_open(c, err, sizeof(err)) < 0) {
+		config_unref(c);
+		c = NULL;
+	}
 	if (!c) {
 		metrics_reload(0);
 		log_lifecycle("error", "reload_failed", err);
@@ -331,6 +358,7 @@ reload(struct daemon *d)
 			              "configuration");
 	config_unref(d->config);
 	d->config = c;
+	secret_poll_start(d);
 	metrics_reload(1);
 	snprintf(msg, sizeof(msg),
 	         "%s: reloaded; new connections use the new policies",
@@ -456,7 +484,9 @@ run(struct config *c, const char *path)
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() < 0 || resolve_library_init() < 0 ||
 	    !(d.base = event_base_new()) ||
-	    !(d.drain_poll = evtimer_new(d.base, drain_poll_cb, &d))) {
+	    !(d.drain_poll = evtimer_new(d.base, drain_poll_cb, &d)) ||
+	    !(d.secret_poll = event_new(d.base, -1, EV_PERSIST,
+	                                secret_poll_cb, &d))) {
 		fprintf(stderr, "egressd: cannot start the event loop\n");
 		goto out;
 	}
@@ -497,6 +527,7 @@ run(struct config *c, const char *path)
 			fprintf(stderr, "egressd: cannot start a worker\n");
 			goto out;
 		}
+	secret_poll_start(&d);
 	metrics_set_ready(1);
 	off = (size_t)snprintf(msg, sizeof(msg),
 	                       "egressd " EGRESSD_VERSION " listening on");
@@ -525,6 +556,8 @@ out:
 			event_free(d.signals[i]);
 	if (d.drain_poll)
 		event_free(d.drain_poll);
+	if (d.secret_poll)
+		event_free(d.secret_poll);
 	if (d.base)
 		event_base_free(d.base);
 	config_unref(d.config);
@@ -600,6 +633,11 @@ main(int argc, char **argv)
 	}
 	if (!(c = config_load(path, err, sizeof(err)))) {
 		fprintf(stderr, "%s\n", err);
+		return target ? 2 : 1;
+	}
+	if (gateway_open(c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(c);
 		return target ? 2 : 1;
 	}
 	if (test) {

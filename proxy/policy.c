@@ -193,8 +193,20 @@ policy_free(struct policy *p)
 	for (size_t i = 0; i < p->nrules; i++)
 		policy_rule_free(&p->rules[i]);
 	free(p->rules);
+	for (size_t i = 0; i < p->nroutes; i++)
+		free(p->routes[i]);
+	free(p->routes);
 	free(p->name);
 	memset(p, 0, sizeof(*p));
+}
+
+int
+policy_allows_route(const struct policy *p, const char *route)
+{
+	for (size_t i = 0; i < p->nroutes; i++)
+		if (strcmp(p->routes[i], route) == 0)
+			return 1;
+	return 0;
 }
 
 int

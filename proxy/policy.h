@@ -48,6 +48,10 @@ struct policy {
 	int metrics_slot; /* see metrics_policy_slot */
 	struct rule *rules;
 	size_t nrules;
+	/* The gateway routes its identities may use, by name (config checks
+	 * that each exists). */
+	char **routes;
+	size_t nroutes;
 };
 
 struct verdict {
@@ -93,6 +97,10 @@ int policy_report_waives(const struct policy *p, const struct verdict *v);
 /* Must a CONNECT tunnel to port, allowed by rule r, open with a TLS
  * ClientHello whose SNI names the CONNECT host?  1 or 0. */
 int rule_requires_sni(const struct rule *r, uint16_t port);
+
+/* Does the policy let its clients use the gateway route of this name?
+ * 1 or 0. */
+int policy_allows_route(const struct policy *p, const char *route);
 
 /* Free what a rule or a policy owns (not the struct itself). */
 void policy_rule_free(struct rule *r);

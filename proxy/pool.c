@@ -21,6 +21,7 @@ struct entry {
 	struct netaddr addr;
 	char identity[IDENTITY_MAX + 1];
 	int has_identity;
+	char route[IDENTITY_MAX + 1]; /* "" for the proxy's */
 };
 
 struct pool {
@@ -111,6 +112,7 @@ pool_put(struct pool *p, struct bufferevent *bev, const struct pool_key *key)
 
 	if (p->max == 0 || strlen(key->host) > HOST_NAME_MAX_LEN ||
 	    (key->identity && strlen(key->identity) > IDENTITY_MAX) ||
+	    (key->route && strlen(key->route) > IDENTITY_MAX) ||
 	    evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
 	    !(e = calloc(1, sizeof(*e)))) {
@@ -129,6 +131,8 @@ pool_put(struct pool *p, struct bufferevent *bev, const struct pool_key *key)
 	strcpy(e->host, key->host);
 	e->port = key->port;
 	e->addr = key->addr;
+	if (key->route)
+		strcpy(e->route, key->route);
 	if (key->identity) {
 		strcpy(e->identity, key->identity);
 		e->has_identity = 1;
@@ -162,7 +166,8 @@ pool_take(struct pool *p, const struct pool_key *key,
 	/* The most recently used first: the least likely to be closed. */
 	TAILQ_FOREACH_REVERSE(e, &p->idle, entries, link) {
 		if (e->port != key->port || strcmp(e->host, key->host) != 0 ||
-		    !same_identity(e, key->identity))
+		    !same_identity(e, key->identity) ||
+		    strcmp(e->route, key->route ? key->route : "") != 0)
 			continue;
 		for (size_t i = 0; i < naddrs; i++) {
 			if (memcmp(&addrs[i], &e->addr, sizeof(e->addr)) != 0)

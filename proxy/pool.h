@@ -27,6 +27,9 @@ struct pool_key {
 	uint16_t port;
 	struct netaddr addr;  /* the address connected to */
 	const char *identity; /* the identity's name, or NULL */
+	/* The gateway route whose TLS connection this is, or NULL for the
+	 * proxy's plain ones: never handed across. */
+	const char *route;
 };
 
 /* NULL when out of memory. */

@@ -24,7 +24,6 @@ static enum reason identify(struct conn *c);
 static int admit_cb(struct conn *c, const struct netaddr *a, struct verdict *v);
 static void connected_cb(struct conn *c);
 static void start_tunnel(struct conn *c);
-static void start_forward(struct conn *c);
 
 static long long
 now_ns(void)
@@ -235,7 +234,7 @@ connected_cb(struct conn *c)
 	if (c->r.is_connect)
 		start_tunnel(c);
 	else
-		start_forward(c);
+		proxy_forward(c, NULL, NULL, NULL);
 }
 
 /* --- the tunnel ----------------------------------------------------------- */
@@ -354,12 +353,14 @@ start_tunnel(struct conn *c)
 /* --- the forward ---------------------------------------------------------- */
 
 /* A reused connection that ended before a byte of answer came was closed
- * by the upstream as it was reused: send the request again on a new one. */
+ * by the upstream as it was reused: send the request again on a new one,
+ * if it has no body (a body's bytes went to the closed connection; only
+ * the gateway reuses connections for such requests). */
 static int
 may_retry(const struct request *r, const struct forward_result *res)
 {
 	return r->reused && res->status == 0 && res->upstream_silent &&
-	       r->req != NULL;
+	       r->req != NULL && r->body.kind == HTTP_BODY_NONE;
 }
 
 static void
@@ -391,8 +392,9 @@ forward_end_cb(void *arg, const struct forward_result *result)
 	conn_request_done(c, res.keep_client);
 }
 
-static void
-start_forward(struct conn *c)
+void
+proxy_forward(struct conn *c, const struct forward_plan *plan,
+              forward_location_cb location, void *location_arg)
 {
 	struct forward_request fr = {
 	    .method = c->r.method,
@@ -402,6 +404,9 @@ start_forward(struct conn *c)
 	    .body = c->r.body,
 	    .client_close = c->r.client_close,
 	    .keep_upstream = c->env->pool != NULL,
+	    .plan = plan,
+	    .location = location,
+	    .location_arg = location_arg,
 	};
 
 	/* A retry on a new connection is the same request, decided once. */

@@ -10,9 +10,19 @@
 #define EGRESSD_PROXY_H
 
 #include "conn.h"
+#include "forward.h"
 
 /* Take c's request, whose head is parsed (c->r.req, c->r.method, body
  * framing and client_close set), to its decision and beyond. */
 void proxy_request(struct conn *c);
+
+/*
+ * Forward c's allowed plain-HTTP request on the connected c->up_bev, with
+ * a header plan and a Location rewrite (the gateway's; NULL: none).  The
+ * decision line is written here; a reused upstream that closed before
+ * answering is dialled again, and the request sent again, when it can be.
+ */
+void proxy_forward(struct conn *c, const struct forward_plan *plan,
+                   forward_location_cb location, void *location_arg);
 
 #endif

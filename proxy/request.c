@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "conn.h"
 #include "metrics.h"
 
@@ -23,8 +24,9 @@ request_free(struct request *r)
 	free(r->head);
 	free(r->path);
 	free(r->authority);
+	free(r->gateway_path);
 	r->req = NULL;
-	r->head = r->path = r->authority = NULL;
+	r->head = r->path = r->authority = r->gateway_path = NULL;
 }
 
 void
@@ -114,6 +116,8 @@ log_request(struct log_line *l, const struct conn *c, const char *event,
 		mode = r->policy->mode == POLICY_REPORT ? "report" : "enforce";
 	if (mode)
 		log_str(l, "mode", mode);
+	if (r->route)
+		log_str(l, "route", r->route->name);
 	if (r->method[0])
 		log_str(l, "method", r->method);
 	if (r->have_dest) {
@@ -125,6 +129,10 @@ log_request(struct log_line *l, const struct conn *c, const char *event,
 	} else if (r->raw_host_len) {
 		log_strn(l, "host", r->raw_host, r->raw_host_len);
 	}
+	/* A gateway request's path as the client sent it, without its
+	 * query, also when refused (bad_path: exactly what to look at). */
+	if (r->gateway_path)
+		log_str(l, "gateway_path", r->gateway_path);
 	if (r->sni[0])
 		log_str(l, "sni", r->sni);
 }
@@ -178,6 +186,8 @@ request_log_decision(const struct conn *c, enum reason why,
 	else
 		log_str(&l, "rule", NULL);
 	log_str(&l, "reason", ri->name);
+	if (c->r.detail[0])
+		log_str(&l, "detail", c->r.detail);
 	if (report)
 		log_str(&l, "message", "report mode: not enforced");
 	else if (decision_has_status(&c->r, why))
@@ -210,6 +220,12 @@ request_log_close(struct conn *c)
 	log_str(&l, "reason", reason_get(r->reason)->name);
 	if (r->status)
 		log_int(&l, "status", r->status);
+	if (r->tls_version) {
+		log_str(&l, "tls", r->tls_version);
+		log_str(&l, "upstream_conn", r->reused        ? "reused"
+		                             : r->tls_resumed ? "resumed"
+		                                              : "new");
+	}
 	log_int(&l, "bytes_up", (long long)r->bytes_up);
 	log_int(&l, "bytes_down", (long long)r->bytes_down);
 	log_int(&l, "duration_ms", request_ms_since(&r->started));

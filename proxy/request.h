@@ -19,6 +19,7 @@
 #include "resolve.h"
 
 struct conn;
+struct config_route;
 
 struct request {
 	struct timespec started;
@@ -68,6 +69,14 @@ struct request {
 	char sni[256];
 	int tunnel_open;   /* the tunnel's 200 is sent */
 	int hello_pending; /* the decision line waits for the hello check */
+
+	/* A gateway request: its route, the path the client sent (without
+	 * the query), the upstream TLS, and why a handshake failed. */
+	const struct config_route *route;
+	char *gateway_path;
+	const char *tls_version;
+	int tls_resumed;
+	char detail[128];
 
 	/* The outcome, for the close line. */
 	int status;

@@ -2,7 +2,7 @@
  * route: the gateway's I/O-free decisions about a request's path (issue 12).
  * A route maps a path prefix of the gateway ("/anthropic") to an https://
  * origin (host, port, base path), and may list method and path rules
- * ("POST /v1/messages", "GET /v1/*").  Paths are normalised strictly before
+ * ("POST /v1/messages", "GET /v1/\*").  Paths are normalised strictly before
  * anything matches them: a path that would need cleaning ('.' or '..'
  * segments, "%2e", "%2f", "%5c", a backslash, "//", a control or non-ASCII
  * byte) is refused, never cleaned into one that matches.
@@ -17,7 +17,7 @@
 #define ROUTE_PATH_MAX 4096
 
 /* One method and path rule.  path is exact ("/v1/messages") or a prefix
- * pattern ending in "/*" ("/v1/*": "/v1/x", "/v1/x/y", not "/v1" itself).
+ * pattern ending in "/\*" ("/v1/\*": "/v1/x", "/v1/x/y", not "/v1" itself).
  * The query string is not matched. */
 struct route_rule {
 	char *method; /* "GET"...; NULL or "*": any method */

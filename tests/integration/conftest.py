@@ -302,6 +302,22 @@ def shared_egressd(world, _shared_instances):
         assert not wrapped, "during this test:\n" + "\n".join(wrapped)
 
 
+@pytest.fixture(scope="module")
+def egressd_factory_module(world):
+    """egressd_factory for a module's fixtures: the instances live until
+    the module's last test."""
+    made = []
+
+    def factory(name, config_fn, start=True):
+        e = H.Egressd(world.tmp, name, config_fn)
+        made.append(e)
+        return e.start() if start else e
+    yield factory
+    problems = [m for m in (_check_exit(e) for e in made) if m]
+    if problems:
+        pytest.fail("\n\n".join(problems))
+
+
 @pytest.fixture
 def egressd_factory(world):
     """Start extra egressd instances: factory(name, config_fn) where

@@ -52,8 +52,11 @@ ADDR_GITSRV = "198.51.100.11"  # git smart-HTTP over TLS (git.allowed.test)
 ADDR_PYPI = "198.51.100.12"  # PEP 503 simple index over TLS (pypi.allowed.test)
 ADDR_LLM = "198.51.100.13"  # fake LLM API, TLS :443 and plain :80 (llm.allowed.test)
 ADDR_ORIGIN = "198.51.100.14"  # scriptable plain HTTP origin :80, :8080 (origin.allowed.test)
+# The gateway's origins (test_gateway): the LLM API on :443, git on :8443,
+# a certificate for other names on :9443.
+ADDR_GW = "198.51.100.15"
 LO_ADDRS = [ADDR_API, ADDR_ECHO, ADDR_DEAD, ADDR_PRIVATE, ADDR_GIT, ADDR_METADATA,
-            ADDR_GITSRV, ADDR_PYPI, ADDR_LLM, ADDR_ORIGIN]
+            ADDR_GITSRV, ADDR_PYPI, ADDR_LLM, ADDR_ORIGIN, ADDR_GW]
 
 DNS_ADDR = "127.0.0.53"
 DNS_PORT = 53
@@ -90,6 +93,10 @@ DNS_RECORDS = {
     "llm.denied.test": ADDR_LLM,
     "origin.allowed.test": ADDR_ORIGIN,
     "mirror.allowed.test": ADDR_ORIGIN,
+    "llm.gateway.test": ADDR_GW,
+    "git.gateway.test": ADDR_GW,
+    "badcert.gateway.test": ADDR_GW,  # not a name of the certificate it gets
+    "private.gateway.test": ADDR_PRIVATE,  # an origin behind the address guard
     # refused.allowed.test: not configured at all -> dnsmasq answers REFUSED
 }
 
@@ -97,7 +104,7 @@ CERT_NAMES = ["api.allowed.test", "denied.test", "unpinned.test", "mixed.allowed
               "fallback.allowed.test",
               "git.corp.test", "ip:" + ADDR_API, "ip:" + ADDR_ECHO,
               "git.allowed.test", "git.denied.test", "pypi.allowed.test", "pypi.denied.test",
-              "llm.allowed.test", "llm.denied.test"]
+              "llm.allowed.test", "llm.denied.test", "llm.gateway.test", "git.gateway.test"]
 
 BULK_BLOCK = random.Random(4242).randbytes(1 << 20)  # 1 MiB, deterministic
 BULK_BLOCKS = 64  # 64 MiB in all

@@ -58,6 +58,17 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The official LLM SDKs the gateway tests run (pinned in sdk/package-lock.json),
+# installed here, outside the namespace, where the package registry is
+# reachable; inside it nothing is.
+sdk="$here/sdk"
+if [ ! -f "$sdk/node_modules/.package-lock.json" ] ||
+	[ -n "$(find "$sdk/package-lock.json" -newer "$sdk/node_modules/.package-lock.json")" ]; then
+	echo "integration: npm ci (tests/integration/sdk/node_modules)"
+	(cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error) ||
+		echo "integration: npm ci failed: the SDK tests will fail" >&2
+fi
+
 ip netns add "$ns" || { echo "integration: ip netns add $ns failed" >&2; exit 2; }
 ip -n "$ns" link set lo up || exit 2
 # ip netns exec bind-mounts /etc/netns/NS/* over /etc: a client that resolves
