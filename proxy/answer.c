@@ -94,6 +94,12 @@ answer_write(struct evbuffer *out, const struct request *r, enum reason why,
 	} else {
 		evbuffer_add_printf(out, "; details=\"%s\"", ri->name);
 	}
+	if (ri->status == 401)
+		/* RFC 9110 §11.6.1: git sends its credentials (the gateway
+		 * token as the password) only after a Basic challenge. */
+		evbuffer_add_printf(out, "\r\nWWW-Authenticate: Basic "
+		                         "realm=\"egressd gateway\", Bearer "
+		                         "realm=\"egressd gateway\"");
 	if (ri->status == 407)
 		/* RFC 9110 §11.7.1: say which schemes will do. */
 		evbuffer_add_printf(out, "\r\nProxy-Authenticate: Basic "

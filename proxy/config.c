@@ -404,10 +404,11 @@ load_identify_method(struct load *ld, const config_setting_t *m, void *arg)
 	if (strcmp(v, "proxy-auth") == 0) {
 		how = IDENTIFY_PROXY_AUTH;
 		if (l->gateway)
-			return load_fail(ld, m,
-			                 "identify: a gateway is no proxy: "
-			                 "its clients send a gateway token "
-			                 "(\"token\"), not Proxy-Authorization");
+			return load_fail(
+			    ld, m,
+			    "identify: a gateway is no proxy: "
+			    "its clients send a gateway token "
+			    "(\"token\"), not Proxy-Authorization");
 	} else if (strcmp(v, "token") == 0) {
 		how = IDENTIFY_TOKEN;
 		if (!l->gateway)
@@ -661,9 +662,8 @@ load_identities(struct load *ld, const config_setting_t *root, struct config *c)
 static int
 load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 {
-	static const char *const keys[] = {"address", "port",    "policy",
-	                                   "identify", "tls",    "gateway",
-	                                   NULL};
+	static const char *const keys[] = {
+	    "address", "port", "policy", "identify", "tls", "gateway", NULL};
 	const config_setting_t *ls = config_setting_get_member(root, "listen");
 	int n;
 
@@ -706,12 +706,13 @@ load_listeners(struct load *ld, const config_setting_t *root, struct config *c)
 			return -1;
 		l->port = (uint16_t)port;
 		int has_ca;
-		const config_setting_t *gw = config_setting_get_member(e, "gateway");
+		const config_setting_t *gw =
+		    config_setting_get_member(e, "gateway");
 
 		if (gw) {
 			if (config_setting_type(gw) != CONFIG_TYPE_BOOL)
-				return load_fail(ld, gw,
-				                 "gateway: expected true or false");
+				return load_fail(
+				    ld, gw, "gateway: expected true or false");
 			l->gateway = config_setting_get_bool(gw);
 			if (l->gateway && c->nroutes == 0)
 				return load_fail(ld, gw,

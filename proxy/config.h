@@ -54,7 +54,7 @@ struct config_route {
 	char *ca_file;       /* NULL: the system store */
 	char *inject_header; /* lower-case field name; NULL: none added */
 	enum inject_scheme inject_scheme;
-	char *inject_user;   /* INJECT_BASIC */
+	char *inject_user; /* INJECT_BASIC */
 	char *secret_path;
 	/* Opened by the daemon (gateway_open), not by config_load: */
 	struct origin_tls *tls;

@@ -30,7 +30,8 @@ load_allow(struct load *ld, const config_setting_t *e, void *arg)
 	snprintf(method, sizeof(method), "%.*s", (int)mlen, text);
 	if (mlen == 0 || mlen >= sizeof(method) ||
 	    (strcmp(method, "*") != 0 && !config_valid_method(method)))
-		return load_fail(ld, e, "allow: \"%s\": \"%.*s\" is not a method",
+		return load_fail(ld, e,
+		                 "allow: \"%s\": \"%.*s\" is not a method",
 		                 text, (int)mlen, text);
 	if (route_target_parse(sp + 1, plen, &t) < 0 || t.query)
 		return load_fail(ld, e,
@@ -75,10 +76,17 @@ static int
 load_header_name(struct load *ld, const config_setting_t *s, const char *name,
                  char **out)
 {
-	static const char *const refused[] = {
-	    "host",    "content-length", "transfer-encoding", "connection",
-	    "upgrade", "te",             "trailer",           "via",
-	    "proxy-authorization",       "keep-alive",        NULL};
+	static const char *const refused[] = {"host",
+	                                      "content-length",
+	                                      "transfer-encoding",
+	                                      "connection",
+	                                      "upgrade",
+	                                      "te",
+	                                      "trailer",
+	                                      "via",
+	                                      "proxy-authorization",
+	                                      "keep-alive",
+	                                      NULL};
 
 	if (!name || !*name || strlen(name) > 64)
 		return load_fail(ld, s, "inject: header is required");
@@ -90,11 +98,12 @@ load_header_name(struct load *ld, const config_setting_t *s, const char *name,
 			                 name);
 	for (const char *const *r = refused; *r; r++)
 		if (strcasecmp(name, *r) == 0)
-			return load_fail(ld, s,
-			                 "inject: header \"%s\" is egressd's to "
-			                 "write; use x-api-key, authorization or "
-			                 "another field",
-			                 name);
+			return load_fail(
+			    ld, s,
+			    "inject: header \"%s\" is egressd's to "
+			    "write; use x-api-key, authorization or "
+			    "another field",
+			    name);
 	if (!(*out = load_strdup(ld, s, name)))
 		return -1;
 	for (char *p = *out; *p; p++)
@@ -149,7 +158,8 @@ load_inject(struct load *ld, const config_setting_t *rs, struct config_route *r)
 		if (!*user || strchr(user, ':') || strlen(user) > 128)
 			return load_fail(
 			    ld, config_setting_get_member(is, "user"),
-			    "inject: user \"%s\": 1 to 128 bytes, no ':'", user);
+			    "inject: user \"%s\": 1 to 128 bytes, no ':'",
+			    user);
 		for (const char *p = user; *p; p++)
 			if ((unsigned char)*p <= 0x20 ||
 			    (unsigned char)*p >= 0x7f)
@@ -211,16 +221,16 @@ load_guard(struct load *ld, const config_setting_t *rs, struct config_route *r)
 static int
 load_route(struct load *ld, const config_setting_t *rs, struct config_route *r)
 {
-	static const char *const keys[] = {"name",     "prefix", "origin",
-	                                   "ca",       "allow",  "inject",
-	                                   "networks", NULL};
+	static const char *const keys[] = {"name",  "prefix", "origin",   "ca",
+	                                   "allow", "inject", "networks", NULL};
 	const char *name, *prefix, *origin, *ca, *why;
 	struct route_target t;
 	char full[4096];
 
 	r->line = config_setting_source_line(rs);
 	if (!load_is_group(rs))
-		return load_fail(ld, rs, "routes: each route is a group { ... }");
+		return load_fail(ld, rs,
+		                 "routes: each route is a group { ... }");
 	if (load_check_keys(ld, rs, "route", keys) < 0 ||
 	    load_string(ld, rs, "name", &name) < 0 ||
 	    load_string(ld, rs, "prefix", &prefix) < 0 ||
@@ -240,10 +250,11 @@ load_route(struct load *ld, const config_setting_t *rs, struct config_route *r)
 	if (route_target_parse(prefix, strlen(prefix), &t) < 0 || t.query ||
 	    strchr(prefix, '*') ||
 	    (strlen(prefix) > 1 && prefix[strlen(prefix) - 1] == '/'))
-		return load_fail(ld, config_setting_get_member(rs, "prefix"),
-		                 "prefix: \"%s\": a path such as \"/anthropic\" "
-		                 "(no trailing '/', no '*', no query)",
-		                 prefix);
+		return load_fail(
+		    ld, config_setting_get_member(rs, "prefix"),
+		    "prefix: \"%s\": a path such as \"/anthropic\" "
+		    "(no trailing '/', no '*', no query)",
+		    prefix);
 	if (!(r->match.prefix = load_strdup(ld, rs, prefix)))
 		return -1;
 	if ((why = route_origin_parse(origin, &r->match.host, &r->match.port,
@@ -292,11 +303,12 @@ config_load_routes(struct load *ld, const config_setting_t *root,
 				                 r->name);
 			if (strcmp(c->routes[j].match.prefix,
 			           r->match.prefix) == 0)
-				return load_fail(ld, e,
-				                 "route \"%s\": prefix \"%s\" is "
-				                 "route \"%s\"'s already",
-				                 r->name, r->match.prefix,
-				                 c->routes[j].name);
+				return load_fail(
+				    ld, e,
+				    "route \"%s\": prefix \"%s\" is "
+				    "route \"%s\"'s already",
+				    r->name, r->match.prefix,
+				    c->routes[j].name);
 		}
 	}
 	return 0;

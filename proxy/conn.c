@@ -162,7 +162,8 @@ conn_accept(struct conn_env *env, evutil_socket_t fd, const struct sockaddr *sa,
 	wait_request(c);
 }
 
-/* --- the head -------------------------------------------------------------- */
+/* --- the head --------------------------------------------------------------
+ */
 
 /* Wait for the next request head: the first one within header_timeout_ms,
  * a later one on a kept-alive connection within keepalive_timeout_ms. */
@@ -180,8 +181,8 @@ wait_request(struct conn *c)
 	bufferevent_setwatermark(c->client_bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->client_bev, EV_READ | EV_WRITE);
 	conn_set_timer(c, head_timeout_cb,
-	          c->nrequests ? lim->keepalive_timeout_ms
-	                       : lim->header_timeout_ms);
+	               c->nrequests ? lim->keepalive_timeout_ms
+	                            : lim->header_timeout_ms);
 	/* A pipelined request may already be waiting. */
 	if (evbuffer_get_length(bufferevent_get_input(c->client_bev)) > 0)
 		bufferevent_trigger(c->client_bev, EV_READ,
@@ -229,7 +230,7 @@ head_read_cb(struct bufferevent *bev, void *arg)
 		http_head_scan_init(&r->scan);
 		if (c->nrequests > 0)
 			conn_set_timer(c, head_timeout_cb,
-			          c->config->limits.header_timeout_ms);
+			               c->config->limits.header_timeout_ms);
 	}
 	http_limits_of(c, &hl);
 	/*
@@ -384,7 +385,8 @@ parse_request(struct conn *c)
 		proxy_request(c);
 }
 
-/* --- the end of a request and of the connection ---------------------------- */
+/* --- the end of a request and of the connection ----------------------------
+ */
 
 void
 conn_request_done(struct conn *c, int keep)

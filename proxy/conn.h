@@ -76,10 +76,12 @@ struct conn {
 	struct resolve_query *query;
 	struct tunnel *tunnel;
 	struct forward *forward;
-	struct origin_handshake *handshake; /* the gateway's TLS to its origin */
+	struct origin_handshake
+	    *handshake; /* the gateway's TLS to its origin */
 	size_t discarded;
 	/* The dial of the current request (dial.h). */
-	int (*admit)(struct conn *c, const struct netaddr *a, struct verdict *v);
+	int (*admit)(struct conn *c, const struct netaddr *a,
+	             struct verdict *v);
 	void (*connected)(struct conn *c);
 
 	struct request r;

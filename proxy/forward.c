@@ -79,15 +79,9 @@ struct forward {
 
 /* RFC 9110 §7.6.1, and the proxy-only fields: Proxy-Authorization is the
  * client's credential for egressd, never for the upstream. */
-static const char *const hop_by_hop[] = {"connection",
-                                         "proxy-connection",
-                                         "keep-alive",
-                                         "te",
-                                         "trailer",
-                                         "upgrade",
-                                         "proxy-authorization",
-                                         "proxy-authenticate",
-                                         NULL};
+static const char *const hop_by_hop[] = {
+    "connection", "proxy-connection",    "keep-alive",         "te", "trailer",
+    "upgrade",    "proxy-authorization", "proxy-authenticate", NULL};
 
 /* The request fields forward writes itself. */
 static const char *const rewritten[] = {"host", "content-length",
@@ -666,8 +660,10 @@ write_response_head(struct forward *f, const struct http_response *resp,
 			char loc[HTTP_LOCATION_MAX];
 
 			if (f->fr.location(f->fr.location_arg, fl->value.p,
-			                   fl->value.len, loc, sizeof(loc)) == 1) {
-				evbuffer_add_printf(out, "Location: %s\r\n", loc);
+			                   fl->value.len, loc,
+			                   sizeof(loc)) == 1) {
+				evbuffer_add_printf(out, "Location: %s\r\n",
+				                    loc);
 				continue;
 			}
 		}
@@ -808,9 +804,9 @@ pump_go_direct(struct pump *p)
 	     p->body.kind != HTTP_BODY_CLOSE) ||
 	    !plain_socket(p->src) || !plain_socket(p->dst))
 		return -1;
-	p->direct = event_new(bufferevent_get_base(p->src),
-	                      bufferevent_getfd(p->src), EV_READ | EV_PERSIST,
-	                      direct_cb, p);
+	p->direct =
+	    event_new(bufferevent_get_base(p->src), bufferevent_getfd(p->src),
+	              EV_READ | EV_PERSIST, direct_cb, p);
 	if (!p->direct)
 		return -1;
 	bufferevent_disable(p->src, EV_READ);
@@ -866,10 +862,10 @@ direct_cb(evutil_socket_t fd, short what, void *arg)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
-			direct_event(f, p->src,
-			             BEV_EVENT_READING |
-			                 (n == 0 ? BEV_EVENT_EOF
-			                         : BEV_EVENT_ERROR));
+			direct_event(
+			    f, p->src,
+			    BEV_EVENT_READING |
+			        (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR));
 			return;
 		}
 		*p->count += (uint64_t)n;
@@ -882,7 +878,8 @@ direct_cb(evutil_socket_t fd, short what, void *arg)
 				forward_finish(f, REASON_INTERNAL_ERROR);
 			else
 				direct_event(f, p->dst,
-				             BEV_EVENT_WRITING | BEV_EVENT_ERROR);
+				             BEV_EVENT_WRITING |
+				                 BEV_EVENT_ERROR);
 			return;
 		}
 		if (p->body.kind == HTTP_BODY_LENGTH && p->left == 0) {
@@ -973,8 +970,8 @@ forward_finish(struct forward *f, enum reason why)
 	/* Reusable only when both messages ended exactly where their
 	 * framing said and nothing more came. */
 	f->res.keep_upstream =
-	    why == REASON_COMPLETE && f->upstream_persists &&
-	    f->request.done && f->response.body.kind != HTTP_BODY_CLOSE &&
+	    why == REASON_COMPLETE && f->upstream_persists && f->request.done &&
+	    f->response.body.kind != HTTP_BODY_CLOSE &&
 	    evbuffer_get_length(bufferevent_get_input(f->upstream)) == 0;
 	f->res.upstream_silent = !f->heard_upstream;
 	if (f->request.direct)

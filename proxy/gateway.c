@@ -89,8 +89,8 @@ gateway_request(struct conn *c)
 		r->route = &c->config->routes[idx];
 	if ((why = choose_route(c, &t)) != REASON_ALLOWED ||
 	    !route_allows(&r->route->match, r->method, rest, rest_len)) {
-		conn_fail(c, why != REASON_ALLOWED ? why
-		                                   : REASON_PATH_NOT_ALLOWED,
+		conn_fail(c,
+		          why != REASON_ALLOWED ? why : REASON_PATH_NOT_ALLOWED,
 		          NULL, NULL);
 		return;
 	}
@@ -224,12 +224,32 @@ identify(struct conn *c)
 	for (size_t i = 0; i < c->listener->nidentify; i++)
 		takes_token |= c->listener->identify[i] == IDENTIFY_TOKEN;
 	if (takes_token) {
-		n = identity_gateway_token(
-		    key ? key->value.p : NULL, key ? key->value.len : 0,
-		    authz ? authz->value.p : NULL, authz ? authz->value.len : 0,
-		    token, sizeof(token));
-		if (n < 0)
+		char other[TOKEN_MAX];
+		int m = 0;
+
+		/* Both fields may carry a token; then they must agree: a client
+		 * that sends a second credential beside its token is sending
+		 * something it should not hold. */
+		n = identity_gateway_token(key ? key->value.p : NULL,
+		                           key ? key->value.len : 0, NULL, 0,
+		                           token, sizeof(token));
+		if (authz)
+			m = identity_gateway_token(NULL, 0, authz->value.p,
+			                           authz->value.len, other,
+			                           sizeof(other));
+		if (n > 0 && m > 0 &&
+		    (n != m || CRYPTO_memcmp(token, other, (size_t)n) != 0))
+			n = -1;
+		else if (n == 0 && m != 0) {
+			n = m;
+			if (m > 0)
+				memcpy(token, other, (size_t)m);
+		}
+		OPENSSL_cleanse(other, sizeof(other));
+		if (n < 0) {
+			OPENSSL_cleanse(token, sizeof(token));
 			return REASON_TOKEN_FAILED;
+		}
 		if (n > 0) {
 			claims.token = token;
 			claims.token_len = (size_t)n;
@@ -246,7 +266,8 @@ identify(struct conn *c)
 	return why;
 }
 
-/* --- the origin ------------------------------------------------------------ */
+/* --- the origin ------------------------------------------------------------
+ */
 
 /* The route's address guard: what the proxy's rules get, with the route's
  * networks.  Never waived: a route has no report mode. */
@@ -319,7 +340,8 @@ connected_cb(struct conn *c)
 	               c->config->limits.connect_timeout_ms);
 }
 
-/* --- the request ----------------------------------------------------------- */
+/* --- the request -----------------------------------------------------------
+ */
 
 /* The value of the route's header: the secret as the scheme wants it.
  * Its length, or -1 when it does not fit. */
@@ -398,7 +420,8 @@ start_forward(struct conn *c)
 	}
 }
 
-/* --- the snapshot's files ---------------------------------------------------- */
+/* --- the snapshot's files ----------------------------------------------------
+ */
 
 static void
 close_routes(struct config *c)
@@ -421,15 +444,15 @@ gateway_open(struct config *c, char *err, size_t errlen)
 		struct config_route *r = &c->routes[i];
 
 		if (!(r->tls = origin_tls_new(r->ca_file, why, sizeof(why)))) {
-			snprintf(err, errlen, "%s:%d: route \"%s\": %s", c->path,
-			         r->line, r->name, why);
+			snprintf(err, errlen, "%s:%d: route \"%s\": %s",
+			         c->path, r->line, r->name, why);
 			return -1;
 		}
 		if (r->secret_path &&
-		    !(r->secret = secret_load(r->secret_path, why,
-		                              sizeof(why)))) {
-			snprintf(err, errlen, "%s:%d: route \"%s\": %s", c->path,
-			         r->line, r->name, why);
+		    !(r->secret =
+		          secret_load(r->secret_path, why, sizeof(why)))) {
+			snprintf(err, errlen, "%s:%d: route \"%s\": %s",
+			         c->path, r->line, r->name, why);
 			return -1;
 		}
 	}
@@ -457,9 +480,10 @@ gateway_refresh(struct config *c)
 			         "requests carry the new one",
 			         r->name, r->secret_path);
 		else
-			snprintf(msg, sizeof(msg),
-			         "route \"%s\": %s; the old secret stays in use",
-			         r->name, why);
+			snprintf(
+			    msg, sizeof(msg),
+			    "route \"%s\": %s; the old secret stays in use",
+			    r->name, why);
 		log_begin(&l, rc > 0 ? "secret" : "error");
 		log_str(&l, "reason",
 		        rc > 0 ? "secret_changed" : "secret_unreadable");

@@ -495,9 +495,10 @@ http_target_host(struct http_span t)
 	const char *p = t.p, *end = t.p + t.len, *at;
 	size_t n;
 
-	/* RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). */
-	for (n = 0; n < t.len && (isalnum((unsigned char)p[n]) ||
-	                          p[n] == '+' || p[n] == '-' || p[n] == '.');
+	/* RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+	 */
+	for (n = 0; n < t.len && (isalnum((unsigned char)p[n]) || p[n] == '+' ||
+	                          p[n] == '-' || p[n] == '.');
 	     n++)
 		;
 	if (n > 0 && isalpha((unsigned char)p[0]) && t.len - n >= 3 &&
@@ -884,11 +885,18 @@ http_response_body(const struct http_response *resp, const char *request_method,
 static int
 trailer_forbidden(const struct http_chunked *c)
 {
-	static const char *const names[] = {
-	    "content-length",      "transfer-encoding", "host",
-	    "connection",          "keep-alive",        "te",
-	    "trailer",             "upgrade",           "proxy-connection",
-	    "proxy-authorization", "proxy-authenticate", NULL};
+	static const char *const names[] = {"content-length",
+	                                    "transfer-encoding",
+	                                    "host",
+	                                    "connection",
+	                                    "keep-alive",
+	                                    "te",
+	                                    "trailer",
+	                                    "upgrade",
+	                                    "proxy-connection",
+	                                    "proxy-authorization",
+	                                    "proxy-authenticate",
+	                                    NULL};
 
 	if (c->name_len > sizeof(c->name))
 		return 0;

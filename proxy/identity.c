@@ -202,7 +202,8 @@ identity_gateway_token(const char *api_key, size_t api_key_len,
 		len = authz_len - 6;
 		while (len && *tok == ' ')
 			tok++, len--;
-		if ((dl = b64decode(tok, len, (unsigned char *)buf, size)) < 0 ||
+		if ((dl = b64decode(tok, len, (unsigned char *)buf, size)) <
+		        0 ||
 		    !(colon = memchr(buf, ':', (size_t)dl)))
 			return -1;
 		len = (size_t)dl - (size_t)(colon + 1 - buf);

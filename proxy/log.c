@@ -249,7 +249,8 @@ batch_flush(void)
 		size_t n = batch->len - off;
 
 		if (n > PIPE_BUF) {
-			const char *nl = memrchr(batch->buf + off, '\n', PIPE_BUF);
+			const char *nl =
+			    memrchr(batch->buf + off, '\n', PIPE_BUF);
 
 			/* A line longer than PIPE_BUF goes alone. */
 			if (!nl)

@@ -485,8 +485,8 @@ run(struct config *c, const char *path)
 	if (evthread_use_pthreads() < 0 || resolve_library_init() < 0 ||
 	    !(d.base = event_base_new()) ||
 	    !(d.drain_poll = evtimer_new(d.base, drain_poll_cb, &d)) ||
-	    !(d.secret_poll = event_new(d.base, -1, EV_PERSIST,
-	                                secret_poll_cb, &d))) {
+	    !(d.secret_poll =
+	          event_new(d.base, -1, EV_PERSIST, secret_poll_cb, &d))) {
 		fprintf(stderr, "egressd: cannot start the event loop\n");
 		goto out;
 	}

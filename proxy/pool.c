@@ -164,7 +164,8 @@ pool_take(struct pool *p, const struct pool_key *key,
 	if (!p)
 		return NULL;
 	/* The most recently used first: the least likely to be closed. */
-	TAILQ_FOREACH_REVERSE(e, &p->idle, entries, link) {
+	TAILQ_FOREACH_REVERSE(e, &p->idle, entries, link)
+	{
 		if (e->port != key->port || strcmp(e->host, key->host) != 0 ||
 		    !same_identity(e, key->identity) ||
 		    strcmp(e->route, key->route ? key->route : "") != 0)

@@ -23,7 +23,7 @@
 struct pool;
 
 struct pool_key {
-	const char *host;     /* normalised name or IP literal */
+	const char *host; /* normalised name or IP literal */
 	uint16_t port;
 	struct netaddr addr;  /* the address connected to */
 	const char *identity; /* the identity's name, or NULL */

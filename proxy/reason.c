@@ -136,8 +136,7 @@ static const struct reason_info reasons[REASON_COUNT] = {
         {502, "Bad Gateway", "tls_certificate_error", "tls_certificate_error",
          "The destination's TLS certificate did not verify (its name, its "
          "issuer or its dates): egressd does not talk to it."},
-    [REASON_TLS_ERROR] = {502, "Bad Gateway", "tls_protocol_error",
-                          "tls_error",
+    [REASON_TLS_ERROR] = {502, "Bad Gateway", "tls_protocol_error", "tls_error",
                           "The TLS handshake with the destination failed."},
     [REASON_INTERNAL_ERROR] = {500, "Internal Server Error",
                                "proxy_internal_error", "internal_error",
@@ -169,8 +168,7 @@ static const struct reason_info reasons[REASON_COUNT] = {
         {403, "Forbidden", DENIED, "ref_not_allowed",
          "The route's git rules do not allow this push to change one of "
          "its refs; nothing was pushed."},
-    [REASON_BAD_PKT_LINE] = {400, "Bad Request", REQUEST_ERROR,
-                             "bad_pkt_line",
+    [REASON_BAD_PKT_LINE] = {400, "Bad Request", REQUEST_ERROR, "bad_pkt_line",
                              "The push's command list is not well-formed "
                              "pkt-lines within the gateway's limits."},
     [REASON_CLIENT_CLOSED] = {0, NULL, NULL, "client_closed", NULL},

@@ -222,9 +222,10 @@ request_log_close(struct conn *c)
 		log_int(&l, "status", r->status);
 	if (r->tls_version) {
 		log_str(&l, "tls", r->tls_version);
-		log_str(&l, "upstream_conn", r->reused        ? "reused"
-		                             : r->tls_resumed ? "resumed"
-		                                              : "new");
+		log_str(&l, "upstream_conn",
+		        r->reused        ? "reused"
+		        : r->tls_resumed ? "resumed"
+		                         : "new");
 	}
 	log_int(&l, "bytes_up", (long long)r->bytes_up);
 	log_int(&l, "bytes_down", (long long)r->bytes_down);

@@ -31,8 +31,8 @@ struct route {
 	               * alone is the catch-all */
 	char *host;   /* the origin's name or IP literal, normalised */
 	uint16_t port;
-	char *base;   /* the origin's base path: "" or "/api" (no trailing
-	               * '/') */
+	char *base; /* the origin's base path: "" or "/api" (no trailing
+	             * '/') */
 	struct route_rule *rules;
 	size_t nrules; /* 0: every method and path */
 };
@@ -56,7 +56,8 @@ struct route_target {
  * a '#', a ';' in a segment, or a path over ROUTE_PATH_MAX.  The query is
  * checked only for control, space and non-ASCII bytes.
  */
-int route_target_parse(const char *target, size_t len, struct route_target *out);
+int route_target_parse(const char *target, size_t len,
+                       struct route_target *out);
 
 /*
  * The route whose prefix starts the path at a segment boundary ("/openai"
@@ -92,8 +93,8 @@ int route_upstream_target(const struct route *r, const char *rest,
  * 1 and the new value in buf, 0 when loc is left as it is (another origin,
  * outside base, relative), -1 when it does not fit.
  */
-int route_rewrite_location(const struct route *r, const char *loc,
-                           size_t len, char *buf, size_t size);
+int route_rewrite_location(const struct route *r, const char *loc, size_t len,
+                           char *buf, size_t size);
 
 /*
  * Parse an origin URL "https://host[:port][/base]" (no userinfo, query or

@@ -30,8 +30,8 @@ struct dir {
 	size_t off, len, cap;
 	int pipe[2]; /* -1 while the direction holds none */
 	size_t pipe_cap, in_pipe;
-	int eof;       /* side i sent EOF */
-	int shut;      /* we shut down writing to side !i */
+	int eof;          /* side i sent EOF */
+	int shut;         /* we shut down writing to side !i */
 	int splicing;     /* a stream: move it with splice(2) */
 	int no_splice;    /* splice(2) failed us: read and write instead */
 	int write_failed; /* side !i refused bytes */
@@ -160,7 +160,8 @@ tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
 		(void)relay(t, CLIENT);
 	} else {
 		/* The 200 goes out now, not a loop round later (a failure
-		 * shows again, and is handled, when the socket is next used). */
+		 * shows again, and is handled, when the socket is next used).
+		 */
 		(void)flush(t, UPSTREAM);
 		(void)flush(t, CLIENT);
 		arm(t);
@@ -295,10 +296,10 @@ fast_start(struct tunnel *t, struct bufferevent *client,
 	for (int s = CLIENT; s <= UPSTREAM; s++) {
 		evutil_socket_t fd = bufferevent_getfd(bev[s]);
 
-		t->rd[s] = event_new(t->base, fd, EV_READ | EV_PERSIST, fd_cb,
-		                     t);
-		t->wr[s] = event_new(t->base, fd, EV_WRITE | EV_PERSIST,
-		                     fd_cb, t);
+		t->rd[s] =
+		    event_new(t->base, fd, EV_READ | EV_PERSIST, fd_cb, t);
+		t->wr[s] =
+		    event_new(t->base, fd, EV_WRITE | EV_PERSIST, fd_cb, t);
 		if (!t->rd[s] || !t->wr[s])
 			return -1;
 	}

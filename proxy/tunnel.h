@@ -39,8 +39,8 @@ typedef void (*tunnel_done_cb)(void *arg, enum reason why);
  * (TUNNEL_HELLO_TIMEOUT: the client's time is up; TUNNEL_HELLO_EOF: it
  * closed): the answer must be 1 or -1. */
 enum { TUNNEL_HELLO_TIMEOUT = 1, TUNNEL_HELLO_EOF = 2 };
-typedef int (*tunnel_hello_cb)(void *arg, const unsigned char *buf,
-                               size_t len, int final, enum reason *why);
+typedef int (*tunnel_hello_cb)(void *arg, const unsigned char *buf, size_t len,
+                               int final, enum reason *why);
 
 struct tunnel_opts {
 	size_t buffer_bytes;

@@ -157,7 +157,8 @@ bind_listeners(struct worker *w, const struct config *c, char *err,
 		}
 		evconnlistener_set_error_cb(l->lev, accept_error_cb);
 		/* Accepted sockets inherit it: small writes (a 200, a
-		 * response's last segment) go out without waiting for an ACK. */
+		 * response's last segment) go out without waiting for an ACK.
+		 */
 		(void)setsockopt(evconnlistener_get_fd(l->lev), IPPROTO_TCP,
 		                 TCP_NODELAY, &(int){1}, sizeof(int));
 	}

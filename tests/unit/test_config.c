@@ -70,7 +70,8 @@ load_fails(const char *text, int line, const char *needle)
 	"  { hosts = [ \"api.example.com\" ]; ports = [ 443 ]; }\n"            \
 	"); } );\n"
 #define MINIMAL                                                                \
-	"listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n" MINIMAL_REST
+	"listen = ( { address = \"127.0.0.1\"; port = 3128; } "                \
+	");\n" MINIMAL_REST
 
 static void
 test_minimal_defaults(void **state)
@@ -117,14 +118,23 @@ with_server(char *text, size_t len, const char *server)
 static void
 test_resolver_servers(void **state)
 {
-	static const char *const good[] = {"10.0.0.1",    "10.0.0.1:5353",
-	                                   "[::1]",       "[::1]:53",
-	                                   "2001:db8::1", "[::ffff:10.0.0.1]:53"};
-	static const char *const bad[] = {
-	    "dns.example", "dns.example:53", "127.1:53",   "0x7f.0.0.1",
-	    "10.0.0.1:0",  "10.0.0.1:",      "10.0.0.1:+5", "10.0.0.1:65536",
-	    "[::1]:",      "[::1]x",         "[::1",       "::1:53x",
-	    "",            "10.0.0.1@x"};
+	static const char *const good[] = {
+	    "10.0.0.1", "10.0.0.1:5353", "[::1]",
+	    "[::1]:53", "2001:db8::1",   "[::ffff:10.0.0.1]:53"};
+	static const char *const bad[] = {"dns.example",
+	                                  "dns.example:53",
+	                                  "127.1:53",
+	                                  "0x7f.0.0.1",
+	                                  "10.0.0.1:0",
+	                                  "10.0.0.1:",
+	                                  "10.0.0.1:+5",
+	                                  "10.0.0.1:65536",
+	                                  "[::1]:",
+	                                  "[::1]x",
+	                                  "[::1",
+	                                  "::1:53x",
+	                                  "",
+	                                  "10.0.0.1@x"};
 	char text[512];
 
 	(void)state;
@@ -422,8 +432,8 @@ test_list_errors(void **state)
 	           "methods: empty list (leave it out to allow any method)");
 	load_fails(RULE_LIST("methods", "7"), 5,
 	           "methods: expected a list of strings");
-	load_fails(RULE_LIST("networks", "\"10.0.0.0/8\",\n\"10.0.0.1/8\""),
-	           6, "networks: \"10.0.0.1/8\": host bits set");
+	load_fails(RULE_LIST("networks", "\"10.0.0.0/8\",\n\"10.0.0.1/8\""), 6,
+	           "networks: \"10.0.0.1/8\": host bits set");
 	load_fails(RULE_LIST("networks", ""), 4, "networks: empty list");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128; } );\n"
 	           "policies = ( { name = \"p\"; rules = (\n"
@@ -447,13 +457,14 @@ test_list_errors(void **state)
 	           "      -1 ]; }\n"
 	           "); } );\n",
 	           5, "ports: -1 is not a port (1..65535)");
-	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128;\n"
-	           "  identify = [ \"source\", \"proxy-auth\",\n"
-	           "    \"tls-client-cert\", \"source\" ]; } );\n" MINIMAL_REST
-	           "identities = ( { name = \"a\"; policy = \"p\"; } );\n",
-	           2,
-	           "identify: one or more of \"proxy-auth\", \"source\", "
-	           "\"tls-client-cert\"");
+	load_fails(
+	    "listen = ( { address = \"127.0.0.1\"; port = 3128;\n"
+	    "  identify = [ \"source\", \"proxy-auth\",\n"
+	    "    \"tls-client-cert\", \"source\" ]; } );\n" MINIMAL_REST
+	    "identities = ( { name = \"a\"; policy = \"p\"; } );\n",
+	    2,
+	    "identify: one or more of \"proxy-auth\", \"token\", \"source\", "
+	    "\"tls-client-cert\"");
 	load_fails("listen = ( { address = \"127.0.0.1\"; port = 3128;\n"
 	           "  identify = [ \"source\",\n"
 	           "    \"source\" ]; } );\n" MINIMAL_REST
@@ -594,6 +605,123 @@ test_rule_tls(void **state)
 	           4, "needs hosts");
 }
 
+#define GW_HEAD                                                                \
+	"listen = ( { address = \"127.0.0.1\"; port = 3129; gateway = true;\n" \
+	"             identify = [ \"token\" ]; } );\n"                        \
+	"identities = ( { name = \"a\"; policy = \"p\"; } );\n"
+
+/* A gateway's routes: what each key becomes, and who may use which. */
+static void
+test_routes(void **state)
+{
+	struct config *c;
+	const struct config_route *r;
+
+	(void)state;
+	c = load_ok(
+	    GW_HEAD
+	    "policies = ( { name = \"p\"; rules = ( );\n"
+	    "               routes = [ \"llm\" ]; } );\n"
+	    "routes = (\n"
+	    "  { name = \"llm\"; prefix = \"/anthropic\";\n"
+	    "    origin = \"https://API.Anthropic.com:8443/base/\";\n"
+	    "    allow = [ \"POST /v1/messages\", \"* /v1/*\" ];\n"
+	    "    inject = { header = \"X-Api-Key\"; secret = \"k\"; }; },\n"
+	    "  { name = \"git\"; prefix = \"/git\";\n"
+	    "    origin = \"https://10.20.0.7\"; networks = [ \"10.20.0.0/16\" "
+	    "];\n"
+	    "    inject = { header = \"authorization\"; scheme = \"basic\";\n"
+	    "               user = \"x-access-token\"; secret = \"/t\"; }; }\n"
+	    ");\n");
+	assert_true(c->listeners[0].gateway);
+	assert_int_equal(c->listeners[0].identify[0], IDENTIFY_TOKEN);
+	assert_int_equal(c->nroutes, 2);
+	r = config_route(c, "llm");
+	assert_non_null(r);
+	assert_string_equal(r->match.prefix, "/anthropic");
+	assert_string_equal(r->match.host, "api.anthropic.com");
+	assert_int_equal(r->match.port, 8443);
+	assert_string_equal(r->match.base, "/base");
+	assert_int_equal(r->match.nrules, 2);
+	assert_string_equal(r->match.rules[0].method, "POST");
+	assert_null(r->match.rules[1].method);
+	assert_string_equal(r->inject_header, "x-api-key");
+	assert_int_equal(r->inject_scheme, INJECT_PLAIN);
+	/* Relative to the config file's directory. */
+	assert_string_equal(r->secret_path, "/tmp/k");
+	assert_null(r->tls); /* the daemon opens it (gateway_open) */
+	/* The guard: the origin's name and port. */
+	assert_int_equal(r->guard.nrules, 1);
+	assert_string_equal(r->guard.rules[0].hosts[0], "api.anthropic.com");
+	assert_int_equal(r->guard.rules[0].ports[0], 8443);
+	r = config_route(c, "git");
+	assert_int_equal(r->inject_scheme, INJECT_BASIC);
+	assert_string_equal(r->inject_user, "x-access-token");
+	assert_int_equal(r->guard.rules[0].nhosts, 0);
+	assert_int_equal(r->guard.rules[0].networks.n, 1);
+	assert_true(policy_allows_route(&c->policies[0], "llm"));
+	assert_false(policy_allows_route(&c->policies[0], "git"));
+	config_unref(c);
+}
+
+static void
+test_route_errors(void **state)
+{
+	(void)state;
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( );\n"
+	                   "  routes = [ \"nope\" ]; } );\n",
+	           5, "no route is named \"nope\"");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n",
+	           1, "gateway: there are no routes");
+	load_fails("listen = ( { address = \"127.0.0.1\"; port = 1;\n"
+	           "  identify = [ \"token\" ]; } );\n"
+	           "identities = ( { name = \"a\"; policy = \"p\"; } );\n"
+	           "policies = ( { name = \"p\"; rules = ( ); } );\n",
+	           2, "\"token\" is for gateway listeners");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	                   "routes = ( { name = \"r\"; prefix = \"/a/../b\";\n"
+	                   "  origin = \"https://x.example\"; } );\n",
+	           5, "prefix: \"/a/../b\"");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	                   "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	                   "  origin = \"http://x.example\"; } );\n",
+	           6, "origin: \"http://x.example\"");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	                   "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	                   "  origin = \"https://x.example\";\n"
+	                   "  allow = [ \"GET /v1/%2e%2e/x\" ]; } );\n",
+	           7, "gateway's path check");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	                   "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	                   "  origin = \"https://x.example\";\n"
+	                   "  allow = [ \"GET /v1/*/x\" ]; } );\n",
+	           7, "'*' only as the last segment");
+	load_fails(GW_HEAD
+	           "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	           "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	           "  origin = \"https://x.example\";\n"
+	           "  inject = { header = \"Host\"; secret = \"s\"; }; } );\n",
+	           7, "egressd's to write");
+	load_fails(
+	    GW_HEAD
+	    "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	    "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	    "  origin = \"https://x.example\";\n"
+	    "  inject = { header = \"authorization\"; scheme = \"basic\";\n"
+	    "             secret = \"s\"; }; } );\n",
+	    7, "user goes with scheme = \"basic\"");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	                   "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	                   "  origin = \"https://10.0.0.1\"; } );\n",
+	           5, "needs networks that hold it");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	                   "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	                   "  origin = \"https://x.example\"; },\n"
+	                   "  { name = \"s\"; prefix = \"/a\";\n"
+	                   "  origin = \"https://y.example\"; } );\n",
+	           7, "is route \"r\"'s already");
+}
+
 int
 main(void)
 {
@@ -611,6 +739,8 @@ main(void)
 	    cmocka_unit_test(test_load_string),
 	    cmocka_unit_test(test_int_limits_do_not_wrap),
 	    cmocka_unit_test(test_rule_tls),
+	    cmocka_unit_test(test_routes),
+	    cmocka_unit_test(test_route_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, teardown);

@@ -1226,7 +1226,8 @@ test_absolute_target(void **state)
 	    {"http://pub.test/x?q=1", HTTP_TARGET_OK, "pub.test", 80, "/x?q=1"},
 	    {"HTTP://Pub.Test:8080", HTTP_TARGET_OK, "pub.test", 8080, ""},
 	    {"http://pub.test?q=a/b", HTTP_TARGET_OK, "pub.test", 80, "?q=a/b"},
-	    {"http://[2001:db8::1]:81/", HTTP_TARGET_OK, "2001:db8::1", 81, "/"},
+	    {"http://[2001:db8::1]:81/", HTTP_TARGET_OK, "2001:db8::1", 81,
+	     "/"},
 	    {"http://203.0.113.7/", HTTP_TARGET_OK, "203.0.113.7", 80, "/"},
 	    {"https://pub.test/", HTTP_TARGET_NOT_HTTP, NULL, 0, NULL},
 	    {"/x", HTTP_TARGET_NOT_HTTP, NULL, 0, NULL},
@@ -1245,7 +1246,8 @@ test_absolute_target(void **state)
 		struct http_span rest = {NULL, 0};
 		struct host h;
 		uint16_t port = 0;
-		enum http_target got = http_absolute_target(t, &h, &port, &rest);
+		enum http_target got =
+		    http_absolute_target(t, &h, &port, &rest);
 
 		if (got != cases[i].want)
 			fail_msg("%s: got %d, want %d", cases[i].target, got,
@@ -1287,9 +1289,9 @@ test_via_names(void **state)
 		                 "Host: pub.test\r\nVia: %s\r\n\r\n",
 		                 cases[i].via);
 
-		assert_int_equal(http_parse_request(head, (size_t)n,
-		                                    &default_limits, &req),
-		                 HTTP_OK);
+		assert_int_equal(
+		    http_parse_request(head, (size_t)n, &default_limits, &req),
+		    HTTP_OK);
 		if (http_via_names(&req, "egressd") != cases[i].want)
 			fail_msg("Via: %s: want %d", cases[i].via,
 			         cases[i].want);
@@ -1770,8 +1772,10 @@ static const struct chunk_case chunk_cases[] = {
     {"trailer Connection", BAD_AT("0\r\nConnection: close\r\n\r\n", 13)},
     {"trailer Proxy-Authorization",
      BAD_AT("0\r\nProxy-Authorization: x\r\n\r\n", 22)},
-    {"trailer like Host but longer", BODY("0\r\nHostx: a\r\nX-Host: b\r\n\r\n")},
-    {"trailer long name", BODY("0\r\nX-Content-Length-Checksum-Value: 1\r\n\r\n")},
+    {"trailer like Host but longer",
+     BODY("0\r\nHostx: a\r\nX-Host: b\r\n\r\n")},
+    {"trailer long name",
+     BODY("0\r\nX-Content-Length-Checksum-Value: 1\r\n\r\n")},
     {"trailer SP in name", BAD_AT("0\r\nX Y: a\r\n\r\n", 4)},
     {"trailer control in value", BAD_AT("0\r\nX: a\x01\r\n\r\n", 7)},
     {"trailer NUL in value", BAD_AT("0\r\nX: a\0\r\n\r\n", 7)},

@@ -248,7 +248,7 @@ test_identify(void **state)
 	struct cidr pod, other;
 	const char *why;
 	const struct identity *id = &ids[0];
-	struct identity_claims cl = {NULL, 0, NULL, fake_cert, NULL};
+	struct identity_claims cl = {.by_cert = fake_cert};
 
 	(void)state;
 	assert_int_equal(cidr_parse("10.1.2.3", &pod, &why), 0);
@@ -300,6 +300,73 @@ test_identify(void **state)
 	assert_null(id);
 }
 
+/* Where a gateway token comes from: x-api-key first, then Authorization's
+ * Bearer token or its Basic password (git's). */
+static void
+test_gateway_token(void **state)
+{
+	char buf[64];
+	static const char basic[] =
+	    "Basic YWdlbnQ6dG9rLTEyMw=="; /* agent:tok-123 */
+
+	(void)state;
+	assert_int_equal(identity_gateway_token(NULL, 0, NULL, 0, buf, 64), 0);
+	assert_int_equal(
+	    identity_gateway_token("tok-123", 7, "Bearer x", 8, buf, 64), 7);
+	assert_memory_equal(buf, "tok-123", 7);
+	assert_int_equal(
+	    identity_gateway_token(NULL, 0, "Bearer  tok-123", 15, buf, 64), 7);
+	assert_memory_equal(buf, "tok-123", 7);
+	assert_int_equal(
+	    identity_gateway_token(NULL, 0, basic, strlen(basic), buf, 64), 7);
+	assert_memory_equal(buf, "tok-123", 7);
+	/* Another scheme, bad base64, no password, too long: no token. */
+	assert_int_equal(
+	    identity_gateway_token(NULL, 0, "Digest x", 8, buf, 64), -1);
+	assert_int_equal(
+	    identity_gateway_token(NULL, 0, "Basic !!!!", 10, buf, 64), -1);
+	assert_int_equal(
+	    identity_gateway_token(NULL, 0, "Basic YWdlbnQ6", 14, buf, 64), -1);
+	assert_int_equal(
+	    identity_gateway_token("0123456789", 10, NULL, 0, buf, 4), -1);
+	assert_int_equal(identity_gateway_token("", 0, NULL, 0, buf, 64), -1);
+}
+
+/* A token names the identity whose bearer line it is; a wrong one is
+ * refused, never passed over for the source. */
+static void
+test_identify_token(void **state)
+{
+	static const enum identify_method order[] = {IDENTIFY_TOKEN,
+	                                             IDENTIFY_SOURCE};
+	static const enum identify_method token_only[] = {IDENTIFY_TOKEN};
+	struct cidr pod;
+	const char *why;
+	const struct identity *id;
+	struct identity_claims cl = {0};
+
+	(void)state;
+	assert_int_equal(cidr_parse("10.1.2.3", &pod, &why), 0);
+	cl.source = &pod.net;
+	assert_int_equal(identity_identify(order, 2, ids, 3, &cl, &id),
+	                 REASON_ALLOWED);
+	assert_ptr_equal(id, &ids[2]);
+	cl.token = "tok-123";
+	cl.token_len = 7;
+	assert_int_equal(identity_identify(order, 2, ids, 3, &cl, &id),
+	                 REASON_ALLOWED);
+	assert_ptr_equal(id, &ids[1]);
+	/* A Basic credential's secret is no gateway token. */
+	cl.token = "s3cret";
+	cl.token_len = 6;
+	assert_int_equal(identity_identify(order, 2, ids, 3, &cl, &id),
+	                 REASON_TOKEN_FAILED);
+	assert_null(id);
+	cl.token = NULL;
+	assert_int_equal(identity_identify(token_only, 1, ids, 3, &cl, &id),
+	                 REASON_TOKEN_REQUIRED);
+}
+
 int
 main(void)
 {
@@ -312,6 +379,8 @@ main(void)
 	    cmocka_unit_test(test_rate_limit),
 	    cmocka_unit_test(test_tunnel_slots),
 	    cmocka_unit_test(test_identify),
+	    cmocka_unit_test(test_gateway_token),
+	    cmocka_unit_test(test_identify_token),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
