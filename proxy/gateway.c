@@ -42,10 +42,9 @@ static void
 note_path(struct request *r)
 {
 	struct http_span t = r->req->target;
-	size_t n = strcspn(t.p, "?");
+	const char *q = memchr(t.p, '?', t.len);
+	size_t n = q ? (size_t)(q - t.p) : t.len;
 
-	if (n > t.len)
-		n = t.len;
 	if (n > LOG_VALUE_MAX)
 		n = LOG_VALUE_MAX;
 	r->gateway_path = strndup(t.p, n);

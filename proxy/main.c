@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "resolve.h"
+#include "route.h"
 #include "sandbox.h"
 #include "suggest.h"
 #include "worker.h"
@@ -44,10 +45,11 @@ usage(FILE *f)
 	fprintf(f,
 	        "usage: egressd [-c FILE]            run the proxy\n"
 	        "       egressd [-c FILE] -t         check the configuration\n"
-	        "       egressd [-c FILE] --explain URL|HOST:PORT\n"
+	        "       egressd [-c FILE] --explain URL|HOST:PORT|/GATEWAY-PATH\n"
 	        "               [--method METHOD] [--policy NAME]\n"
 	        "                                    show the decision for a "
-	        "destination\n"
+	        "destination,\n"
+	        "                                    or a gateway request\n"
 	        "       egressd --suggest LOGFILE    print rules that would "
 	        "allow what\n"
 	        "                                    report mode logged\n"
@@ -106,6 +108,52 @@ print_addresses(const struct rule *r)
 	printf(" (checked after DNS)\n");
 }
 
+/* A gateway path: which route takes it, and whether its rules allow the
+ * method (what the gateway decides before it dials the origin). */
+static int
+explain_gateway(const struct config *c, const char *path, const char *method,
+                const struct policy *p)
+{
+	struct route_target t;
+	const struct config_route *r;
+	const char *rest;
+	size_t rest_len;
+	char up[ROUTE_PATH_MAX * 2 + 16];
+	int i;
+
+	printf("gateway path: %s (%s)\n", path, method);
+	printf("policy: %s\n", p->name);
+	if (route_target_parse(path, strlen(path), &t) < 0) {
+		printf("verdict: deny\nreason: %s\n",
+		       reason_get(REASON_BAD_PATH)->name);
+		return 1;
+	}
+	i = route_find(c->route_match, c->nroutes, &t, &rest, &rest_len);
+	r = i >= 0 ? &c->routes[i] : NULL;
+	if (!r || !policy_allows_route(p, r->name)) {
+		printf("verdict: deny\nroute: %s%s\nreason: %s\n",
+		       r ? r->name : "-",
+		       r ? " (not in the policy's routes)" : "",
+		       reason_get(REASON_ROUTE_NOT_FOUND)->name);
+		return 1;
+	}
+	printf("route: %s\n", r->name);
+	if (!route_allows(&r->match, method, rest, rest_len)) {
+		printf("verdict: deny\nreason: %s\n",
+		       reason_get(REASON_PATH_NOT_ALLOWED)->name);
+		return 1;
+	}
+	route_upstream_target(&r->match, rest, rest_len, &t, up, sizeof(up));
+	printf("verdict: allow\n");
+	printf("upstream: https://%s%s%s:%u%s\n",
+	       strchr(r->match.host, ':') ? "[" : "", r->match.host,
+	       strchr(r->match.host, ':') ? "]" : "", r->match.port, up);
+	printf("credential: %s\n", r->inject_header ? r->inject_header
+	                                            : "none added");
+	print_addresses(&r->guard.rules[0]);
+	return 0;
+}
+
 static int
 explain(const struct config *c, const char *target, const char *method,
         const char *policy_name)
@@ -117,12 +165,20 @@ explain(const struct config *c, const char *target, const char *method,
 	uint16_t port;
 	int allowed;
 
+	if (!p && !policy_name && c->npolicies == 1)
+		p = &c->policies[0];
 	if (!p) {
 		fprintf(stderr,
-		        "egressd: --policy: no policy is named \"%s\"\n",
+		        policy_name
+		            ? "egressd: --policy: no policy is named \"%s\"\n"
+		            : "egressd: --explain: name a policy (--policy)\n",
 		        policy_name);
 		return 2;
 	}
+	if (target[0] == '/')
+		return explain_gateway(
+		    c, target, strcmp(method, "CONNECT") == 0 ? "GET" : method,
+		    p);
 	if (parse_explain_target(target, &h, &port) < 0) {
 		fprintf(stderr,
 		        "egressd: --explain: \"%s\": malformed destination "

@@ -584,3 +584,21 @@ def test_httpx_and_curl_through_the_gateway(gw):
     _no_secret_in(p.stdout)
     reqs = gw.llm.since(n0)
     assert len(reqs) == 2 and all(r.header("x-api-key") == [REAL_LLM_KEY] for r in reqs)
+
+
+def test_explain_a_gateway_path(gw):
+    def explain(path, method):
+        p = H.run_egressd("-c", gw.e.conf, "--explain", path, "--method", method,
+                          "--policy", "agents")
+        return p.returncode, p.stdout + p.stderr
+    rc, out = explain("/anthropic/v1/messages", "POST")
+    assert rc == 0, out
+    assert "route: anthropic" in out and "verdict: allow" in out
+    assert "upstream: https://llm.gateway.test:443/v1/messages" in out
+    assert "credential: x-api-key" in out and REAL_LLM_KEY not in out
+    rc, out = explain("/anthropic/v1/files", "GET")
+    assert rc == 1 and "reason: path_not_allowed" in out, out
+    rc, out = explain("/anthropic/v1/%2e%2e/x", "GET")
+    assert rc == 1 and "reason: bad_path" in out, out
+    rc, out = explain("/badcert/x", "GET")
+    assert rc == 1 and "reason: route_not_found" in out and "not in the policy" in out, out
