@@ -825,7 +825,7 @@ on_command(struct gitpkt_push *p, char *s, size_t n)
 	size_t h = p->hash_len;
 
 	if (p->list.ncommands == GITPKT_COMMANDS_MAX) {
-		fail(p, "more than 1000 commands");
+		fail(p, "more than 500 commands");
 		return;
 	}
 	if (n < 2 * h + 3 || s[h] != ' ' || s[2 * h + 1] != ' ') {
@@ -982,14 +982,22 @@ struct report {
 	size_t stream;
 };
 
+/* A pkt-line length: four lowercase hex digits, as git writes them. */
 static void
-put_hex4(struct out *o, size_t v)
+hex4(char h[PKT_HDR], size_t v)
 {
 	static const char digits[] = "0123456789abcdef";
-	char h[PKT_HDR];
 
 	for (int i = PKT_HDR - 1; i >= 0; i--, v >>= 4)
 		h[i] = digits[v & 0xf];
+}
+
+static void
+put_hex4(struct out *o, size_t v)
+{
+	char h[PKT_HDR];
+
+	hex4(h, v);
 	out_add(o, h, sizeof(h));
 }
 
@@ -1024,12 +1032,11 @@ static void
 put_pkt(struct report *rp, const char *const *parts, size_t nparts)
 {
 	char h[PKT_HDR];
-	struct out ho = {h, sizeof(h), 0};
 	size_t n = PKT_HDR;
 
 	for (size_t i = 0; i < nparts; i++)
 		n += strlen(parts[i]);
-	put_hex4(&ho, n);
+	hex4(h, n);
 	put(rp, h, sizeof(h));
 	for (size_t i = 0; i < nparts; i++)
 		put(rp, parts[i], strlen(parts[i]));

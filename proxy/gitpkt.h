@@ -198,7 +198,7 @@ const char *gitpkt_ref_reason(enum gitpkt_verdict v,
 /* Limits: the command list on the wire (shallow lines, commands, their
  * flush, push options and their flush), and its commands. */
 #define GITPKT_LIST_MAX     65536
-#define GITPKT_COMMANDS_MAX 1000
+#define GITPKT_COMMANDS_MAX 500
 /* The body bytes the parser reads before it can answer DONE: the gateway
  * holds this much of a receive-pack body (forward's inspect_max). */
 #define GITPKT_HOLD_MAX (GITPKT_LIST_MAX + 8)
