@@ -29,6 +29,19 @@
  *   - A POST answered 403 prints "error: RPC failed; HTTP 403 curl 22 The
  *     requested URL returned error: 403", never the body: refuse a
  *     repository at its info/refs, which git always asks for first.
+ *   - A push larger than http.postBuffer (1 MiB) is sent chunked after a
+ *     4-byte "0000" probe.  Answered after its whole body was read, its
+ *     refusal printed as above; answered early, after the command list,
+ *     git printed no refusal but "curl 55 Send failure: Broken pipe" or
+ *     "unable to rewind rpc post data", as curl saw the connection close
+ *     under its upload.
+ *
+ * For the gateway: hold up to GITPKT_HOLD_MAX bytes of a receive-pack body
+ * and feed them to gitpkt_push_feed.  On DONE, gitpkt_push_check; when a
+ * ref is refused, read the rest of the body (and discard it), then answer
+ * 200 with gitpkt_push_refusal's body.  Log each command: old-id, new-id,
+ * ref and its verdict (gitpkt_ref_reason).  Upload-pack bodies (protocol v0
+ * and v2 alike) are not looked at: a fetch changes nothing.
  */
 #ifndef EGRESSD_GITPKT_H
 #define EGRESSD_GITPKT_H
@@ -232,7 +245,8 @@ struct gitpkt_list {
 	int pack;   /* a pack follows: some command is not a delete */
 	size_t end; /* body offset where the list ends: the pack's start */
 	const char *error; /* ERROR: a static sentence, else NULL */
-	size_t error_at;   /* ERROR: body offset of the pkt-line at fault */
+	size_t error_at;   /* ERROR: body offset of the pkt-line at fault, or
+	                    * of what follows the list */
 };
 
 struct gitpkt_push;
@@ -308,8 +322,8 @@ size_t gitpkt_push_check(const struct gitpkt_list *l,
  * (or side-band).  snprintf-like: returns the body's length, writing it
  * only when it fits in size bytes (no NUL is added).  Returns 0, writing
  * nothing, when the client asked for neither report-status nor
- * report-status-v2: git would take an answer without a report for success,
- * so the gateway answers 403 instead.
+ * report-status-v2: send-pack then counts every ref as pushed once sent,
+ * so that a 200 would read as success; the gateway answers 403 instead.
  */
 size_t gitpkt_push_refusal(const struct gitpkt_list *l,
                            const struct gitpkt_ref_rules *r,
