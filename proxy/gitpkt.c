@@ -145,12 +145,14 @@ gitpkt_classify(const char *method, const char *path, size_t path_len,
 	} else {
 		return GITPKT_OTHER;
 	}
+	/* Checked without its ".git": "org/..git" is the repository "..". */
+	repo_len = strip_git(path + 1, repo_len);
 	if (!segments_ok(path + 1, repo_len, 0))
 		return GITPKT_OTHER;
 	out->kind = kind;
 	out->service = service;
 	out->repo = path + 1;
-	out->repo_len = strip_git(path + 1, repo_len);
+	out->repo_len = repo_len;
 	return kind;
 }
 
@@ -239,7 +241,8 @@ gitpkt_repo_match(const char *pattern, const char *repo, size_t len)
 	size_t plen = strip_git(pattern, strlen(pattern));
 	size_t pi = 0, ri = 0;
 
-	len = strip_git(repo, len);
+	/* The repository has lost its ".git" already: removing another would
+	 * let "org/repo" match the repository "org/repo.git.git". */
 	for (;;) {
 		size_t pe = segment_end(pattern, pi, plen);
 		size_t re = segment_end(repo, ri, len);

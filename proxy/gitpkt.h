@@ -80,8 +80,9 @@ struct gitpkt_request {
  * (nothing else, no other parameter); RPC needs "POST" on
  * ".../git-upload-pack" or ".../git-receive-pack" and no query.  The
  * repository is one or more '/'-separated segments of ALPHA, DIGIT, '-',
- * '.', '_' and '~' (no "." or ".." segment, none empty); one ".git" suffix
- * is removed ("org/repo.git" and "org/repo" are the same repository).
+ * '.', '_' and '~' (no "." or ".." segment, none empty) once one ".git"
+ * suffix is removed ("org/repo.git" and "org/repo" are the same
+ * repository; "org/..git" is refused).
  * Everything else is OTHER: HEAD, dumb-HTTP objects (".../objects/...",
  * ".../HEAD"), the web UI, the API, LFS (".../info/lfs/..."), and
  * percent-encoded or other bytes in the repository path (refused unless a
@@ -107,11 +108,15 @@ const char *gitpkt_service_name(enum gitpkt_service s);
  */
 int gitpkt_repo_pattern_check(const char *pattern, const char **why);
 
-/* Does a checked pattern match the repository (as gitpkt_classify gives
- * it; a ".git" suffix is ignored on both sides)?  1 or 0. */
+/*
+ * Does a checked pattern match the repository, as gitpkt_classify gives it
+ * (its ".git" removed, once: "org/repo.git.git" is "org/repo.git", which
+ * "org/repo" does not match)?  Case-sensitive: a server that ignores case
+ * has more names for a repository than match, never fewer.  1 or 0.
+ */
 int gitpkt_repo_match(const char *pattern, const char *repo, size_t len);
 
-/* Does any of n patterns match?  1 or 0. */
+/* Does any of n patterns match the repository?  1 or 0. */
 int gitpkt_repo_match_any(const char *const *patterns, size_t n,
                           const char *repo, size_t len);
 

@@ -11,7 +11,9 @@
  * the list's pkt-lines written from pack-protocol.txt finds the same
  * shallow lines, commands and push options.  The refusal of an accepted
  * list is well-formed pkt-lines (side-band or not) naming every ref in
- * order.  The same bytes as a request path go through gitpkt_classify.
+ * order.  The same bytes as a request path go through gitpkt_classify: a
+ * repository found lies in the path and, written with ".git", is a pattern
+ * that matches it.
  */
 #include "fuzz.h"
 #include "gitpkt.h"
@@ -320,8 +322,7 @@ check_outcome(const uint8_t *data, size_t size, const struct outcome *o)
 	}
 }
 
-/* The same bytes as a smart-HTTP path: a repository found lies in it,
- * is a pattern and matches itself. */
+/* The same bytes as a smart-HTTP path. */
 static void
 check_classify(const uint8_t *data, size_t size)
 {
@@ -346,7 +347,12 @@ check_classify(const uint8_t *data, size_t size)
 		FUZZ_CHECK(k == (m == 0 ? GITPKT_INFO_REFS : GITPKT_RPC));
 		FUZZ_CHECK(r.repo == path + 1);
 		FUZZ_CHECK(r.repo_len >= 1 && r.repo_len < size);
-		repo = fuzz_strdup(r.repo, r.repo_len);
+		/* Written with ".git" (which a pattern may carry), the
+		 * repository is a pattern that matches it. */
+		repo = malloc(r.repo_len + 5);
+		FUZZ_CHECK(repo != NULL);
+		memcpy(repo, r.repo, r.repo_len);
+		memcpy(repo + r.repo_len, ".git", 5);
 		FUZZ_CHECK(gitpkt_repo_pattern_check(repo, NULL) == 0);
 		FUZZ_CHECK(gitpkt_repo_match(repo, r.repo, r.repo_len));
 		free(repo);

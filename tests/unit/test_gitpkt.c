@@ -112,6 +112,15 @@ test_classify(void **state)
 	     GITPKT_UPLOAD_PACK, "org/repo.git"},
 	    {"POST", "/org/.git/git-upload-pack", NULL, GITPKT_RPC,
 	     GITPKT_UPLOAD_PACK, "org/.git"},
+	    {"POST", "/org/..git.git/git-upload-pack", NULL, GITPKT_RPC,
+	     GITPKT_UPLOAD_PACK, "org/..git"},
+	    /* Without its ".git", the repository "..": a server that removes
+	     * the suffix would see "org/..".  (fuzz_gitpkt found it.) */
+	    {"GET", "/org/..git/info/refs", "service=git-upload-pack",
+	     GITPKT_OTHER, 0, NULL},
+	    {"POST", "/..git/git-upload-pack", NULL, GITPKT_OTHER, 0, NULL},
+	    {"POST", "/org/.git.git/git-upload-pack", NULL, GITPKT_OTHER, 0,
+	     NULL},
 	    /* Methods. */
 	    {"POST", "/org/repo/info/refs", "service=git-upload-pack",
 	     GITPKT_OTHER, 0, NULL},
@@ -273,9 +282,13 @@ test_repo_match(void **state)
 		int want;
 	} t[] = {
 	    {"org/repo", "org/repo", 1},
-	    {"org/repo", "org/repo.git", 1},
 	    {"org/repo.git", "org/repo", 1},
-	    {"org/repo.git", "org/repo.git", 1},
+	    /* The repository has lost its ".git": "org/repo.git" is what
+	     * "org/repo.git.git" classifies as, another repository. */
+	    {"org/repo", "org/repo.git", 0},
+	    {"org/repo.git", "org/repo.git", 0},
+	    {"org/repo.git.git", "org/repo.git", 1},
+	    {"org/repo.git.git", "org/repo", 0},
 	    {"org/repo", "org/Repo", 0},
 	    {"Org/repo", "org/repo", 0},
 	    {"org/repo", "org/repo2", 0},
@@ -299,7 +312,7 @@ test_repo_match(void **state)
 	    {"org/agent-*", "org/agent", 0},
 	    {"org/agent-*", "org/agent-7/x", 0},
 	    {"org/*-tools", "org/ci-tools", 1},
-	    {"org/*-tools", "org/ci-tools.git", 1},
+	    {"org/*-tools", "org/ci-tools.git", 0},
 	    {"org/*-tools", "org/ci-tool", 0},
 	    {"org/a*b*c", "org/aXbYc", 1},
 	    {"org/a*b*c", "org/abc", 1},
@@ -354,6 +367,8 @@ test_classify_then_match(void **state)
 	assert_int_equal(gitpkt_repo_match("org/*", r.repo, r.repo_len), 1);
 	assert_int_equal(gitpkt_repo_match("org/repo.git", r.repo, r.repo_len),
 	                 1);
+	assert_int_equal(
+	    gitpkt_repo_match("org/repo.git.git", r.repo, r.repo_len), 0);
 	/* The rest of the path is not part of the repository. */
 	assert_int_equal(
 	    gitpkt_repo_match("org/repo.git/info", r.repo, r.repo_len), 0);
