@@ -36,7 +36,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 # The I/O-free core: unit-tested without sockets.
 CORE     := host netset http policy config load reason metrics identity \
-            suggest tls clienthello route config_gateway
+            suggest tls clienthello route config_gateway gitpkt
 # Everything that touches sockets, files or signals.
 DAEMON   := main worker admin conn request answer proxy gateway dial origin tunnel \
             forward idle pool resolve log sandbox secret
