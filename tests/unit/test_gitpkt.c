@@ -119,8 +119,8 @@ test_classify(void **state)
 	    {"GET", "/org/..git/info/refs", "service=git-upload-pack",
 	     GITPKT_OTHER, 0, NULL},
 	    {"POST", "/..git/git-upload-pack", NULL, GITPKT_OTHER, 0, NULL},
-	    {"POST", "/org/.git.git/git-upload-pack", NULL, GITPKT_OTHER, 0,
-	     NULL},
+	    {"POST", "/org/.git.git/git-upload-pack", NULL, GITPKT_RPC,
+	     GITPKT_UPLOAD_PACK, "org/.git"},
 	    /* Methods. */
 	    {"POST", "/org/repo/info/refs", "service=git-upload-pack",
 	     GITPKT_OTHER, 0, NULL},
