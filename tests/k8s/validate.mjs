@@ -439,6 +439,70 @@ function egressdConfOf(objs, ns, spec, c) {
 	return { file, base: path.posix.basename(file), vol, files, missing, sources, conf: files[path.posix.basename(file)] };
 }
 
+// ---------------------------------------------------------------- gitconfig
+
+// The entries of a git config file: [{ section, sub, key, value }], section
+// and key lower-cased as git compares them. Enough of git's syntax for the
+// files here: [section "sub"] headers, key = value, # and ; comments.
+function gitConfigEntries(text) {
+	const out = [];
+	let section = null;
+	let sub = null;
+	for (const raw of (text ?? "").split("\n")) {
+		const line = raw.replace(/(^|\s)[#;].*$/, "").trim();
+		if (!line) continue;
+		const h = /^\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]$/.exec(line);
+		if (h) {
+			section = h[1].toLowerCase();
+			sub = h[2] ?? null;
+			continue;
+		}
+		const kv = /^([A-Za-z][A-Za-z0-9-]*)\s*(?:=\s*(.*))?$/.exec(line);
+		if (kv && section) out.push({ section, sub, key: kv[1].toLowerCase(), value: kv[2] ?? "true" });
+	}
+	return out;
+}
+
+// A file of a container as the pod shows it, from the ConfigMap, Secret or
+// projected volume mounted on its directory: { text, from, mount, vol } or
+// null.
+function mountedFile(objs, ns, spec, c, file) {
+	const dir = path.posix.dirname(file);
+	const m = (c.volumeMounts ?? []).find((x) => !x.subPath && x.mountPath.replace(/\/$/, "") === dir);
+	const vol = m && (spec.volumes ?? []).find((v) => v.name === m.name);
+	if (!vol) return null;
+	const { files, sources } = volumeFiles(objs, ns, vol);
+	const base = path.posix.basename(file);
+	return files[base] === undefined ? null : { text: files[base], from: sources[base], mount: m, vol };
+}
+
+// The container's global git config as git reads it: GIT_CONFIG_GLOBAL, and
+// the files its [include] paths name (relative to the including file), in
+// place. { file, entries, files: [paths read], problems }.
+function gitConfigOf(objs, ns, spec, c) {
+	const file = effectiveEnv(c).GIT_CONFIG_GLOBAL;
+	const problems = [];
+	const files = [];
+	const read = (f, depth) => {
+		const got = mountedFile(objs, ns, spec, c, f);
+		if (!got) {
+			problems.push(`git config ${f} is not a file of a mounted volume`);
+			return [];
+		}
+		files.push(f);
+		const out = [];
+		for (const e of gitConfigEntries(got.text)) {
+			if (e.section === "include" && e.sub === null && e.key === "path") {
+				if (depth > 4) problems.push(`${f}: includes nested too deep`);
+				else out.push(...read(path.posix.resolve(path.posix.dirname(f), e.value), depth + 1));
+			} else out.push(e);
+		}
+		return out;
+	};
+	if (!file) return { file, entries: [], files, problems: ["no GIT_CONFIG_GLOBAL"] };
+	return { file, entries: read(file, 0), files, problems };
+}
+
 // Enough of libconfig for the wiring checks (egressd -t is the real parser):
 // comments out, then the listen groups, admin, workers, credentials.
 function stripComments(conf) {
@@ -455,8 +519,66 @@ function confListeners(conf) {
 		return {
 			address: a?.[1], port: p ? Number(p[1]) : undefined, policy: pol?.[1],
 			identify: idf ? [...idf[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]) : [],
+			gateway: /gateway\s*=\s*true\b/.test(g[1]),
 		};
 	});
+}
+// The text of the parenthesised list that follows `key = (` at the top of
+// the file (strings and nested groups skipped over), or null.
+function confListText(conf, key) {
+	const text = stripComments(conf);
+	const m = new RegExp(`(?:^|[;\\s])${key}\\s*=\\s*\\(`).exec(text);
+	if (!m) return null;
+	let depth = 0;
+	for (let i = m.index + m[0].length - 1; i < text.length; i++) {
+		const ch = text[i];
+		if (ch === '"') {
+			for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+		} else if (ch === "(" || ch === "{" || ch === "[") depth++;
+		else if (ch === ")" || ch === "}" || ch === "]") {
+			if (--depth === 0) return text.slice(m.index + m[0].length, i);
+		}
+	}
+	return null;
+}
+// The top-level { ... } groups of a list's text.
+function confGroups(list) {
+	const out = [];
+	let depth = 0;
+	let start = -1;
+	for (let i = 0; i < (list ?? "").length; i++) {
+		const ch = list[i];
+		if (ch === '"') {
+			for (i++; i < list.length && list[i] !== '"'; i++) if (list[i] === "\\") i++;
+		} else if (ch === "{") {
+			if (depth++ === 0) start = i;
+		} else if (ch === "}" && --depth === 0) out.push(list.slice(start + 1, i));
+	}
+	return out;
+}
+const confString = (group, key) => new RegExp(`(?:^|[;\\s{])${key}\\s*=\\s*"([^"]*)"`).exec(group)?.[1];
+// The gateway's routes: name, prefix, origin, and what inject adds from where.
+function confRoutes(conf) {
+	return confGroups(confListText(conf, "routes")).map((g) => {
+		const inj = /inject\s*=\s*\{([^}]*)\}/.exec(g)?.[1];
+		const origin = confString(g, "origin");
+		return {
+			name: confString(g, "name"), prefix: confString(g, "prefix"), origin,
+			host: /^https:\/\/([^/:]+)/.exec(origin ?? "")?.[1],
+			inject: inj === undefined ? null : {
+				header: confString(inj, "header"), scheme: confString(inj, "scheme") ?? "plain",
+				user: confString(inj, "user"), secret: confString(inj, "secret"),
+			},
+		};
+	});
+}
+// Every host name the proxy's rules allow (routes have no "hosts").
+function confRuleHosts(conf) {
+	return [...stripComments(conf).matchAll(/(?:^|[;\s{])hosts\s*=\s*\[([^\]]*)\]/g)].flatMap((m) => [...m[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]));
+}
+// Every route name the policies list (`routes = [ ... ]`).
+function confPolicyRoutes(conf) {
+	return [...stripComments(conf).matchAll(/(?:^|[;\s{])routes\s*=\s*\[([^\]]*)\]/g)].flatMap((m) => [...m[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]));
 }
 function confAdmin(conf) {
 	const m = /(?:^|[;\s])admin\s*=\s*\{([^}]*)\}/.exec(stripComments(conf));
@@ -521,9 +643,10 @@ function findEgressd(objs) {
 	const c = dep.spec.template.spec.containers.find((x) => x.name === "egressd");
 	const port = (c?.ports ?? []).find((p) => p.name === "proxy");
 	const admin = (c?.ports ?? []).find((p) => p.name === "admin");
+	const gateway = (c?.ports ?? []).find((p) => p.name === "gateway");
 	const svc = objs.find((o) => o.kind === "Service" && o.metadata.namespace === dep.metadata.namespace && labelsMatch({ matchLabels: o.spec?.selector }, dep.spec.template.metadata.labels));
 	const cfg = c ? egressdConfOf(objs, dep.metadata.namespace, dep.spec.template.spec, c) : null;
-	return { dep, ns: dep.metadata.namespace, labels: dep.spec.template.metadata.labels, container: c, port, admin, svc, cfg, conf: cfg?.conf };
+	return { dep, ns: dep.metadata.namespace, labels: dep.spec.template.metadata.labels, container: c, port, admin, gateway, svc, cfg, conf: cfg?.conf };
 }
 
 const agentTemplates = (objs) => podTemplates(objs).filter((p) => p.labels["app.kubernetes.io/name"] === "aider");
@@ -618,12 +741,15 @@ function sharedServiceChecks(objs, E) {
 		if (!pdb) pr.push("no PodDisruptionBudget selects egressd's pods");
 		if (!E.svc) pr.push("no Service selects egressd's pods");
 		else {
-			const sp = E.svc.spec.ports?.[0];
-			if (![E.port?.name, E.port?.containerPort].includes(sp?.targetPort)) pr.push("Service targetPort is not the proxy port");
-			if ((E.svc.spec.ports ?? []).length !== 1) pr.push(`the Service has ${(E.svc.spec.ports ?? []).length} ports: the agents' Service carries the proxy port only (Prometheus scrapes the pods)`);
+			const targets = (E.svc.spec.ports ?? []).map((sp) => sp.targetPort);
+			const is = (cp, t) => cp && [cp.name, cp.containerPort].includes(t);
+			if (!targets.some((t) => is(E.port, t))) pr.push("no Service port targets the proxy port");
+			if (E.gateway && !targets.some((t) => is(E.gateway, t))) pr.push("no Service port targets the gateway port");
+			for (const t of targets)
+				if (!is(E.port, t) && !is(E.gateway, t)) pr.push(`the Service targets port ${t}: the agents' Service carries the proxy and gateway ports only (Prometheus scrapes the pods)`);
 			if (!/^\d+\.\d+\.\d+\.\d+$|:/.test(E.svc.spec.clusterIP ?? "")) pr.push(`Service has no fixed clusterIP (${E.svc.spec.clusterIP})`);
 		}
-		out.push(["egressd Deployment: ≥2 replicas, spread, httpGet probes on the admin listener, workers, preStop, grace ≥ drain, PDB, Service (proxy port only)", pr]);
+		out.push(["egressd Deployment: ≥2 replicas, spread, httpGet probes on the admin listener, workers, preStop, grace ≥ drain, PDB, Service (proxy and gateway ports only)", pr]);
 	}
 
 	// The agent's one way out.
@@ -657,15 +783,15 @@ function sharedServiceChecks(objs, E) {
 					const ports = r.ports ?? [];
 					if (!ports.length) pr.push(`${where}: no ports: every port of egressd's pods`);
 					for (const p of ports) {
-						if ((p.protocol ?? "TCP") !== "TCP" || p.endPort || ![E.port?.containerPort, E.port?.name].includes(p.port))
-							pr.push(`${where}: port ${p.protocol ?? "TCP"}/${p.port}${p.endPort ? "-" + p.endPort : ""} is not egressd's proxy port TCP/${E.port?.containerPort}`);
+						if ((p.protocol ?? "TCP") !== "TCP" || p.endPort || ![E.port?.containerPort, E.port?.name, E.gateway?.containerPort, E.gateway?.name].filter((x) => x !== undefined).includes(p.port))
+							pr.push(`${where}: port ${p.protocol ?? "TCP"}/${p.port}${p.endPort ? "-" + p.endPort : ""} is neither egressd's proxy port TCP/${E.port?.containerPort} nor its gateway port TCP/${E.gateway?.containerPort}`);
 						if (p.port === 53) pr.push(`${where}: DNS (53) is open`);
 					}
 				}
 			}
 			if (!nps.some((np) => policyTypes(np).includes("Egress"))) pr.push(`${id(a.obj)}: no NetworkPolicy restricts its egress`);
 		}
-		out.push(["agent namespace: default-deny, egress only to egressd's pods on TCP/3128 (no DNS, no ipBlock)", pr]);
+		out.push(["agent namespace: default-deny, egress only to egressd's pods on its proxy and gateway ports (no DNS, no ipBlock)", pr]);
 	}
 
 	// The agent finds egressd without DNS, and names itself when the proxy
@@ -680,13 +806,13 @@ function sharedServiceChecks(objs, E) {
 			? new RegExp(`^http://<secret:([^/>]+)/[^>]+>:<secret:\\1/[^>]+>@${esc(hostPort)}$`)
 			: `http://${hostPort}`;
 		const shown = auth ? `http://USER:TOKEN@${hostPort}, user and token from one Secret` : want;
-		pr.push(...proxyEnvProblems(agents, want, shown));
+		pr.push(...proxyEnvProblems(agents, want, shown, `localhost,127.0.0.1,${E.svc?.spec.clusterIP}`));
 		if (auth) {
 			const cred = confScalar(E.conf, "credentials");
 			if (!cred) pr.push("the proxy listener identifies by proxy-auth, but egressd.conf names no credentials file");
 			else if (!/^Secret\//.test(E.cfg?.sources?.[cred] ?? "")) pr.push(`credentials file ${cred} is not beside egressd.conf from a Secret (from ${E.cfg?.sources?.[cred] ?? "nowhere"})`);
 		}
-		out.push([`agent containers: HTTPS_PROXY and friends = ${shown} (the Service's fixed clusterIP), NO_PROXY minimal; egressd's credentials from a Secret`, pr]);
+		out.push([`agent containers: HTTPS_PROXY and friends = ${shown} (the Service's fixed clusterIP), NO_PROXY only loopback and the gateway; egressd's credentials from a Secret`, pr]);
 	}
 
 	// egressd's own namespace: the agents reach the proxy port, the
@@ -701,10 +827,10 @@ function sharedServiceChecks(objs, E) {
 			for (const [i, r] of (np.spec.ingress ?? []).entries()) {
 				const where = `${id(np)} ingress[${i}]`;
 				const ports = r.ports ?? [];
-				const toProxy = ports.length === 1 && portIs(ports[0], E.port);
+				const toProxy = ports.length > 0 && ports.every((p) => portIs(p, E.port) || portIs(p, E.gateway));
 				const toAdmin = ports.length === 1 && portIs(ports[0], E.admin);
 				if (!toProxy && !toAdmin) {
-					pr.push(`${where}: ports ${ports.map((p) => `${p.protocol ?? "TCP"}/${p.port}`).join(",") || "all"}: not the proxy port alone, nor the admin port alone`);
+					pr.push(`${where}: ports ${ports.map((p) => `${p.protocol ?? "TCP"}/${p.port}`).join(",") || "all"}: not the proxy and gateway ports, nor the admin port alone`);
 					continue;
 				}
 				if (!(r.from ?? []).length) pr.push(`${where}: no "from": every source`);
@@ -714,7 +840,7 @@ function sharedServiceChecks(objs, E) {
 					const m = [...nsl].filter(([, l]) => labelsMatch(f.namespaceSelector, l)).map(([n]) => n).sort();
 					if (toProxy) {
 						if (m.join() !== [...agentNs].sort().join()) pr.push(`${where}: admits namespaces ${m.join(",")}, agents are in ${agentNs.join(",")}`);
-						else agentsIn = true;
+						else if (ports.some((p) => portIs(p, E.port))) agentsIn = true;
 					} else {
 						const bad = m.filter((n) => agentNs.includes(n));
 						if (bad.length) pr.push(`${where}: admits agent namespace(s) ${bad.join(",")} to the admin port`);
@@ -724,14 +850,16 @@ function sharedServiceChecks(objs, E) {
 			}
 		}
 		if (!agentsIn) pr.push("no ingress rule admits the agents to the proxy port");
+		if (E.gateway && !nps.some((np) => (np.spec.ingress ?? []).some((r) => (r.ports ?? []).some((p) => portIs(p, E.gateway)))))
+			pr.push("no ingress rule admits the agents to the gateway port");
 		if (!monitoringIn) pr.push("no ingress rule admits a monitoring namespace (label-selected) to the admin port");
 		pr.push(...proxyEgressRuleProblems(nps, nsl, "egressd"));
-		out.push(["egressd namespace: default-deny, ingress from agent namespaces on the proxy port only, from the monitoring namespace on the admin port only, egress DNS + public 443", pr]);
+		out.push(["egressd namespace: default-deny, ingress from agent namespaces on the proxy and gateway ports only, from the monitoring namespace on the admin port only, egress DNS + public 443", pr]);
 	}
 	return out;
 }
 
-function proxyEnvProblems(agents, want, shown = want) {
+function proxyEnvProblems(agents, want, shown = want, noProxy = "localhost,127.0.0.1") {
 	const pr = [];
 	const ok = (v) => (want instanceof RegExp ? want.test(v ?? "") : v === want);
 	for (const a of agents) {
@@ -744,7 +872,7 @@ function proxyEnvProblems(agents, want, shown = want) {
 			if (new Set(["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"].map((k) => env[k])).size !== 1)
 				pr.push(`${cn}: the four proxy variables differ`);
 			for (const k of ["NO_PROXY", "no_proxy"])
-				if (env[k] !== "localhost,127.0.0.1") pr.push(`${cn}: ${k}=${env[k]} (want localhost,127.0.0.1)`);
+				if (env[k] !== noProxy) pr.push(`${cn}: ${k}=${env[k]} (want ${noProxy})`);
 		}
 	}
 	return pr;
@@ -780,28 +908,250 @@ function agentChecks(objs) {
 			const v = m && vols.get(m.name);
 			if (!v || !(v.emptyDir || v.persistentVolumeClaim || v.ephemeral)) pr.push(`${pid}: ${p} is not an emptyDir/PVC volume`);
 		}
-		// git: global config from a ConfigMap with safe.directory and the
-		// credential helper; the token from a Secret.
-		const gc = env.GIT_CONFIG_GLOBAL;
-		const gcDir = gc && path.posix.dirname(gc);
-		const gm = gcDir && mounts.get(gcDir);
-		const gv = gm && vols.get(gm.name);
-		const cm = gv?.configMap && objs.find((o) => o.kind === "ConfigMap" && o.metadata.namespace === a.ns && o.metadata.name === gv.configMap.name);
-		const gitconfig = cm?.data?.[path.posix.basename(gc ?? "")];
-		if (!gitconfig) pr.push(`${pid}: GIT_CONFIG_GLOBAL (${gc}) is not a mounted ConfigMap file`);
-		else {
-			if (!/\[safe\][^[]*directory\s*=\s*\/workspace/.test(gitconfig)) pr.push(`${pid}: gitconfig has no safe.directory for the workspace`);
-			const helper = /\[credential "https:\/\/[^"]+"\][^[]*helper\s*=\s*(\S+)/.exec(gitconfig);
-			if (!helper) pr.push(`${pid}: gitconfig has no URL-scoped credential helper`);
-			else if (!cm.data[path.posix.basename(helper[1])]) pr.push(`${pid}: credential helper ${helper[1]} is not in the ConfigMap`);
-			if (/\[credential\][^[]*helper\s*=/.test(gitconfig)) pr.push(`${pid}: gitconfig has an unscoped credential helper`);
+		// git: global config from a ConfigMap (with what it includes):
+		// safe.directory, http and https only, and a credential helper
+		// only for the URLs its section names, from the same ConfigMap.
+		// What git reaches and with which token: gatewayChecks.
+		const gc = gitConfigOf(objs, a.ns, s, main);
+		pr.push(...gc.problems.map((x) => `${pid}: ${x}`));
+		const gval = (section, sub, key) => gc.entries.filter((e) => e.section === section && e.sub === sub && e.key === key).map((e) => e.value);
+		if (!gc.problems.length) {
+			if (!gval("safe", null, "directory").some((d) => d.startsWith("/workspace"))) pr.push(`${pid}: gitconfig has no safe.directory for the workspace`);
+			if (gval("protocol", null, "allow").join() !== "never") pr.push(`${pid}: gitconfig does not set protocol.allow = never (ssh, git://, file://, ext:: stay open)`);
+			for (const e of gc.entries.filter((x) => x.section === "credential" && x.key === "helper")) {
+				if (!e.sub) pr.push(`${pid}: gitconfig has an unscoped credential helper`);
+				else if (!mountedFile(objs, a.ns, s, main, e.value)) pr.push(`${pid}: credential helper ${e.value} is not in a mounted ConfigMap`);
+			}
 		}
-		const tokenVol = [...vols.values()].find((v) => v.secret);
-		if (!tokenVol) pr.push(`${pid}: no Secret volume for the git token`);
-		else if (!(main.volumeMounts ?? []).some((m) => m.name === tokenVol.name && m.readOnly)) pr.push(`${pid}: git token Secret is not mounted read-only`);
 		if (!(s.securityContext?.runAsUser > 0)) pr.push(`${pid}: agent has no non-root runAsUser`);
 	}
-	return [["agent workload: aider flags, LiteLLM offline cost map, HOME//tmp/workspace volumes, scoped git credential helper, safe.directory", pr]];
+	return [["agent workload: aider flags, LiteLLM offline cost map, HOME//tmp/workspace volumes, git config (safe.directory, protocols, URL-scoped credential helpers only)", pr]];
+}
+
+// ---------------------------------------------------------------- gateway
+
+// The agent's clients of the gateway's LLM routes, by the route's origin: the
+// variables that must hold the route's gateway URL, and the one for its key.
+// LiteLLM (aider 0.86.2 pins 1.81.10) reads ANTHROPIC_API_BASE, then
+// ANTHROPIC_BASE_URL, and OPENAI_BASE_URL, then OPENAI_API_BASE (aider's
+// --openai-api-base sets that one); the providers' SDKs read the *_BASE_URL
+// names. Both names, one value: neither may point past the gateway. Every
+// other route is a git server's, which git reaches through insteadOf.
+const LLM_CLIENTS = [
+	{ origin: "https://api.anthropic.com", urls: ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_BASE"], key: "ANTHROPIC_API_KEY" },
+	{ origin: "https://api.openai.com/v1", urls: ["OPENAI_BASE_URL", "OPENAI_API_BASE"], key: "OPENAI_API_KEY" },
+];
+
+const imageName = (c) => String(c.image ?? "").split("@")[0].split("/").pop().split(":")[0];
+const isEgressd = (c) => c.name === "egressd" && imageName(c) === "egressd";
+const isAgentImage = (c) => imageName(c).startsWith("aider");
+// The Secrets a volume shows (a secret volume, or a projected one's sources).
+const volumeSecrets = (vol) =>
+	vol?.secret ? [vol.secret.secretName] : (vol?.projected?.sources ?? []).filter((x) => x.secret).map((x) => x.secret.name);
+
+// Where egressd's container finds each route's secret file: the volume
+// mounted on it, and what the pod would show there. One entry a route with
+// inject.secret: { route, raw (as written), path, from, text (the rendered
+// Secret's value, or a stand-in when the Secret is the operator's), standIn,
+// problems }. text is undefined when the pod would have no such file.
+function routeSecrets(objs, ns, spec, c, conf, confFile) {
+	const out = [];
+	for (const r of confRoutes(conf)) {
+		const raw = r.inject?.secret;
+		if (!raw) continue;
+		const p = raw.startsWith("/") ? raw : path.posix.join(path.posix.dirname(confFile), raw);
+		const e = { route: r.name, raw, path: p, problems: [] };
+		out.push(e);
+		const m = (c.volumeMounts ?? [])
+			.filter((x) => p === x.mountPath.replace(/\/$/, "") || p.startsWith(x.mountPath.replace(/\/$/, "") + "/"))
+			.sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+		const vol = m && (spec.volumes ?? []).find((v) => v.name === m.name);
+		if (!vol) { e.problems.push(`route ${r.name}: its secret ${p} is on no volume of container ${c.name}`); continue; }
+		const onlySecrets = vol.secret || (vol.projected && (vol.projected.sources ?? []).every((x) => x.secret));
+		if (!onlySecrets) e.problems.push(`route ${r.name}: its secret ${p} is on volume ${vol.name}, which is not a Secret's`);
+		if (m.subPath) e.problems.push(`route ${r.name}: ${p} is mounted by subPath (${m.subPath}), which Kubernetes never updates: a rotated secret would not reach egressd`);
+		if (m.readOnly !== true) e.problems.push(`route ${r.name}: volume ${vol.name} is not mounted read-only`);
+		const rel = m.subPath ? m.subPath : p.slice(m.mountPath.replace(/\/$/, "").length + 1);
+		const refs = vol.secret ? [{ name: vol.secret.secretName, items: vol.secret.items }] : (vol.projected?.sources ?? []).filter((x) => x.secret).map((x) => ({ name: x.secret.name, items: x.secret.items }));
+		const hit = refs.find((s) => !s.items?.length || s.items.some((it) => it.path === rel));
+		if (!hit) { e.problems.push(`route ${r.name}: volume ${vol.name} has no item ${rel}`); continue; }
+		const item = hit.items?.find((it) => it.path === rel);
+		e.from = `Secret/${ns}/${hit.name}`;
+		e.secret = hit.name;
+		const { files } = volumeFiles(objs, ns, vol);
+		if (files[rel] !== undefined) e.text = files[rel];
+		else {
+			// The operator creates this Secret (it holds the real key): a
+			// single visible-ASCII line stands in for it, as egressd wants.
+			e.text = `stand-in-for-${hit.name}-${item?.key ?? rel}`.replace(/[^\x21-\x7e]/g, "_");
+			e.standIn = true;
+		}
+	}
+	return out;
+}
+
+// The gateway an agent pod uses: its egressd container and configuration,
+// the address the agent reaches the gateway listener at, its routes.
+//   sidecar: the pod's egressd init container, a loopback gateway listener
+//   shared:  egressd's Deployment, its Service's clusterIP and the Service
+//            port that targets the container's gateway port
+function gatewayOf(objs, E, a) {
+	const problems = [];
+	let ns, spec, c, gw, listener;
+	if (E) {
+		({ ns } = E);
+		spec = E.dep.spec.template.spec;
+		c = E.container;
+		const cport = (c?.ports ?? []).find((p) => p.name === "gateway");
+		const ls = confListeners(E.conf).filter((l) => l.gateway);
+		listener = ls.find((l) => l.port === cport?.containerPort);
+		const sp = (E.svc?.spec.ports ?? []).find((p) => cport && [cport.name, cport.containerPort].includes(p.targetPort));
+		if (!ls.length) problems.push("egressd.conf has no gateway listener (gateway = true)");
+		else if (!cport) problems.push("egressd's container has no port named gateway");
+		else if (!listener) problems.push(`container port gateway is ${cport.containerPort}, where egressd.conf has no gateway listener (${ls.map((l) => l.port).join(", ")})`);
+		else if (!["0.0.0.0", "::"].includes(listener.address)) problems.push(`the gateway listener is on ${listener.address}: the Service reaches the pod address`);
+		if (cport && !sp) problems.push("the Service has no port targeting egressd's gateway port");
+		if (sp) gw = `${E.svc.spec.clusterIP}:${sp.port}`;
+	} else {
+		({ ns, spec } = a);
+		c = (spec.initContainers ?? []).find(isEgressd);
+		if (!c) return { problems: ["no egressd sidecar"] };
+		const cfg = egressdConfOf(objs, ns, spec, c);
+		const ls = confListeners(cfg.conf).filter((l) => l.gateway);
+		listener = ls[0];
+		if (!listener) problems.push("the sidecar's egressd.conf has no gateway listener (gateway = true)");
+		else if (!isLoopback(listener.address)) problems.push(`the sidecar's gateway listener is on ${listener.address}, not loopback: anything that reaches the pod could spend its keys`);
+		else gw = `${listener.address}:${listener.port}`;
+	}
+	const cfg = c ? egressdConfOf(objs, ns, spec, c) : null;
+	const conf = cfg?.conf;
+	return {
+		ns, spec, container: c, cfg, conf, gw, listener, problems,
+		token: (listener?.identify ?? []).includes("token"),
+		routes: confRoutes(conf),
+		secrets: c && conf ? routeSecrets(objs, ns, spec, c, conf, cfg.file) : [],
+	};
+}
+
+function gatewayChecks(objs, E) {
+	const agents = agentTemplates(objs);
+	const gside = [];   // egressd's side: listener, routes, policy
+	const gsec = [];    // the route secrets' mounts
+	const held = [];    // secrets in agent containers
+	const envp = [];    // base URLs, keys, NO_PROXY
+	const gitp = [];    // insteadOf, credential helper
+	const seen = new Set();
+	for (const a of agents) {
+		const pid = id(a.obj);
+		const G = gatewayOf(objs, E, a);
+		const where = E ? `egressd (${id(E.dep)})` : `${pid} egressd sidecar`;
+		const first = !seen.has(G.conf);
+		seen.add(G.conf);
+		if (first) {
+			gside.push(...G.problems.map((x) => `${where}: ${x}`));
+			// egressd's side, once per configuration.
+			const names = new Set(confPolicyRoutes(G.conf));
+			for (const want of LLM_CLIENTS)
+				if (!G.routes.some((r) => r.origin === want.origin)) gside.push(`${where}: no route to ${want.origin}`);
+			if (!G.routes.some((r) => !LLM_CLIENTS.some((w) => w.origin === r.origin))) gside.push(`${where}: no route to a git server`);
+			for (const r of G.routes) {
+				if (!names.has(r.name)) gside.push(`${where}: route ${r.name} is in no policy's routes`);
+				if (!r.inject?.secret) gside.push(`${where}: route ${r.name} injects no credential: the agent would need one of its own`);
+			}
+			const hosts = new Set(confRuleHosts(G.conf).map((h) => h.toLowerCase()));
+			for (const r of G.routes)
+				if (r.host && [...hosts].some((h) => h === r.host || (h.startsWith("*.") && r.host.endsWith(h.slice(1)))))
+					gside.push(`${where}: a proxy rule allows ${r.host}, route ${r.name}'s origin: with its own key the agent could reach it around the gateway (k8s/README.md, "Gateway mode")`);
+			if (G.token) {
+				const cred = confScalar(G.conf, "credentials");
+				const text = cred && G.cfg?.files?.[cred];
+				if (!text) gside.push(`${where}: the gateway identifies by token, but no credentials file is beside egressd.conf`);
+				else if (!/^\s*\S+\s+bearer\s/m.test(text)) gside.push(`${where}: the gateway identifies by token, but the credentials file has no bearer line`);
+			}
+			for (const s of G.secrets) gsec.push(...s.problems.map((x) => `${where}: ${x}`));
+		}
+
+		// The Secrets the agent's containers may hold: the phantom token's,
+		// and only where the gateway takes a token (shared service).
+		const main = (a.spec.containers ?? []).find((c) => c.name === "aider");
+		const mainEnv = main ? effectiveEnv(main) : {};
+		const credSecrets = new Set(G.secrets.filter((s) => s.secret).map((s) => `${G.ns}/${s.secret}`));
+		let phantom = null;
+		if (G.token) {
+			const k = /^<secret:([^/>]+)\/[^>]+>$/.exec(mainEnv[LLM_CLIENTS[0].key] ?? "");
+			if (!k) envp.push(`${pid} container aider: ${LLM_CLIENTS[0].key}=${mainEnv[LLM_CLIENTS[0].key]}: the gateway identifies by token, so it must be the phantom token, from a Secret`);
+			else if (credSecrets.has(`${a.ns}/${k[1]}`)) held.push(`${pid}: ${LLM_CLIENTS[0].key} comes from Secret ${k[1]}, which holds a real credential egressd injects`);
+			else phantom = k[1];
+		}
+		const vols = new Map((a.spec.volumes ?? []).map((v) => [v.name, v]));
+		for (const { c, where } of containersOf(a.spec)) {
+			if (isEgressd(c)) continue;
+			const cn = `${pid} ${where === "containers" ? "container" : where.replace(/s$/, "").replace("Container", " container")} ${c.name}`;
+			const bad = (what, name) => {
+				if (name !== phantom) held.push(`${cn}: ${what} from Secret ${name}${credSecrets.has(`${a.ns}/${name}`) ? " (a credential egressd injects)" : ""}: the agent holds no secret${G.token ? ` but the phantom token (Secret ${phantom})` : ""}`);
+			};
+			for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef) bad(`env ${e.name}`, e.valueFrom.secretKeyRef.name);
+			for (const e of c.envFrom ?? []) if (e.secretRef) bad("envFrom", e.secretRef.name);
+			for (const m of c.volumeMounts ?? []) for (const name of volumeSecrets(vols.get(m.name))) bad(`volume ${m.name} at ${m.mountPath}`, name);
+		}
+
+		// The agent's side of the gateway, in every container of the agent's
+		// image (the Job's clone step too).
+		if (!G.gw) continue;
+		const gwHost = G.gw.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+		for (const { c } of containersOf(a.spec)) {
+			if (!isAgentImage(c)) continue;
+			const cn = `${pid} container ${c.name}`;
+			const env = effectiveEnv(c);
+			for (const w of LLM_CLIENTS) {
+				const r = G.routes.find((x) => x.origin === w.origin);
+				if (!r) continue;
+				const url = `http://${G.gw}${r.prefix}`;
+				for (const v of w.urls) if (env[v] !== url) envp.push(`${cn}: ${v}=${env[v]} (want ${url}, route ${r.name})`);
+				if (c === main) {
+					const k = env[w.key];
+					if (!k) envp.push(`${cn}: ${w.key} is not set (the SDK sends no request without one)`);
+					else if (G.token && k !== mainEnv[LLM_CLIENTS[0].key]) envp.push(`${cn}: ${w.key}=${k}, not the phantom token`);
+				}
+			}
+			for (const v of ["NO_PROXY", "no_proxy"])
+				if (!(env[v] ?? "").split(",").includes(gwHost)) envp.push(`${cn}: ${v}=${env[v]} does not hold the gateway's ${gwHost}: its clients would ask the proxy for it`);
+			// git: insteadOf to the gateway for every git route; with a
+			// phantom token, a helper for the gateway's git URLs that hands
+			// it out.
+			const gc = gitConfigOf(objs, a.ns, a.spec, c);
+			gitp.push(...gc.problems.map((x) => `${cn}: ${x}`));
+			const get = (section, sub, key) => gc.entries.filter((e) => e.section === section && e.sub === sub && e.key === key).map((e) => e.value);
+			for (const r of G.routes.filter((x) => !LLM_CLIENTS.some((w) => w.origin === x.origin))) {
+				const to = `http://${G.gw}${r.prefix}/`;
+				const from = `${r.origin.replace(/\/$/, "")}/`;
+				const targets = gc.entries.filter((e) => e.section === "url" && e.key === "insteadof" && e.value === from).map((e) => e.sub);
+				if (targets.join() !== to) gitp.push(`${cn}: git rewrites ${from} to ${targets.join(", ") || "nothing"}, not to the gateway's ${to} (url."${to}".insteadOf = ${from})`);
+				if (G.token) {
+					const helpers = gc.entries.filter((e) => e.section === "credential" && e.key === "helper" && e.sub && (to.startsWith(e.sub.replace(/\/?$/, "/")) || e.sub.startsWith(to)));
+					if (!helpers.length) gitp.push(`${cn}: no credential helper for ${to}: git cannot answer the gateway's 401 with the phantom token`);
+					for (const h of helpers) {
+						const hf = mountedFile(objs, a.ns, a.spec, c, h.value);
+						if (!hf) { gitp.push(`${cn}: credential helper ${h.value} is not a mounted file`); continue; }
+						const vars = [...hf.text.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)].map((x) => x[1]);
+						if (!vars.some((v) => phantom && (env[v] ?? "").startsWith(`<secret:${phantom}/`)))
+							gitp.push(`${cn}: credential helper ${h.value} reads none of the container's variables from the phantom token's Secret ${phantom} (${[...new Set(vars)].join(", ")})`);
+					}
+				}
+			}
+			for (const e of gc.entries.filter((x) => x.section === "credential" && x.key === "helper" && x.sub && !x.sub.startsWith(`http://${G.gw}/`)))
+				gitp.push(`${cn}: a credential helper for ${e.sub}: the agent's git hands a token to egressd's gateway only`);
+			if (get("protocol", null, "allow").includes("never") && !get("protocol", "http", "allow").includes("always"))
+				gitp.push(`${cn}: protocol.allow is never and protocol.http.allow is not always: git would refuse the gateway's http:// URLs`);
+		}
+	}
+	return [
+		["gateway: a gateway listener the agent reaches, routes to api.anthropic.com, api.openai.com and a git server, each in a policy and injecting a credential, no proxy rule to a route's origin, a bearer line for the phantom token (shared service)", gside],
+		["gateway: egressd's container mounts every route's secret from a Secret volume, whole (no subPath) and read-only", gsec],
+		["the agent holds no secret of value: no container of the agent's pods but egressd (init containers included) has a Secret env variable, envFrom or volume, but the phantom token's (shared service)", held],
+		["agent containers: ANTHROPIC_BASE_URL, ANTHROPIC_API_BASE, OPENAI_BASE_URL, OPENAI_API_BASE name the gateway's routes; the API key variables a placeholder (sidecar) or the phantom token (shared service); NO_PROXY holds the gateway's address", envp],
+		["agent's git: url.<gateway>/git/.insteadOf = the git server, http allowed; a credential helper for the gateway's git URLs that hands out the phantom token (shared service), none for anything else", gitp],
+	];
 }
 
 // ---------------------------------------------------------------- sidecar checks
@@ -886,6 +1236,27 @@ function materialize(files, dir) {
 	}
 }
 
+// egressd's files as its container sees them, laid out under DIR: the
+// config volume in DIR (egressd.conf and what lies beside it), and each
+// route's secret file under DIR/.secrets/ at its absolute path in the pod,
+// with egressd.conf's secret paths rewritten to there. A secret whose
+// Secret is rendered gets its value; one the operator creates (the real
+// keys are never in the repository) a stand-in; one the pod would not have
+// (no volume of egressd's holds it) nothing, so egressd -t fails as egressd
+// would in the pod. Returns the path of the config file.
+function materializeEgressd(cfg, secrets, dir) {
+	let conf = cfg.files[cfg.base];
+	for (const s of secrets) {
+		if (s.text === undefined) continue;
+		const to = path.join(dir, ".secrets", s.path);
+		fs.mkdirSync(path.dirname(to), { recursive: true, mode: 0o755 });
+		fs.writeFileSync(to, `${s.text}\n`, { mode: 0o644 });
+		conf = conf.split(`"${s.raw}"`).join(JSON.stringify(to));
+	}
+	materialize({ ...cfg.files, [cfg.base]: conf }, dir);
+	return path.join(dir, cfg.base);
+}
+
 function configChecks(objs, name) {
 	const out = [];
 	const bin = process.env.EGRESSD;
@@ -896,15 +1267,22 @@ function configChecks(objs, name) {
 		for (const { c } of containersOf(p.spec)) {
 			if (c.name !== "egressd") continue;
 			const cfg = egressdConfOf(objs, p.ns, p.spec, c);
+			const secrets = cfg.conf === undefined ? [] : routeSecrets(objs, p.ns, p.spec, c, cfg.conf, cfg.file);
 			const cm = cfg.sources[cfg.base];
 			const extra = Object.keys(cfg.files).filter((f) => f !== cfg.base).map((f) => `${f} from ${cfg.sources[f]}`);
-			const key = JSON.stringify([cfg.files, cfg.missing]);
-			if (!runs.has(key)) runs.set(key, { label: `egressd.conf of ${cm ?? `${id(p.obj)} (none mounted)`}${extra.length ? ` with ${extra.join(", ")} beside it` : ""}`, cfg });
+			const stand = [...new Set(secrets.filter((x) => x.standIn).map((x) => x.from))];
+			const key = JSON.stringify([cfg.files, cfg.missing, secrets.map((x) => [x.path, x.text])]);
+			if (!runs.has(key))
+				runs.set(key, {
+					label: `egressd.conf of ${cm ?? `${id(p.obj)} (none mounted)`}${extra.length ? ` with ${extra.join(", ")} beside it` : ""}` +
+						`${stand.length ? `, stand-ins for ${stand.join(", ")} (the operator's) at their mount paths` : ""}`,
+					cfg, secrets,
+				});
 		}
 	const mounted = new Set([...runs.values()].map((r) => r.cfg.sources[r.cfg.base]));
 	for (const cm of objs.filter((o) => o.kind === "ConfigMap" && o.data?.["egressd.conf"] !== undefined && !mounted.has(id(o))))
-		runs.set(id(cm), { label: `egressd.conf of ${id(cm)}`, cfg: { files: { "egressd.conf": cm.data["egressd.conf"] }, base: "egressd.conf", missing: [] } });
-	for (const { label: what, cfg } of runs.values()) {
+		runs.set(id(cm), { label: `egressd.conf of ${id(cm)}`, cfg: { files: { "egressd.conf": cm.data["egressd.conf"] }, base: "egressd.conf", missing: [] }, secrets: [] });
+	for (const { label: what, cfg, secrets } of runs.values()) {
 		const label = `${name}: egressd -t accepts ${what}`;
 		if (!bin || !fs.existsSync(bin)) {
 			if (process.env.K8S_TEST_ALLOW_NO_EGRESSD === "1") console.log(`skip - ${label}: EGRESSD not built`);
@@ -915,8 +1293,7 @@ function configChecks(objs, name) {
 		if (cfg.files[cfg.base] === undefined) pr.push(`the config volume has no ${cfg.base}`);
 		const dir = fs.mkdtempSync(path.join(os.tmpdir(), "egressd-k8s-conf-"));
 		try {
-			materialize(cfg.files, dir);
-			const file = path.join(dir, cfg.base);
+			const file = materializeEgressd(cfg, secrets, dir);
 			const r = spawnSync(bin, ["-t", "-c", file], { encoding: "utf8", timeout: 10000 });
 			const said = `${r.stdout ?? ""}${r.stderr ?? ""}`.trim();
 			if (r.status !== 0) pr.push(`exit ${r.status}${r.signal ? ` (${r.signal})` : ""}: ${said}`);
@@ -1049,6 +1426,7 @@ async function checkRender(name, file, repo) {
 	if (agents.length) for (const [n, p] of agentChecks(objs)) r(`${name}: ${n}`, p);
 	if (E && agents.length) for (const [n, p] of sharedServiceChecks(objs, E)) r(`${name}: ${n}`, p);
 	else if (agents.length) for (const [n, p] of sidecarChecks(objs, repo)) r(`${name}: ${n}`, p);
+	if (agents.length) for (const [n, p] of gatewayChecks(objs, E)) r(`${name}: ${n}`, p);
 	if (objs.some((o) => o.kind === "PrometheusRule" || o.kind === "PodMonitor"))
 		for (const [n, p] of monitoringChecks(objs, E, repo)) r(`${name}: ${n}`, p);
 	for (const [n, p] of configChecks(objs, name)) r(n, p);
@@ -1168,6 +1546,87 @@ async function selfTest(sharedFile, lockFile, monFile, repo) {
 			const pm = pick(o, "PodMonitor", "egressd");
 			pm.spec.podMetricEndpoints = pm.spec.podMetricsEndpoints;
 		}, (o) => fieldProblems(o)],
+		// Gateway mode: the agent holds nothing of value, and reaches the
+		// APIs and git through the gateway.
+		["the LLM keys back in an agent container as envFrom (aider-llm, before gateway mode) are caught", lockFile, (o) => {
+			pick(o, "Job", "aider").spec.template.spec.containers.find((c) => c.name === "aider").envFrom = [{ secretRef: { name: "aider-llm" } }];
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a git token Secret volume mounted into the clone step is caught", sharedFile, (o) => {
+			const s = pick(o, "Job", "aider").spec.template.spec;
+			s.volumes.push({ name: "git-token", secret: { secretName: "aider-git-token" } });
+			s.initContainers.find((c) => c.name === "clone").volumeMounts.push({ name: "git-token", mountPath: "/var/run/secrets/aider/git", readOnly: true });
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["an agent variable from egressd's own LLM Secret is caught", sharedFile, (o) => {
+			pick(o, "Deployment", "aider-workspace").spec.template.spec.containers[0].env.push({ name: "LLM_KEY", valueFrom: { secretKeyRef: { name: "egressd-llm", key: "anthropic" } } });
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["the sidecar's LLM keys mounted into the agent container too are caught", lockFile, (o) => {
+			const s = pick(o, "Deployment", "aider-workspace").spec.template.spec;
+			s.containers[0].volumeMounts.push({ name: s.volumes.find((v) => v.secret?.secretName === "egressd-llm").name, mountPath: "/keys", readOnly: true });
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["egressd's sidecar without the LLM keys' mount is caught", lockFile, (o) => {
+			const e = pick(o, "Job", "aider").spec.template.spec.initContainers.find((c) => c.name === "egressd");
+			e.volumeMounts = e.volumeMounts.filter((m) => !m.mountPath.endsWith("/llm"));
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a route secret mounted by subPath (never rotated) is caught", sharedFile, (o) => {
+			const c = pick(o, "Deployment", "egressd").spec.template.spec.containers[0];
+			const m = c.volumeMounts.find((x) => x.mountPath.endsWith("/git"));
+			m.mountPath += "/token";
+			m.subPath = "token";
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["an ANTHROPIC_BASE_URL past the gateway is caught", lockFile, (o) => {
+			pick(o, "Deployment", "aider-workspace").spec.template.spec.containers[0].env.find((e) => e.name === "ANTHROPIC_BASE_URL").value = "https://api.anthropic.com";
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["an ANTHROPIC_API_BASE left out (LiteLLM reads it first) is caught", sharedFile, (o) => {
+			const c = pick(o, "Job", "aider").spec.template.spec.containers[0];
+			c.env = c.env.filter((e) => e.name !== "ANTHROPIC_API_BASE");
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["an API key variable that is not the phantom token (shared service) is caught", sharedFile, (o) => {
+			pick(o, "Deployment", "aider-workspace").spec.template.spec.containers[0].env.find((e) => e.name === "OPENAI_API_KEY").value = "sk-placeholder";
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["NO_PROXY without the gateway's address (shared service) is caught", sharedFile, (o) => {
+			for (const e of pick(o, "Deployment", "aider-workspace").spec.template.spec.containers[0].env) if (e.name === "NO_PROXY") e.value = "localhost,127.0.0.1";
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a gitconfig without the insteadOf is caught", sharedFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.gitconfig);
+			cm.data.gitconfig = cm.data.gitconfig.replace(/insteadOf = .*/, "");
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a gitconfig insteadOf to another address than egressd's Service is caught", sharedFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.gitconfig);
+			cm.data.gitconfig = cm.data.gitconfig.replace('[url "http://10.96.31.28:3129/', '[url "http://10.96.31.29:3129/');
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a phantom-token credential helper for the real git server is caught", sharedFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.gitconfig);
+			cm.data.gitconfig = cm.data.gitconfig.replace('[credential "http://10.96.31.28:3129/git/"]', '[credential "https://git.corp.example/"]');
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a gitconfig that refuses http:// (the gateway's scheme) is caught", lockFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.["gitconfig-common"]);
+			cm.data["gitconfig-common"] = cm.data["gitconfig-common"].replace('[protocol "http"]\n', '[protocol "ftp"]\n');
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a CONNECT rule to an LLM API put back is caught", sharedFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.["egressd.conf"]);
+			cm.data["egressd.conf"] = cm.data["egressd.conf"].replace("rules = ( );", 'rules = ( { name = "llm-apis"; hosts = [ "api.anthropic.com" ]; ports = [ 443 ]; } );');
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a route left out of the policy is caught", lockFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.["egressd.conf"]);
+			cm.data["egressd.conf"] = cm.data["egressd.conf"].replace('routes = [ "anthropic", "openai", "git" ];', 'routes = [ "anthropic", "git" ];');
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a sidecar gateway listener on the pod address is caught", lockFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.["egressd.conf"]);
+			cm.data["egressd.conf"] = cm.data["egressd.conf"].replace('address = "127.0.0.1"; port = 3129;', 'address = "0.0.0.0"; port = 3129;');
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a credentials file without a bearer line (the phantom token's) is caught", sharedFile, (o) => {
+			const sec = o.find((x) => x.kind === "Secret" && x.data?.credentials);
+			const text = Buffer.from(sec.data.credentials, "base64").toString("utf8").replace(/^aider bearer .*\n/m, "");
+			sec.data.credentials = Buffer.from(text).toString("base64");
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["the Service without its gateway port is caught", sharedFile, (o) => {
+			const svc = pick(o, "Service", "egressd");
+			svc.spec.ports = svc.spec.ports.filter((p) => p.name !== "gateway");
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["the agents' NetworkPolicy without the gateway port is caught", sharedFile, (o) => {
+			const np = pick(o, "NetworkPolicy", "egressd-ingress-from-agents");
+			np.spec.ingress[0].ports = np.spec.ingress[0].ports.filter((p) => p.port !== 3129);
+		}, (o) => sharedServiceChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
 	];
 	if (process.env.EGRESSD && fs.existsSync(process.env.EGRESSD)) {
 		cases.push(["a misspelt key in an egressd.conf ConfigMap is refused by egressd -t", sharedFile, (o) => {
@@ -1182,6 +1641,14 @@ async function selfTest(sharedFile, lockFile, monFile, repo) {
 			const sec = o.find((x) => x.kind === "Secret" && x.data?.credentials);
 			const text = Buffer.from(sec.data.credentials, "base64").toString("utf8").replace(/^aider /m, "aidr ");
 			sec.data.credentials = Buffer.from(text).toString("base64");
+		}, (o) => configChecks(o, "self-test").flatMap(([, p]) => p)]);
+		cases.push(["a route secret no volume of egressd's sidecar holds is refused by egressd -t (no stand-in where the pod has no file)", lockFile, (o) => {
+			const e = pick(o, "Job", "aider").spec.template.spec.initContainers.find((c) => c.name === "egressd");
+			e.volumeMounts = e.volumeMounts.filter((m) => !m.mountPath.endsWith("/git"));
+		}, (o) => configChecks(o, "self-test").flatMap(([, p]) => p)]);
+		cases.push(["a route secret the Secret volume has no item for is refused by egressd -t", sharedFile, (o) => {
+			const v = pick(o, "Deployment", "egressd").spec.template.spec.volumes.find((x) => x.secret?.secretName === "egressd-llm");
+			v.secret.items = v.secret.items.filter((it) => it.path !== "openai");
 		}, (o) => configChecks(o, "self-test").flatMap(([, p]) => p)]);
 	}
 	let all = true;
@@ -1209,14 +1676,22 @@ if (args[0] === "--self-test") {
 } else if (args[0] === "--materialize") {
 	// --materialize RENDERED.yaml DIR: egressd's config volume (egressd.conf
 	// and what lies beside it), as the shared-service Deployment mounts it,
-	// written into DIR; prints the config file's path. For service-test.sh.
-	const E = findEgressd(loadRendered(args[1]).objs);
+	// written into DIR, with stand-ins for the route secrets under
+	// DIR/.secrets (materializeEgressd); prints the config file's path. For
+	// service-test.sh.
+	const objs = loadRendered(args[1]).objs;
+	const E = findEgressd(objs);
 	if (!E?.cfg?.conf || E.cfg.missing.length) {
 		console.error(`materialize: no complete egressd config volume in ${args[1]} ${E?.cfg?.missing?.join(" ") ?? ""}`);
 		process.exit(1);
 	}
-	materialize(E.cfg.files, args[2]);
-	console.log(path.join(args[2], E.cfg.base));
+	const secrets = routeSecrets(objs, E.ns, E.dep.spec.template.spec, E.container, E.conf, E.cfg.file);
+	const bad = secrets.filter((x) => x.text === undefined);
+	if (bad.length) {
+		console.error(`materialize: ${bad.flatMap((x) => x.problems).join("; ")}`);
+		process.exit(1);
+	}
+	console.log(materializeEgressd(E.cfg, secrets, args[2]));
 } else if (args[0] === "--rule-metrics") {
 	// --rule-metrics RENDERED.yaml: the metric names the PrometheusRules'
 	// expressions use, one a line. For service-test.sh.
