@@ -1066,10 +1066,13 @@ function gatewayChecks(objs, E) {
 				const cred = confScalar(G.conf, "credentials");
 				const text = cred && G.cfg?.files?.[cred];
 				if (!text) gside.push(`${where}: the gateway identifies by token, but no credentials file is beside egressd.conf`);
-				else if (!/^\s*\S+\s+bearer\s/m.test(text)) gside.push(`${where}: the gateway identifies by token, but the credentials file has no bearer line`);
+				else if (!/^[ \t]*[^#\s]\S*[ \t]+bearer[ \t]/m.test(text)) gside.push(`${where}: the gateway identifies by token, but the credentials file has no bearer line`);
 			}
-			for (const s of G.secrets) gsec.push(...s.problems.map((x) => `${where}: ${x}`));
 		}
+		// Every pod's own mounts: one configuration may be mounted well in
+		// one pod and badly in another.
+		for (const s of G.secrets)
+			for (const x of s.problems) if (!gsec.includes(`${where}: ${x}`)) gsec.push(`${where}: ${x}`);
 
 		// The Secrets the agent's containers may hold: the phantom token's,
 		// and only where the gateway takes a token (shared service).
