@@ -57,14 +57,15 @@ answer_body(char *body, size_t len, const struct request *r, enum reason why,
 		    "  destination: %s (%s)\n"
 		    "  policy:      %s\n"
 		    "  reason:      %s: %s\n"
-		    "%s"
+		    "%s%s%s%s"
 		    "\nThis block is deliberate: this environment may only "
 		    "reach the destinations\nits operator allowed. Do not "
 		    "try to work around it (other hosts, IP addresses,\n"
 		    "ports or tools). If the task needs this destination, "
 		    "ask the operator to\nadd it to the egress policy.\n",
 		    dest, r->method, r->policy ? r->policy->name : "(none)",
-		    ri->name, ri->text, aline);
+		    ri->name, ri->text, aline, r->detail[0] ? "  detail:      " : "",
+		    r->detail, r->detail[0] ? "\n" : "");
 	}
 	if (n < 0 || (size_t)n >= len)
 		n = (int)strlen(body);
@@ -79,8 +80,25 @@ answer_write(struct evbuffer *out, const struct request *r, enum reason why,
 	/* The output may still hold an earlier response of this connection. */
 	size_t before = evbuffer_get_length(out);
 	char body[2048], dest[HOST_NAME_MAX_LEN + 16];
-	int n = answer_body(body, sizeof(body), r, why, v, addr);
+	int n;
 
+	if (r->reply) {
+		/* The gateway's own answer (a push's report-status), which the
+		 * client's tool shows better than the table's. */
+		evbuffer_add_printf(out,
+		                    "HTTP/1.1 %d OK\r\n"
+		                    "Proxy-Status: egressd; error=%s; "
+		                    "details=\"%s\"\r\n"
+		                    "Content-Type: %s\r\n"
+		                    "Content-Length: %zu\r\n"
+		                    "Cache-Control: no-cache\r\n"
+		                    "Connection: close\r\n\r\n",
+		                    r->reply_status, ri->proxy_status, ri->name,
+		                    r->reply_type, r->reply_len);
+		evbuffer_add(out, r->reply, r->reply_len);
+		return evbuffer_get_length(out) - before;
+	}
+	n = answer_body(body, sizeof(body), r, why, v, addr);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", ri->status, ri->phrase);
 	/* RFC 9209 §2: the proxy names itself, then the error type. */
 	evbuffer_add_printf(out, "Proxy-Status: egressd; error=%s",

@@ -40,6 +40,21 @@ enum inject_scheme {
 	INJECT_BASIC,  /* Authorization: Basic base64(USER:SECRET) */
 };
 
+/* A git server's route (docs/config.md, "git"): the repositories the
+ * agent may fetch and push, and the refs a push may change.  Patterns as
+ * gitpkt.h checks them.  on = 0: the route has no git rules. */
+struct route_git {
+	int on;
+	char **fetch; /* repository patterns: clone, fetch, ls-remote */
+	size_t nfetch;
+	char **push; /* repository patterns: push */
+	size_t npush;
+	char **refs; /* ref patterns a push may change */
+	size_t nrefs;
+	int allow_delete; /* a push may delete a ref it may change */
+	int allow_tags;   /* a push may create tags */
+};
+
 /* A gateway route (docs/config.md, "Gateway"): a path prefix of the
  * gateway listeners, the https:// origin it forwards to, what it allows
  * there, and the credential egressd adds on the way. */
@@ -56,6 +71,7 @@ struct config_route {
 	enum inject_scheme inject_scheme;
 	char *inject_user; /* INJECT_BASIC */
 	char *secret_path;
+	struct route_git git;
 	/* Opened by the daemon (gateway_open), not by config_load: */
 	struct origin_tls *tls;
 	struct secret *secret;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gitpkt.h"
 #include "host.h"
 
 /* allow = [ "POST /v1/messages", "GET /v1/\*", "* /health" ] */
@@ -174,6 +175,105 @@ load_inject(struct load *ld, const config_setting_t *rs, struct config_route *r)
 	return r->secret_path ? 0 : -1;
 }
 
+/* git = { fetch = [ ... ]; push = [ ... ]; refs = [ ... ]; ... } */
+static int
+load_repo_pattern(struct load *ld, const config_setting_t *e, char ***list,
+                  size_t *n)
+{
+	const char *text = config_setting_get_string(e), *why;
+
+	if (gitpkt_repo_pattern_check(text, &why) < 0)
+		return load_fail(ld, e,
+		                 "git: repository \"%s\": %s (\"org/repo\", "
+		                 "\"org/*\")",
+		                 text, why);
+	return load_add_string(ld, e, list, n, text);
+}
+
+static int
+load_git_fetch(struct load *ld, const config_setting_t *e, void *arg)
+{
+	struct route_git *g = arg;
+
+	return load_repo_pattern(ld, e, &g->fetch, &g->nfetch);
+}
+
+static int
+load_git_push(struct load *ld, const config_setting_t *e, void *arg)
+{
+	struct route_git *g = arg;
+
+	return load_repo_pattern(ld, e, &g->push, &g->npush);
+}
+
+static int
+load_git_ref(struct load *ld, const config_setting_t *e, void *arg)
+{
+	struct route_git *g = arg;
+	const char *text = config_setting_get_string(e), *why;
+
+	if (gitpkt_ref_pattern_check(text, &why) < 0)
+		return load_fail(ld, e,
+		                 "git: refs: \"%s\": %s "
+		                 "(\"refs/heads/agent/*\")",
+		                 text, why);
+	return load_add_string(ld, e, &g->refs, &g->nrefs, text);
+}
+
+static const struct load_list_spec git_fetch = {
+    .key = "fetch", .type = CONFIG_TYPE_STRING, .each = load_git_fetch};
+static const struct load_list_spec git_push = {
+    .key = "push", .type = CONFIG_TYPE_STRING, .each = load_git_push};
+static const struct load_list_spec git_refs = {
+    .key = "refs", .type = CONFIG_TYPE_STRING, .each = load_git_ref};
+
+static int
+load_flag(struct load *ld, const config_setting_t *group, const char *key,
+          int *out)
+{
+	const config_setting_t *s = config_setting_get_member(group, key);
+
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return load_fail(ld, s, "git: %s: expected true or false", key);
+	*out = config_setting_get_bool(s);
+	return 0;
+}
+
+static int
+load_git(struct load *ld, const config_setting_t *rs, struct config_route *r)
+{
+	static const char *const keys[] = {"fetch", "push", "refs",
+	                                   "delete", "tags", NULL};
+	const config_setting_t *gs = config_setting_get_member(rs, "git");
+	struct route_git *g = &r->git;
+
+	if (!gs)
+		return 0;
+	if (!load_is_group(gs))
+		return load_fail(ld, gs,
+		                 "git: expected a group { fetch = [ ... ]; "
+		                 "push = [ ... ]; refs = [ ... ]; }");
+	g->on = 1;
+	if (load_check_keys(ld, gs, "git", keys) < 0 ||
+	    load_list(ld, gs, &git_fetch, g) < 0 ||
+	    load_list(ld, gs, &git_push, g) < 0 ||
+	    load_list(ld, gs, &git_refs, g) < 0 ||
+	    load_flag(ld, gs, "delete", &g->allow_delete) < 0 ||
+	    load_flag(ld, gs, "tags", &g->allow_tags) < 0)
+		return -1;
+	if (g->npush > 0 && g->nrefs == 0 && !g->allow_tags)
+		return load_fail(ld, gs,
+		                 "git: push needs refs, the refs a push may "
+		                 "change (refs = [ \"refs/heads/agent/*\" ])");
+	if (g->npush == 0 && (g->nrefs > 0 || g->allow_delete || g->allow_tags))
+		return load_fail(ld, gs,
+		                 "git: refs, delete and tags are about pushes, "
+		                 "and push lists no repository");
+	return 0;
+}
+
 static const struct load_list_spec route_networks = {
     .key = "networks",
     .type = CONFIG_TYPE_STRING,
@@ -221,8 +321,9 @@ load_guard(struct load *ld, const config_setting_t *rs, struct config_route *r)
 static int
 load_route(struct load *ld, const config_setting_t *rs, struct config_route *r)
 {
-	static const char *const keys[] = {"name",  "prefix", "origin",   "ca",
-	                                   "allow", "inject", "networks", NULL};
+	static const char *const keys[] = {
+	    "name", "prefix", "origin", "ca", "allow", "inject", "networks", "git",
+	    NULL};
 	const char *name, *prefix, *origin, *ca, *why;
 	struct route_target t;
 	char full[4096];
@@ -267,7 +368,8 @@ load_route(struct load *ld, const config_setting_t *rs, struct config_route *r)
 			return -1;
 	}
 	if (load_list(ld, rs, &route_allow, &r->match) < 0 ||
-	    load_inject(ld, rs, r) < 0 || load_guard(ld, rs, r) < 0)
+	    load_inject(ld, rs, r) < 0 || load_guard(ld, rs, r) < 0 ||
+	    load_git(ld, rs, r) < 0)
 		return -1;
 	return 0;
 }
@@ -336,6 +438,15 @@ config_free_routes(struct config *c)
 		free(r->inject_header);
 		free(r->inject_user);
 		free(r->secret_path);
+		for (size_t j = 0; j < r->git.nfetch; j++)
+			free(r->git.fetch[j]);
+		for (size_t j = 0; j < r->git.npush; j++)
+			free(r->git.push[j]);
+		for (size_t j = 0; j < r->git.nrefs; j++)
+			free(r->git.refs[j]);
+		free(r->git.fetch);
+		free(r->git.push);
+		free(r->git.refs);
 	}
 	free(c->routes);
 	free(c->route_match);

@@ -408,7 +408,7 @@ conn_fail(struct conn *c, enum reason why, const struct verdict *v,
           const struct netaddr *addr)
 {
 	request_log_decision(c, why, v, addr, 0);
-	c->r.status = reason_get(why)->status;
+	c->r.status = c->r.reply ? c->r.reply_status : reason_get(why)->status;
 	c->r.reason = why;
 	if (addr) {
 		c->r.upstream = *addr;

@@ -28,6 +28,10 @@
 /* Reads one wake-up may do before other connections get a turn. */
 #define DIRECT_ROUNDS 4
 
+/* The most of a refused request's body read and dropped before the
+ * answer (see discard_start). */
+#define FORWARD_DISCARD_MAX (64ULL * 1024 * 1024)
+
 struct forward;
 
 /* One direction's body: from src's input to dst's output. */
@@ -71,6 +75,9 @@ struct forward {
 	int heard_upstream;    /* a byte came from the upstream */
 	struct forward_result res;
 	struct inspection *held; /* set while inspect has not accepted */
+	int discarding;          /* inspect refused: the body is dropped */
+	enum reason refused;     /* ... and this is why */
+	uint64_t discarded;
 	struct idle idle;
 	forward_done_cb done;
 	void *arg;
@@ -120,6 +127,8 @@ static void direct_event(struct forward *f, struct bufferevent *bev,
                          short what);
 static void forward_idle_cb(void *arg);
 static void forward_finish(struct forward *f, enum reason why);
+static void discard_start(struct forward *f, enum reason why);
+static void discard_progress(struct forward *f);
 
 /* --- the forward ---------------------------------------------------------- */
 
@@ -422,9 +431,12 @@ inspect_progress(struct forward *f)
 	if (r == 0 && final)
 		r = -1;
 	if (r < 0) {
-		/* Nothing went upstream; conn answers from why. */
+		/* Nothing went upstream; conn answers from why, once the
+		 * body is read. */
 		f->keep_client = 0;
-		forward_finish(f, why);
+		inspection_free(in);
+		f->held = NULL;
+		discard_start(f, why);
 		return -1;
 	}
 	if (r == 0)
@@ -505,9 +517,11 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)what;
 	f->keep_client = 0;
 	/* A client gone, or half-closed, before its request body was
-	 * complete has abandoned the request. */
+	 * complete has abandoned the request (a refused one stays
+	 * refused). */
 	if (!f->request.done || (what & BEV_EVENT_ERROR)) {
-		forward_finish(f, REASON_CLIENT_CLOSED);
+		forward_finish(f, f->discarding ? f->refused
+		                                : REASON_CLIENT_CLOSED);
 		return;
 	}
 	bufferevent_disable(f->client, EV_READ);
@@ -518,6 +532,10 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 request_progress(struct forward *f)
 {
+	if (f->discarding) {
+		discard_progress(f);
+		return;
+	}
 	if (f->held && inspect_progress(f) <= 0)
 		return;
 	if (pump_run(f, &f->request) < 0) {
@@ -954,7 +972,47 @@ direct_event(struct forward *f, struct bufferevent *bev, short what)
 static void
 forward_idle_cb(void *arg)
 {
-	forward_finish(arg, REASON_UPSTREAM_TIMEOUT);
+	struct forward *f = arg;
+
+	forward_finish(f,
+	               f->discarding ? f->refused : REASON_UPSTREAM_TIMEOUT);
+}
+
+/*
+ * A refused request's body is read to its end and dropped before the
+ * answer: a client still sending when the answer comes and the connection
+ * closes sees its upload fail ("broken pipe") and may never show the answer
+ * (git does this with a large push).  Up to FORWARD_DISCARD_MAX bytes,
+ * within the idle timeout; then the answer goes as it is.  A refusal
+ * without an answer (no status) ends at once.
+ */
+static void
+discard_start(struct forward *f, enum reason why)
+{
+	f->discarding = 1;
+	f->refused = why;
+	bufferevent_setcb(f->upstream, NULL, NULL, NULL, NULL);
+	bufferevent_disable(f->upstream, EV_READ | EV_WRITE);
+	if (reason_get(why)->status == 0 || f->request.done) {
+		forward_finish(f, why);
+		return;
+	}
+	discard_progress(f);
+}
+
+static void
+discard_progress(struct forward *f)
+{
+	struct evbuffer *in = bufferevent_get_input(f->client);
+	long long n = pump_measure(&f->request, in);
+
+	if (n > 0) {
+		evbuffer_drain(in, (size_t)n);
+		f->discarded += (uint64_t)n;
+		idle_touch(&f->idle);
+	}
+	if (n < 0 || f->request.done || f->discarded > FORWARD_DISCARD_MAX)
+		forward_finish(f, f->refused);
 }
 
 static void

@@ -96,7 +96,10 @@ struct forward_request {
 	 * without a hook.  A refusal ends the forward with inspect's reason,
 	 * status 0 and bytes_up 0, the upstream connection not reusable, so
 	 * that conn answers the client from the reason table; none of the
-	 * body is forwarded.  The client closing, bad chunked framing and the
+	 * body is forwarded.  When the reason has an answer (a status), the
+	 * rest of the body is first read and dropped (up to 64 MiB, within
+	 * the idle timeout): a client still uploading when the answer comes
+	 * would see a broken pipe instead of it.  The client closing, bad chunked framing and the
 	 * idle timeout end it as they would without a hook.  A client that
 	 * waits for 100 Continue gets none while the head is held (it sends the
 	 * body after a wait of its own, RFC 9110 §10.1.1).  A request sent

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "dial.h"
+#include "gateway_git.h"
 #include "log.h"
 #include "origin.h"
 #include "proxy.h"
@@ -86,11 +87,15 @@ gateway_request(struct conn *c)
 	                 &rest_len);
 	if (idx >= 0)
 		r->route = &c->config->routes[idx];
-	if ((why = choose_route(c, &t)) != REASON_ALLOWED ||
-	    !route_allows(&r->route->match, r->method, rest, rest_len)) {
-		conn_fail(c,
-		          why != REASON_ALLOWED ? why : REASON_PATH_NOT_ALLOWED,
-		          NULL, NULL);
+	if ((why = choose_route(c, &t)) == REASON_ALLOWED) {
+		if (r->route->git.on)
+			why = gateway_git_decide(c, &t, rest, rest_len);
+		else if (!route_allows(&r->route->match, r->method, rest,
+		                       rest_len))
+			why = REASON_PATH_NOT_ALLOWED;
+	}
+	if (why != REASON_ALLOWED) {
+		conn_fail(c, why, NULL, NULL);
 		return;
 	}
 	if ((why = set_destination(c, &t, rest, rest_len)) != REASON_ALLOWED) {
@@ -401,6 +406,7 @@ start_forward(struct conn *c)
 	const struct secret_value *s = NULL;
 	struct forward_field add = {rt->inject_header, value};
 	struct forward_plan plan = {drop, 2, &add, 0};
+	struct proxy_hooks h = {.plan = &plan, .location = location_cb, .arg = c};
 
 	if (rt->secret) {
 		s = secret_get(rt->secret);
@@ -412,7 +418,8 @@ start_forward(struct conn *c)
 		}
 		plan.nadd = 1;
 	}
-	proxy_forward(c, &plan, location_cb, c);
+	gateway_git_hooks(c, &h);
+	proxy_forward(c, &h);
 	if (s) {
 		OPENSSL_cleanse(value, sizeof(value));
 		secret_put(s);

@@ -234,7 +234,7 @@ connected_cb(struct conn *c)
 	if (c->r.is_connect)
 		start_tunnel(c);
 	else
-		proxy_forward(c, NULL, NULL, NULL);
+		proxy_forward(c, NULL);
 }
 
 /* --- the tunnel ----------------------------------------------------------- */
@@ -393,10 +393,25 @@ forward_end_cb(void *arg, const struct forward_result *result)
 }
 
 void
-proxy_forward(struct conn *c, const struct forward_plan *plan,
-              forward_location_cb location, void *location_arg)
+proxy_allowed(struct conn *c)
 {
-	struct forward_request fr = {
+	/* A retry on a new connection is the same request, decided once. */
+	if (c->r.in_progress)
+		return;
+	request_log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream, 0);
+	c->r.in_progress = 1;
+	metrics_active(1);
+}
+
+void
+proxy_forward(struct conn *c, const struct proxy_hooks *h)
+{
+	static const struct proxy_hooks none;
+	struct forward_request fr;
+
+	if (!h)
+		h = &none;
+	fr = (struct forward_request){
 	    .method = c->r.method,
 	    .req = c->r.req,
 	    .path = {c->r.path, strlen(c->r.path)},
@@ -404,18 +419,15 @@ proxy_forward(struct conn *c, const struct forward_plan *plan,
 	    .body = c->r.body,
 	    .client_close = c->r.client_close,
 	    .keep_upstream = c->env->pool != NULL,
-	    .plan = plan,
-	    .location = location,
-	    .location_arg = location_arg,
+	    .plan = h->plan,
+	    .inspect = h->inspect,
+	    .inspect_max = h->inspect_max,
+	    .inspect_arg = h->arg,
+	    .location = h->location,
+	    .location_arg = h->arg,
 	};
-
-	/* A retry on a new connection is the same request, decided once. */
-	if (!c->r.in_progress) {
-		request_log_decision(c, REASON_ALLOWED, NULL, &c->r.upstream,
-		                     0);
-		c->r.in_progress = 1;
-		metrics_active(1);
-	}
+	if (!h->inspect)
+		proxy_allowed(c);
 	c->state = CONN_FORWARD;
 	c->forward = forward_new(c->client_bev, c->up_bev, &fr,
 	                         &c->config->limits, forward_end_cb, c);

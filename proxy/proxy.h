@@ -16,13 +16,27 @@
  * framing and client_close set), to its decision and beyond. */
 void proxy_request(struct conn *c);
 
+/* The gateway's changes to a forwarded request (forward.h). */
+struct proxy_hooks {
+	const struct forward_plan *plan; /* NULL: no fields dropped or added */
+	forward_location_cb location;    /* NULL: Location passes as sent */
+	/* NULL: none.  Set: the request is decided by inspect, which calls
+	 * proxy_allowed when it accepts; a refusal's decision line is
+	 * conn_fail's. */
+	forward_inspect_cb inspect;
+	size_t inspect_max;
+	void *arg; /* for location and inspect */
+};
+
 /*
  * Forward c's allowed plain-HTTP request on the connected c->up_bev, with
- * a header plan and a Location rewrite (the gateway's; NULL: none).  The
- * decision line is written here; a reused upstream that closed before
+ * the gateway's hooks (NULL: none).  The decision line is written here,
+ * unless an inspection decides; a reused upstream that closed before
  * answering is dialled again, and the request sent again, when it can be.
  */
-void proxy_forward(struct conn *c, const struct forward_plan *plan,
-                   forward_location_cb location, void *location_arg);
+void proxy_forward(struct conn *c, const struct proxy_hooks *h);
+
+/* Write the allow decision line of c's request, once. */
+void proxy_allowed(struct conn *c);
 
 #endif

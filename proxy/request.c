@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "gitpkt.h"
 #include "metrics.h"
 
 void
@@ -25,8 +26,13 @@ request_free(struct request *r)
 	free(r->path);
 	free(r->authority);
 	free(r->gateway_path);
+	free(r->git_repo);
+	free(r->reply);
+	gitpkt_push_free(r->git_push);
 	r->req = NULL;
 	r->head = r->path = r->authority = r->gateway_path = NULL;
+	r->git_repo = r->reply = NULL;
+	r->git_push = NULL;
 }
 
 void
@@ -98,6 +104,15 @@ request_ms_since(const struct timespec *t)
 
 /* --- the log lines -------------------------------------------------------- */
 
+static void log_request(struct log_line *l, const struct conn *c,
+                        const char *event, const char *mode);
+
+void
+request_log_begin(struct log_line *l, const struct conn *c, const char *event)
+{
+	log_request(l, c, event, NULL);
+}
+
 /* The fields every line of a request carries.  mode is the policy's,
  * unless a deny line says how that refusal was applied. */
 static void
@@ -133,6 +148,10 @@ log_request(struct log_line *l, const struct conn *c, const char *event,
 	 * query, also when refused (bad_path: exactly what to look at). */
 	if (r->gateway_path)
 		log_str(l, "gateway_path", r->gateway_path);
+	if (r->git_repo) {
+		log_str(l, "repo", r->git_repo);
+		log_str(l, "service", r->git_service);
+	}
 	if (r->sni[0])
 		log_str(l, "sni", r->sni);
 }
@@ -191,7 +210,8 @@ request_log_decision(const struct conn *c, enum reason why,
 	if (report)
 		log_str(&l, "message", "report mode: not enforced");
 	else if (decision_has_status(&c->r, why))
-		log_int(&l, "status", ri->status);
+		log_int(&l, "status",
+		        c->r.reply ? c->r.reply_status : ri->status);
 	log_end(&l);
 }
 

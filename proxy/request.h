@@ -76,7 +76,21 @@ struct request {
 	char *gateway_path;
 	const char *tls_version;
 	int tls_resumed;
-	char detail[128];
+	char detail[160];
+
+	/* A git route's request (gitpkt.h): the repository and service, a
+	 * push's command-list parser, and how much of the body it has read. */
+	char *git_repo;
+	const char *git_service;
+	struct gitpkt_push *git_push;
+	size_t git_fed;
+
+	/* An answer of the gateway's own in place of the reason table's
+	 * (the report-status that refuses a push): status, type, body. */
+	int reply_status;
+	const char *reply_type;
+	char *reply;
+	size_t reply_len;
 
 	/* The outcome, for the close line. */
 	int status;
@@ -117,6 +131,12 @@ void request_release_slot(struct request *r);
 void request_log_decision(const struct conn *c, enum reason why,
                           const struct verdict *v, const struct netaddr *addr,
                           int report);
+
+/* Begin a line of event about c's request, with the fields every line of
+ * a request carries (conn, client, identity, policy, route, destination,
+ * the git repository); the caller adds its own and ends it. */
+void request_log_begin(struct log_line *l, const struct conn *c,
+                       const char *event);
 
 /* The close line of c's request, once; ends its count as in progress. */
 void request_log_close(struct conn *c);

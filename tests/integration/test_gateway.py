@@ -166,7 +166,9 @@ routes = (
   { name = "git"; prefix = "/git"; origin = "https://git.gateway.test:8443";
     ca = "%(ca)s"; networks = [ "198.51.100.15/32" ];
     inject = { header = "authorization"; scheme = "basic"; user = "x-access-token";
-               secret = "%(d)s/git.token"; }; },
+               secret = "%(d)s/git.token"; };
+    git = { fetch = [ "probe", "shared/*" ]; push = [ "probe" ];
+            refs = [ "refs/heads/agent/*" ]; }; },
   { name = "badcert"; prefix = "/badcert"; origin = "https://badcert.gateway.test:9443";
     ca = "%(ca)s"; networks = [ "198.51.100.15/32" ]; },
   { name = "private"; prefix = "/private"; origin = "https://private.gateway.test";
@@ -211,6 +213,13 @@ def gw(world, tmp_path_factory, egressd_factory_module):
     _write_secrets(g.secrets, SECRET_FILES)
     from test_toolchain import _make_repo
     g.root, g.bare = _make_repo(g.tmp)
+    # Another repository on the same server, which the route's git rules
+    # do not name: it exists, so a refusal is egressd's, not a 404.
+    for args in (["clone", "-q", "--bare", g.bare, os.path.join(g.root, "secret.git")],
+                 ["--git-dir", os.path.join(g.root, "secret.git"), "config",
+                  "http.receivepack", "true"]):
+        p = _git(args, g.tmp, H.client_env(g.tmp))
+        assert p.returncode == 0, p.stderr
     g.llm = H.Origin("llm", world.server_ctx)
     _llm_routes(g.llm)
     g.git = H.Origin("git", world.server_ctx)
@@ -319,7 +328,11 @@ def test_second_request_reuses_the_upstream_connection(gw):
     reqs = gw.llm.since(n0)
     assert len(reqs) == 3
     assert len({r.conn_no for r in reqs}) == 1, "each request paid a new TLS connection"
-    closes = [l for l in gw.log.since(mark) if l.get("event") == "close"]
+    # Only this test's lines: an earlier test's close line may come late.
+    H.wait_until(lambda: len(gw.log.find(since=mark, event="close",
+                                         gateway_path="/anthropic/v1/models")) == 3,
+                 what="three close lines")
+    closes = gw.log.find(since=mark, event="close", gateway_path="/anthropic/v1/models")
     assert [l["upstream_conn"] for l in closes][1:] == ["reused", "reused"], closes
 
 
