@@ -539,6 +539,14 @@ test_inspect_refuses(void **state)
 	r.refuse = 1;
 	rig_forward(&r);
 	client_sends(&r, "0077oldsha newsha refs/heads/main");
+	/* Refused, but not done: the rest of the body is read and dropped
+	 * first (a client still sending would miss the answer). */
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.done, 0);
+	client_sends(&r, "0000PACK");
+	assert_int_equal(r.done, 0);
+	client_sends(&r, "-----------------------------------------------------"
+	                 "-----------");
 	run_until(&r, is_done);
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.done, 1);
@@ -549,6 +557,32 @@ test_inspect_refuses(void **state)
 	assert_false(r.res.keep_upstream);
 	assert_false(r.res.keep_client);
 	run_until(&r, upstream_flushed);
+	assert_string_equal(upstream_got(&r), "");
+	rig_end(&r);
+}
+
+/* A client that leaves while its refused body is being dropped: the
+ * forward ends with the refusal's reason, not client_closed. */
+static void
+test_inspect_refusal_outlives_the_client(void **state)
+{
+	static const char head[] =
+	    "POST http://git.example/r HTTP/1.1\r\nHost: git.example\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n";
+	struct rig r;
+
+	(void)state;
+	rig_start(&r, head, (struct http_body){HTTP_BODY_CHUNKED, 0}, 64);
+	r.refuse = 1;
+	rig_forward(&r);
+	client_sends(&r, "8\r\n0008abcd\r\n");
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.done, 0);
+	assert_int_equal(shutdown(r.client_peer, SHUT_WR), 0);
+	run_until(&r, is_done);
+	assert_int_equal(r.res.reason, REASON_METHOD_NOT_ALLOWED);
+	assert_int_equal(r.res.status, 0);
+	assert_int_equal(r.res.bytes_up, 0);
 	assert_string_equal(upstream_got(&r), "");
 	rig_end(&r);
 }
@@ -748,6 +782,7 @@ main(void)
 	    cmocka_unit_test(test_plan_check),
 	    cmocka_unit_test(test_inspect_accepts_length_body),
 	    cmocka_unit_test(test_inspect_refuses),
+	    cmocka_unit_test(test_inspect_refusal_outlives_the_client),
 	    cmocka_unit_test(test_inspect_dechunks),
 	    cmocka_unit_test(test_inspect_full),
 	    cmocka_unit_test(test_inspect_no_body),
