@@ -631,7 +631,10 @@ test_routes(void **state)
 	    "    origin = \"https://10.20.0.7\"; networks = [ \"10.20.0.0/16\" "
 	    "];\n"
 	    "    inject = { header = \"authorization\"; scheme = \"basic\";\n"
-	    "               user = \"x-access-token\"; secret = \"/t\"; }; }\n"
+	    "               user = \"x-access-token\"; secret = \"/t\"; };\n"
+	    "    git = { fetch = [ \"org/*\", \"tools.git\" ]; push = [ \"org/a\" "
+	    "];\n"
+	    "            refs = [ \"refs/heads/agent/*\" ]; tags = true; }; }\n"
 	    ");\n");
 	assert_true(c->listeners[0].gateway);
 	assert_int_equal(c->listeners[0].identify[0], IDENTIFY_TOKEN);
@@ -659,6 +662,14 @@ test_routes(void **state)
 	assert_string_equal(r->inject_user, "x-access-token");
 	assert_int_equal(r->guard.rules[0].nhosts, 0);
 	assert_int_equal(r->guard.rules[0].networks.n, 1);
+	assert_true(r->git.on);
+	assert_int_equal(r->git.nfetch, 2);
+	assert_string_equal(r->git.fetch[1], "tools.git");
+	assert_int_equal(r->git.npush, 1);
+	assert_string_equal(r->git.refs[0], "refs/heads/agent/*");
+	assert_false(r->git.allow_delete);
+	assert_true(r->git.allow_tags);
+	assert_false(config_route(c, "llm")->git.on);
 	assert_true(policy_allows_route(&c->policies[0], "llm"));
 	assert_false(policy_allows_route(&c->policies[0], "git"));
 	config_unref(c);
@@ -720,6 +731,37 @@ test_route_errors(void **state)
 	                   "  { name = \"s\"; prefix = \"/a\";\n"
 	                   "  origin = \"https://y.example\"; } );\n",
 	           7, "is route \"r\"'s already");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	                   "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	                   "  origin = \"https://x.example\";\n"
+	                   "  git = { fetch = [ \"org/../x\" ]; }; } );\n",
+	           7, "git: repository \"org/../x\"");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	                   "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	                   "  origin = \"https://x.example\";\n"
+	                   "  git = { push = [ \"org/x\" ];\n"
+	                   "          refs = [ \"heads/x\" ]; }; } );\n",
+	           8, "git: refs: \"heads/x\"");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	                   "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	                   "  origin = \"https://x.example\";\n"
+	                   "  git = { push = [ \"org/x\" ]; }; } );\n",
+	           7, "push needs refs");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	                   "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	                   "  origin = \"https://x.example\";\n"
+	                   "  git = { fetch = [ \"x\" ]; delete = true; }; } );\n",
+	           7, "push lists no repository");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	                   "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	                   "  origin = \"https://x.example\";\n"
+	                   "  git = { fetch = [ \"x\" ]; tags = \"yes\"; }; } );\n",
+	           7, "git: tags: expected true or false");
+	load_fails(GW_HEAD "policies = ( { name = \"p\"; rules = ( ); } );\n"
+	                   "routes = ( { name = \"r\"; prefix = \"/a\";\n"
+	                   "  origin = \"https://x.example\";\n"
+	                   "  git = { fetch = [ \"x\" ]; branches = [ ]; }; } );\n",
+	           7, "branches");
 }
 
 int
