@@ -38,7 +38,8 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 CORE     := host netset http policy config load reason metrics identity \
             suggest tls clienthello route config_gateway gitpkt
 # Everything that touches sockets, files or signals.
-DAEMON   := main worker admin conn request answer proxy gateway gateway_git \
+DAEMON   := main explain worker admin conn request answer proxy gateway \
+            gateway_git \
             dial origin tunnel \
             forward idle pool resolve log sandbox secret
 UNITS    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

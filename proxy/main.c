@@ -21,6 +21,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "explain.h"
 #include "gateway.h"
 #include "host.h"
 #include "identity.h"
@@ -47,6 +48,8 @@ usage(FILE *f)
 	        "       egressd [-c FILE] -t         check the configuration\n"
 	        "       egressd [-c FILE] --explain URL|HOST:PORT|/GATEWAY-PATH\n"
 	        "               [--method METHOD] [--policy NAME]\n"
+	        "               [--service git-upload-pack|git-receive-pack "
+	        "[--ref REF]]\n"
 	        "                                    show the decision for a "
 	        "destination,\n"
 	        "                                    or a gateway request\n"
@@ -70,151 +73,6 @@ log_lifecycle(const char *event, const char *reason, const char *message)
 		log_str(&l, "reason", reason);
 	log_str(&l, "message", message);
 	log_end(&l);
-}
-
-/* --- --explain ----------------------------------------------------------- */
-
-/* "https://host[:port]/path", "http://...", or "host:port". */
-static int
-parse_explain_target(const char *s, struct host *h, uint16_t *port)
-{
-	uint16_t def = 0;
-	size_t len;
-
-	if (strncasecmp(s, "https://", 8) == 0) {
-		s += 8;
-		def = 443;
-	} else if (strncasecmp(s, "http://", 7) == 0) {
-		s += 7;
-		def = 80;
-	}
-	len = def ? strcspn(s, "/?#") : strlen(s);
-	return host_parse_authority(s, len, def, h, port);
-}
-
-static void
-print_addresses(const struct rule *r)
-{
-	char buf[NETADDR_STRLEN];
-
-	if (r->networks.n == 0) {
-		printf("addresses: any address that is not special-purpose "
-		       "(checked after DNS)\n");
-		return;
-	}
-	printf("addresses: must lie in");
-	for (size_t i = 0; i < r->networks.n; i++)
-		printf("%s %s", i ? "," : "", cidr_str(&r->networks.v[i], buf));
-	printf(" (checked after DNS)\n");
-}
-
-/* A gateway path: which route takes it, and whether its rules allow the
- * method (what the gateway decides before it dials the origin). */
-static int
-explain_gateway(const struct config *c, const char *path, const char *method,
-                const struct policy *p)
-{
-	struct route_target t;
-	const struct config_route *r;
-	const char *rest;
-	size_t rest_len;
-	char up[ROUTE_PATH_MAX * 2 + 16];
-	int i;
-
-	printf("gateway path: %s (%s)\n", path, method);
-	printf("policy: %s\n", p->name);
-	if (route_target_parse(path, strlen(path), &t) < 0) {
-		printf("verdict: deny\nreason: %s\n",
-		       reason_get(REASON_BAD_PATH)->name);
-		return 1;
-	}
-	i = route_find(c->route_match, c->nroutes, &t, &rest, &rest_len);
-	r = i >= 0 ? &c->routes[i] : NULL;
-	if (!r || !policy_allows_route(p, r->name)) {
-		printf("verdict: deny\nroute: %s%s\nreason: %s\n",
-		       r ? r->name : "-",
-		       r ? " (not in the policy's routes)" : "",
-		       reason_get(REASON_ROUTE_NOT_FOUND)->name);
-		return 1;
-	}
-	printf("route: %s\n", r->name);
-	if (!route_allows(&r->match, method, rest, rest_len)) {
-		printf("verdict: deny\nreason: %s\n",
-		       reason_get(REASON_PATH_NOT_ALLOWED)->name);
-		return 1;
-	}
-	route_upstream_target(&r->match, rest, rest_len, &t, up, sizeof(up));
-	printf("verdict: allow\n");
-	printf("upstream: https://%s%s%s:%u%s\n",
-	       strchr(r->match.host, ':') ? "[" : "", r->match.host,
-	       strchr(r->match.host, ':') ? "]" : "", r->match.port, up);
-	printf("credential: %s\n", r->inject_header ? r->inject_header
-	                                            : "none added");
-	print_addresses(&r->guard.rules[0]);
-	return 0;
-}
-
-static int
-explain(const struct config *c, const char *target, const char *method,
-        const char *policy_name)
-{
-	const struct policy *p = policy_name ? config_policy(c, policy_name)
-	                                     : c->listeners[0].policy;
-	struct verdict v;
-	struct host h;
-	uint16_t port;
-	int allowed;
-
-	if (!p && !policy_name && c->npolicies == 1)
-		p = &c->policies[0];
-	if (!p) {
-		fprintf(stderr,
-		        policy_name
-		            ? "egressd: --policy: no policy is named \"%s\"\n"
-		            : "egressd: --explain: name a policy (--policy)\n",
-		        policy_name);
-		return 2;
-	}
-	if (target[0] == '/')
-		return explain_gateway(
-		    c, target, strcmp(method, "CONNECT") == 0 ? "GET" : method,
-		    p);
-	if (parse_explain_target(target, &h, &port) < 0) {
-		fprintf(stderr,
-		        "egressd: --explain: \"%s\": malformed destination "
-		        "(want HOST:PORT or a http(s) URL; names must be LDH, "
-		        "IP addresses strict)\n",
-		        target);
-		return 2;
-	}
-	allowed = policy_check_name(p, method, &h, port, &v);
-	printf("destination: %s%s%s:%u (%s)\n", h.kind == HOST_IPV6 ? "[" : "",
-	       h.name, h.kind == HOST_IPV6 ? "]" : "", port, method);
-	printf("policy: %s (%s)\n", p->name,
-	       p->mode == POLICY_REPORT ? "report" : "enforce");
-	printf("verdict: %s\n", allowed ? "allow" : "deny");
-	printf("rule: %s\n", v.rule ? v.rule->name : "-");
-	printf("reason: %s\n", reason_get(v.reason)->name);
-	if (v.range)
-		printf("range: %s\n", v.range);
-	if (allowed && h.kind == HOST_NAME)
-		print_addresses(v.rule);
-	if (allowed && strcmp(method, "CONNECT") == 0) {
-		if (h.kind == HOST_NAME && rule_requires_sni(v.rule, port))
-			printf("tunnel: hello checked: it must open with a TLS "
-			       "ClientHello whose SNI names %s\n",
-			       h.name);
-		else
-			printf("tunnel: not checked: the rule lists CONNECT, "
-			       "so the bytes pass as the client sends them\n");
-	} else if (v.reason == REASON_CONNECT_UNCHECKED) {
-		printf("tunnel: refused: the hello is not checked here and no "
-		       "rule lists CONNECT; use plain HTTP (an http:// URL) or "
-		       "add CONNECT to the rule's methods\n");
-	}
-	if (!allowed && policy_report_waives(p, &v))
-		printf("mode: report: this would be logged, not refused\n");
-	return allowed ? 0 : 1;
 }
 
 /* --- --hash-secret -----------------------------------------------------------
@@ -629,6 +487,8 @@ main(int argc, char **argv)
 		OPT_EXPLAIN = 256,
 		OPT_METHOD,
 		OPT_POLICY,
+		OPT_SERVICE,
+		OPT_REF,
 		OPT_HASH,
 		OPT_SUGGEST
 	};
@@ -640,12 +500,14 @@ main(int argc, char **argv)
 	    {"explain", required_argument, NULL, OPT_EXPLAIN},
 	    {"method", required_argument, NULL, OPT_METHOD},
 	    {"policy", required_argument, NULL, OPT_POLICY},
+	    {"service", required_argument, NULL, OPT_SERVICE},
+	    {"ref", required_argument, NULL, OPT_REF},
 	    {"hash-secret", required_argument, NULL, OPT_HASH},
 	    {"suggest", required_argument, NULL, OPT_SUGGEST},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *path = DEFAULT_CONFIG, *target = NULL, *method = "CONNECT";
-	const char *policy = NULL;
+	const char *path = DEFAULT_CONFIG;
+	struct explain_args ex = {NULL, "CONNECT", NULL, NULL, NULL};
 	struct config *c;
 	char err[1024];
 	int test = 0, opt, rc;
@@ -665,13 +527,19 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case OPT_EXPLAIN:
-			target = optarg;
+			ex.target = optarg;
 			break;
 		case OPT_METHOD:
-			method = optarg;
+			ex.method = optarg;
 			break;
 		case OPT_POLICY:
-			policy = optarg;
+			ex.policy = optarg;
+			break;
+		case OPT_SERVICE:
+			ex.service = optarg;
+			break;
+		case OPT_REF:
+			ex.ref = optarg;
 			break;
 		case OPT_SUGGEST:
 			return suggest_run(optarg, stdout) < 0 ? 1 : 0;
@@ -689,18 +557,18 @@ main(int argc, char **argv)
 	}
 	if (!(c = config_load(path, err, sizeof(err)))) {
 		fprintf(stderr, "%s\n", err);
-		return target ? 2 : 1;
+		return ex.target ? 2 : 1;
 	}
 	if (gateway_open(c, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		config_unref(c);
-		return target ? 2 : 1;
+		return ex.target ? 2 : 1;
 	}
 	if (test) {
 		printf("%s: configuration OK\n", path);
 		rc = 0;
-	} else if (target) {
-		rc = explain(c, target, method, policy);
+	} else if (ex.target) {
+		rc = explain(c, &ex);
 	} else {
 		rc = run(c, path);
 	}

@@ -292,3 +292,28 @@ def test_a_command_list_split_over_many_segments_is_read_whole(gw):
         assert b"ng refs/heads/main egress policy: this agent may push only" in reply, reply
         assert gw.git.count_requests() == n0
     assert _refs(gw) == before
+
+
+def test_explain_a_git_url_and_service(gw):
+    """--explain reproduces the decisions above from the configuration."""
+    def explain(*args):
+        p = H.run_egressd("-c", gw.e.conf, "--policy", "agents", "--explain", *args)
+        return p.returncode, p.stdout + p.stderr
+    url = "http://127.0.0.1:%d/git/" % gw.port
+    rc, out = explain(url + "probe.git", "--service", "git-upload-pack")
+    assert rc == 0 and "repository probe, git-upload-pack" in out and "verdict: allow" in out, out
+    rc, out = explain(url + "secret.git", "--service", "git-upload-pack")
+    assert rc == 1 and "reason: repo_not_allowed" in out, out
+    assert "this agent may not fetch secret" in out, out
+    rc, out = explain("/git/probe.git", "--service", "git-receive-pack", "--ref",
+                      "refs/heads/main")
+    assert rc == 1 and "reason: ref_not_allowed" in out and MAY_PUSH in out, out
+    rc, out = explain("/git/probe.git", "--service", "git-receive-pack", "--ref",
+                      "refs/heads/agent/x")
+    assert rc == 0 and "refs/heads/agent/x (update): allow" in out, out
+    rc, out = explain("/git/probe.git", "--service", "git-receive-pack", "--ref", "refs/tags/v1")
+    assert rc == 1 and "tags are not allowed" in out, out
+    rc, out = explain("/git/probe.git/HEAD", "--method", "GET")
+    assert rc == 1 and "reason: path_not_allowed" in out, out
+    rc, out = explain("/git/probe.git", "--service", "git-nope")
+    assert rc == 2 and "--service" in out, out
