@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
+
 /* "host:port" as the request named it, brackets around IPv6. */
 static void
 dest_text(const struct request *r, char *buf, size_t len)
@@ -11,6 +13,14 @@ dest_text(const struct request *r, char *buf, size_t len)
 		snprintf(buf, len, "%s%s%s:%u",
 		         r->host.kind == HOST_IPV6 ? "[" : "", r->host.name,
 		         r->host.kind == HOST_IPV6 ? "]" : "", r->port);
+	else if (r->route) /* a gateway request refused before its dial */
+		snprintf(buf, len, "%s%s%s:%u",
+		         strchr(r->route->match.host, ':') ? "[" : "",
+		         r->route->match.host,
+		         strchr(r->route->match.host, ':') ? "]" : "",
+		         r->route->match.port);
+	else if (r->gateway_path)
+		snprintf(buf, len, "%s", r->gateway_path);
 	else
 		snprintf(buf, len, "(unknown)");
 }
