@@ -72,6 +72,7 @@ struct config_route {
 	char *inject_user; /* INJECT_BASIC */
 	char *secret_path;
 	struct route_git git;
+	int metrics_slot; /* see metrics_route_slot */
 	/* Opened by the daemon (gateway_open), not by config_load: */
 	struct origin_tls *tls;
 	struct secret *secret;

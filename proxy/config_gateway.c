@@ -7,6 +7,7 @@
 
 #include "gitpkt.h"
 #include "host.h"
+#include "metrics.h"
 
 /* allow = [ "POST /v1/messages", "GET /v1/\*", "* /health" ] */
 static int
@@ -348,6 +349,7 @@ load_route(struct load *ld, const config_setting_t *rs, struct config_route *r)
 		                 name);
 	if (!(r->name = load_strdup(ld, rs, name)))
 		return -1;
+	r->metrics_slot = metrics_route_slot(name);
 	if (route_target_parse(prefix, strlen(prefix), &t) < 0 || t.query ||
 	    strchr(prefix, '*') ||
 	    (strlen(prefix) > 1 && prefix[strlen(prefix) - 1] == '/'))

@@ -127,6 +127,13 @@ static void direct_event(struct forward *f, struct bufferevent *bev,
                          short what);
 static void forward_idle_cb(void *arg);
 static void forward_finish(struct forward *f, enum reason why);
+static void send_whole(struct forward *f, struct bufferevent *to,
+                      const struct forward_request *fr,
+                      const struct http_response *resp,
+                      const struct http_body *body, int interim);
+static void response_head(struct forward *f, struct evbuffer *out,
+                          const struct http_response *resp,
+                          const struct http_body *body, int interim);
 static void discard_start(struct forward *f, enum reason why);
 static void discard_progress(struct forward *f);
 
@@ -174,8 +181,7 @@ forward_new(struct bufferevent *client, struct bufferevent *upstream,
 		}
 		(void)forward_write_head(f->held->head, fr);
 	} else {
-		f->res.bytes_up +=
-		    forward_write_head(bufferevent_get_output(upstream), fr);
+		send_whole(f, upstream, fr, NULL, NULL, 0);
 	}
 	/* Read only here: conn frees them once forward_new has returned. */
 	f->fr.req = NULL;
@@ -662,9 +668,14 @@ static void
 write_response_head(struct forward *f, const struct http_response *resp,
                     const struct http_body *body, int interim)
 {
-	struct evbuffer *out = bufferevent_get_output(f->client);
-	size_t before = evbuffer_get_length(out);
+	send_whole(f, f->client, NULL, resp, body, interim);
+}
 
+static void
+response_head(struct forward *f, struct evbuffer *out,
+              const struct http_response *resp, const struct http_body *body,
+              int interim)
+{
 	evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", resp->status,
 	                    (int)resp->reason.len, resp->reason.p);
 	for (size_t i = 0; i < resp->nfields; i++) {
@@ -706,7 +717,39 @@ write_response_head(struct forward *f, const struct http_response *resp,
 			evbuffer_add_printf(out, "Connection: close\r\n");
 	}
 	evbuffer_add(out, "\r\n", 2);
-	f->res.bytes_down += evbuffer_get_length(out) - before;
+}
+
+/*
+ * A head is written whole into a buffer of its own, then handed to the
+ * bufferevent in one piece: an OpenSSL filter (the gateway's origin) writes
+ * each addition to its output at once, so that a head written field by
+ * field would leave as a TLS record per field.  The request head (fr) or
+ * the response head (resp); counted in bytes_up or bytes_down.  Without
+ * memory for the buffer, written straight to the output.
+ */
+static void
+send_whole(struct forward *f, struct bufferevent *to,
+           const struct forward_request *fr, const struct http_response *resp,
+           const struct http_body *body, int interim)
+{
+	struct evbuffer *out = bufferevent_get_output(to);
+	struct evbuffer *head = evbuffer_new();
+	struct evbuffer *into = head ? head : out;
+	size_t before = evbuffer_get_length(into), n;
+
+	if (fr)
+		forward_write_head(into, fr);
+	else
+		response_head(f, into, resp, body, interim);
+	n = evbuffer_get_length(into) - before;
+	if (head) {
+		evbuffer_add_buffer(out, head);
+		evbuffer_free(head);
+	}
+	if (fr)
+		f->res.bytes_up += n;
+	else
+		f->res.bytes_down += n;
 }
 
 static void

@@ -16,9 +16,25 @@ struct hist {
 	atomic_ullong micros; /* sum, in microseconds */
 };
 
-static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
-static char names[METRICS_MAX_POLICIES][65];
-static atomic_int npolicies;
+/* Names registered for a label, each in a slot of its own; the last
+ * slot is "other", shared by the names that came too late. */
+struct names {
+	pthread_mutex_t lock;
+	char v[METRICS_MAX_POLICIES][65];
+	atomic_int n;
+};
+
+_Static_assert(METRICS_MAX_ROUTES == METRICS_MAX_POLICIES,
+               "struct names holds both");
+
+static struct names policies = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static struct names routes = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Per route: responses by status class (0: none, 1xx..5xx), bytes each
+ * way, and connections to the origin by kind. */
+static atomic_ullong route_codes[METRICS_MAX_ROUTES][6];
+static atomic_ullong route_bytes[METRICS_MAX_ROUTES][2];
+static atomic_ullong route_conns[METRICS_MAX_ROUTES][4];
 
 static atomic_ullong requests[METRICS_MAX_POLICIES][REASON_COUNT][2];
 static atomic_ullong connections, bytes_up, bytes_down;
@@ -27,26 +43,68 @@ static atomic_ullong reloads_ok, reloads_failed, generation = 1;
 static atomic_int ready;
 static struct hist hists[METRICS_NHIST];
 
-int
-metrics_policy_slot(const char *name)
+static int
+names_slot(struct names *t, const char *name)
 {
 	int n, slot = METRICS_MAX_POLICIES - 1;
 
-	pthread_mutex_lock(&names_lock);
-	n = atomic_load(&npolicies);
+	pthread_mutex_lock(&t->lock);
+	n = atomic_load(&t->n);
 	for (int i = 0; i < n; i++)
-		if (strcmp(names[i], name) == 0) {
+		if (strcmp(t->v[i], name) == 0) {
 			slot = i;
 			goto out;
 		}
 	if (n < METRICS_MAX_POLICIES - 1) {
-		snprintf(names[n], sizeof(names[n]), "%s", name);
-		atomic_store(&npolicies, n + 1);
+		snprintf(t->v[n], sizeof(t->v[n]), "%s", name);
+		atomic_store(&t->n, n + 1);
 		slot = n;
 	}
 out:
-	pthread_mutex_unlock(&names_lock);
+	pthread_mutex_unlock(&t->lock);
 	return slot;
+}
+
+/* The name in slot, or NULL when the slot is unused. */
+static const char *
+names_get(struct names *t, int slot)
+{
+	int n = atomic_load(&t->n);
+
+	if (slot < n)
+		return t->v[slot];
+	return slot == METRICS_MAX_POLICIES - 1 ? "other" : NULL;
+}
+
+int
+metrics_policy_slot(const char *name)
+{
+	return names_slot(&policies, name);
+}
+
+int
+metrics_route_slot(const char *name)
+{
+	return names_slot(&routes, name);
+}
+
+void
+metrics_route(int slot, int status, uint64_t up, uint64_t down,
+              enum metrics_upstream u)
+{
+	int code = status >= 100 && status < 600 ? status / 100 : 0;
+
+	if (slot < 0 || slot >= METRICS_MAX_ROUTES)
+		slot = METRICS_MAX_ROUTES - 1;
+	atomic_fetch_add_explicit(&route_codes[slot][code], 1,
+	                          memory_order_relaxed);
+	atomic_fetch_add_explicit(&route_bytes[slot][0], up,
+	                          memory_order_relaxed);
+	atomic_fetch_add_explicit(&route_bytes[slot][1], down,
+	                          memory_order_relaxed);
+	if (u != METRICS_UPSTREAM_NONE)
+		atomic_fetch_add_explicit(&route_conns[slot][u], 1,
+		                          memory_order_relaxed);
 }
 
 void
@@ -165,6 +223,58 @@ render_hist(struct out *o, const char *name, const char *help, struct hist *h)
 	    (double)get(&h->micros) / 1e6, name, cum);
 }
 
+/* The gateway's families; a route appears once it has a request. */
+static void
+render_routes(struct out *o)
+{
+	static const char *const codes[] = {"none", "1xx", "2xx",
+	                                    "3xx",  "4xx", "5xx"};
+	static const char *const conns[] = {"", "new", "resumed", "reused"};
+
+	put(o, "# HELP egressd_route_requests_total Gateway requests by "
+	       "route and the class of the status sent (none: no answer).\n"
+	       "# TYPE egressd_route_requests_total counter\n");
+	for (int r = 0; r < METRICS_MAX_ROUTES; r++)
+		for (int c = 0; c < 6; c++) {
+			unsigned long long v = get(&route_codes[r][c]);
+
+			if (v && names_get(&routes, r))
+				put(o,
+				    "egressd_route_requests_total{route=\"%s\","
+				    "code=\"%s\"} %llu\n",
+				    names_get(&routes, r), codes[c], v);
+		}
+	put(o, "# HELP egressd_route_bytes_total Gateway bytes by route and "
+	       "direction (up: to the origin).\n"
+	       "# TYPE egressd_route_bytes_total counter\n");
+	for (int r = 0; r < METRICS_MAX_ROUTES; r++)
+		if (get(&route_codes[r][0]) + get(&route_codes[r][1]) +
+		        get(&route_codes[r][2]) + get(&route_codes[r][3]) +
+		        get(&route_codes[r][4]) + get(&route_codes[r][5]) >
+		    0 && names_get(&routes, r))
+			put(o,
+			    "egressd_route_bytes_total{route=\"%s\","
+			    "direction=\"up\"} %llu\n"
+			    "egressd_route_bytes_total{route=\"%s\","
+			    "direction=\"down\"} %llu\n",
+			    names_get(&routes, r), get(&route_bytes[r][0]),
+			    names_get(&routes, r), get(&route_bytes[r][1]));
+	put(o, "# HELP egressd_route_upstream_requests_total Gateway "
+	       "requests by route and how they reached the origin: a new TLS "
+	       "connection, one that resumed a session, or a kept one.\n"
+	       "# TYPE egressd_route_upstream_requests_total counter\n");
+	for (int r = 0; r < METRICS_MAX_ROUTES; r++)
+		for (int c = 1; c < 4; c++) {
+			unsigned long long v = get(&route_conns[r][c]);
+
+			if (v && names_get(&routes, r))
+				put(o,
+				    "egressd_route_upstream_requests_total{"
+				    "route=\"%s\",conn=\"%s\"} %llu\n",
+				    names_get(&routes, r), conns[c], v);
+		}
+}
+
 static const char *
 decision_of(enum reason r, int report)
 {
@@ -179,7 +289,6 @@ size_t
 metrics_render(char *buf, size_t len, const char *version)
 {
 	struct out o = {buf, len, 0, 0};
-	int n = atomic_load(&npolicies);
 
 	put(&o,
 	    "# HELP egressd_build_info Version of the running egressd.\n"
@@ -189,9 +298,9 @@ metrics_render(char *buf, size_t len, const char *version)
 	put(&o, "# HELP egressd_requests_total Requests by decision, reason "
 	        "and policy.\n# TYPE egressd_requests_total counter\n");
 	for (int p = 0; p < METRICS_MAX_POLICIES; p++) {
-		const char *pname = p < n ? names[p] : "other";
+		const char *pname = names_get(&policies, p);
 
-		if (p >= n && p != METRICS_MAX_POLICIES - 1)
+		if (!pname)
 			continue;
 		for (int r = 0; r < REASON_COUNT; r++)
 			for (int rep = 0; rep < 2; rep++) {
@@ -223,6 +332,7 @@ metrics_render(char *buf, size_t len, const char *version)
 	    "egressd_bytes_total{direction=\"up\"} %llu\n"
 	    "egressd_bytes_total{direction=\"down\"} %llu\n",
 	    get(&bytes_up), get(&bytes_down));
+	render_routes(&o);
 	render_hist(&o, "egressd_dns_duration_seconds",
 	            "Time to resolve an allowed name.", &hists[METRICS_DNS]);
 	render_hist(&o, "egressd_connect_duration_seconds",

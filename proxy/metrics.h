@@ -3,9 +3,10 @@
  * without a lock (relaxed atomics) and read by the admin endpoint.
  *
  * Labels are bounded by construction: decisions and reasons come from the
- * reason table, policies from the config (at most METRICS_MAX_POLICIES
- * names over the process's life, the rest counted as "other").  The
- * requested host is never a label.
+ * reason table, policies and gateway routes from the config (at most
+ * METRICS_MAX_POLICIES and METRICS_MAX_ROUTES names over the process's
+ * life, the rest counted as "other").  The requested host is never a
+ * label.
  */
 #ifndef EGRESSD_METRICS_H
 #define EGRESSD_METRICS_H
@@ -16,6 +17,7 @@
 #include "reason.h"
 
 #define METRICS_MAX_POLICIES 64
+#define METRICS_MAX_ROUTES   64
 
 enum metrics_hist {
 	METRICS_DNS,     /* DNS lookup time, cache hits included */
@@ -26,6 +28,22 @@ enum metrics_hist {
 /* Register a policy name (config load, any thread); returns its slot.
  * Names beyond METRICS_MAX_POLICIES share the last slot, "other". */
 int metrics_policy_slot(const char *name);
+
+/* The same for a gateway route's name. */
+int metrics_route_slot(const char *name);
+
+/* How a gateway request reached its origin. */
+enum metrics_upstream {
+	METRICS_UPSTREAM_NONE, /* it did not (refused, failed before) */
+	METRICS_UPSTREAM_NEW,
+	METRICS_UPSTREAM_RESUMED, /* a new connection, a resumed TLS session */
+	METRICS_UPSTREAM_REUSED,  /* a kept connection */
+};
+
+/* A gateway request on the route in slot ended: its status (0: none was
+ * sent), bytes each way, and its connection to the origin. */
+void metrics_route(int slot, int status, uint64_t up, uint64_t down,
+                   enum metrics_upstream u);
 
 /* A request ended its decision with reason r under the policy in slot. */
 void metrics_request(int slot, enum reason r, int report);

@@ -220,6 +220,7 @@ request_log_close(struct conn *c)
 {
 	struct request *r = &c->r;
 	struct log_line l;
+	int relayed = r->in_progress;
 
 	if (r->logged)
 		return;
@@ -231,6 +232,14 @@ request_log_close(struct conn *c)
 		r->in_progress = 0;
 		metrics_active(-1);
 	}
+	if (r->route)
+		metrics_route(r->route->metrics_slot, r->status,
+		              relayed ? r->bytes_up : 0,
+		              relayed ? r->bytes_down : 0,
+		              !r->tls_version  ? METRICS_UPSTREAM_NONE
+		              : r->reused      ? METRICS_UPSTREAM_REUSED
+		              : r->tls_resumed ? METRICS_UPSTREAM_RESUMED
+		                               : METRICS_UPSTREAM_NEW);
 	log_request(&l, c, "close", NULL);
 	if (r->upstream_known)
 		log_addr(&l, "addr", &r->upstream);

@@ -24,6 +24,9 @@ DOCUMENTED = {
     "egressd_reloads": "counter",
     "egressd_config_generation": "gauge",
     "egressd_ready": "gauge",
+    "egressd_route_requests": "counter",
+    "egressd_route_bytes": "counter",
+    "egressd_route_upstream_requests": "counter",
 }
 HISTOGRAMS = ["egressd_dns_duration_seconds", "egressd_connect_duration_seconds"]
 
@@ -56,7 +59,8 @@ def assert_well_formed(m):
         for s in fam.samples:
             assert s.name.startswith("egressd_"), s
             assert not (set(s.labels) - {"decision", "reason", "policy", "direction",
-                                         "result", "version", "le"}), s
+                                         "result", "version", "le", "route", "code",
+                                         "conn"}), s
     for name, typ in DOCUMENTED.items():
         assert name in m.families, "%s missing from /metrics:\n%s" % (name, m.text)
         assert m.families[name].type == typ, (name, m.families[name].type)

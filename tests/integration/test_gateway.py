@@ -147,6 +147,7 @@ def _config(gw):
                   % port)
         text = H.render_config(port, log_path, policies, listen=listen,
                                limits={"secret_refresh_ms": 200})
+        text += 'admin = { address = "127.0.0.1"; port = %d; };\n' % gw.admin_port
         text += """
 identities = (
   { name = "agent-one"; policy = "agents"; },
@@ -208,6 +209,7 @@ def gw(world, tmp_path_factory, egressd_factory_module):
     H.share_with_sandbox_user(g.tmp)
     g.ca = world.ca
     g.secrets = os.path.join(g.tmp, "secrets")
+    g.admin_port = H.free_port()
     os.makedirs(g.secrets)
     os.chmod(g.secrets, 0o755)
     _write_secrets(g.secrets, SECRET_FILES)
@@ -615,3 +617,36 @@ def test_explain_a_gateway_path(gw):
     assert rc == 1 and "reason: bad_path" in out, out
     rc, out = explain("/badcert/x", "GET")
     assert rc == 1 and "reason: route_not_found" in out and "not in the policy" in out, out
+
+
+def test_metrics_count_requests_bytes_and_reuse_per_route(gw):
+    admin = S.Admin(gw.admin_port).wait_up()
+    before = admin.metrics()
+
+    def delta(m, name, **labels):
+        return m.value(name, 0, **labels) - before.value(name, 0, **labels)
+    c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=5)
+    try:
+        for _ in range(3):
+            c.request("GET", "/anthropic/v1/models", headers={"x-api-key": PHANTOM})
+            r = c.getresponse()
+            body = r.read()
+            assert r.status == 200
+    finally:
+        c.close()
+    status, _, _ = _request(gw, "GET", "/anthropic/v1/files", headers={"x-api-key": PHANTOM})
+    assert status == 403
+
+    def counted():
+        m = admin.metrics()
+        return m if delta(m, "egressd_route_requests_total", route="anthropic",
+                          code="4xx") == 1 and \
+            delta(m, "egressd_route_requests_total", route="anthropic", code="2xx") == 3 \
+            else None
+    m = H.wait_until(counted, what="the route's requests counted")
+    assert delta(m, "egressd_route_upstream_requests_total", route="anthropic",
+                 conn="reused") >= 2
+    assert delta(m, "egressd_route_bytes_total", route="anthropic",
+                 direction="down") >= 3 * len(body)
+    assert delta(m, "egressd_route_bytes_total", route="anthropic", direction="up") > 0
+    assert "llm.gateway.test" not in m.text, "a host name became a label"
