@@ -49,6 +49,12 @@ test)
 	need_py httpx python3-httpx
 	need_py pip python3-pip
 	need_py prometheus_client python3-prometheus-client
+	need_py yaml python3-yaml
+	# The alert rules' tests (tests/alerts): promtool, and a Prometheus and
+	# an Alertmanager the test runs itself (their services never start).
+	need_cmd promtool prometheus
+	need_cmd prometheus prometheus
+	need_cmd prometheus-alertmanager prometheus-alertmanager
 	;;
 esac
 
@@ -59,6 +65,15 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "deps: installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Packages with a service (dnsmasq, prometheus, ...) must not start it:
+# the tests run their own. A policy-rc.d of ours, unless one is there.
+guard=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	guard=/usr/sbin/policy-rc.d
+fi
+trap '[ -z "$guard" ] || rm -f "$guard"' EXIT
 if ! apt-get install -y --no-install-recommends $missing >&2; then
 	apt-get update >&2
 	apt-get install -y --no-install-recommends $missing >&2
