@@ -47,7 +47,7 @@ UNITS    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(BUILD)/proxy/%.o)
 
-.PHONY: all deps test-deps run test unit integration k8s-test check-config \
+.PHONY: all deps test-deps run test unit integration k8s-test alerts-test check-config \
         clean format fuzz fuzz-smoke bench bench-smoke valgrind
 
 all: deps $(BUILD)/egressd
@@ -97,6 +97,10 @@ unit: deps test-deps $(UNITS:%=$(BUILD)/tests/unit/%)
 integration: all test-deps
 	EGRESSD=$(abspath $(BUILD)/egressd) sh tests/integration/run.sh
 
+# The alert rules, unit-tested with promtool (tests/alerts).
+alerts-test: test-deps
+	sh tests/alerts/run.sh
+
 k8s-test: all test-deps
 	EGRESSD=$(abspath $(BUILD)/egressd) sh tests/k8s/run.sh
 
@@ -128,7 +132,7 @@ fuzz: test-deps
 fuzz-smoke: test-deps
 	sh tests/fuzz/run.sh smoke
 
-test: unit integration k8s-test fuzz-smoke
+test: unit integration k8s-test alerts-test fuzz-smoke
 
 # Valgrind (memcheck): the unit tests, then the integration suite with every
 # egressd it starts under valgrind (tests/integration/README.md). A -O1 build
