@@ -36,10 +36,11 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 # The I/O-free core: unit-tested without sockets.
 CORE     := host netset http policy config load reason metrics identity \
-            suggest tls clienthello route config_gateway gitpkt
+            suggest tls clienthello route config_gateway gitpkt watch_line \
+            watch_view
 # Everything that touches sockets, files or signals.
 DAEMON   := main explain worker admin conn request answer proxy gateway \
-            gateway_git \
+            gateway_git watch \
             dial origin tunnel \
             forward idle pool resolve log sandbox secret
 UNITS    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

@@ -32,6 +32,7 @@
 #include "route.h"
 #include "sandbox.h"
 #include "suggest.h"
+#include "watch.h"
 #include "worker.h"
 
 #ifndef EGRESSD_VERSION
@@ -59,6 +60,11 @@ usage(FILE *f)
 	        "       egressd --hash-secret NAME basic|bearer < SECRET\n"
 	        "                                    print a credentials-file "
 	        "line\n"
+	        "       egressd watch [FILE|-] [--plain] [--once] [--from-start]\n"
+	        "               [--since SECONDS] [--alertmanager URL]\n"
+	        "                                    follow a decision log: "
+	        "denials grouped,\n"
+	        "                                    alerts to Alertmanager\n"
 	        "       egressd -V                   print the version\n"
 	        "default FILE: " DEFAULT_CONFIG "\n");
 }
@@ -512,6 +518,8 @@ main(int argc, char **argv)
 	char err[1024];
 	int test = 0, opt, rc;
 
+	if (argc > 1 && strcmp(argv[1], "watch") == 0)
+		return watch_main(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':

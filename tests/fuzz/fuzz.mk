@@ -10,7 +10,7 @@ FUZZ_BUILD ?= build-fuzz
 PKGS       := libconfig openssl
 
 CORE    := host netset http policy config load reason metrics identity suggest tls \
-           clienthello route config_gateway gitpkt
+           clienthello route config_gateway gitpkt watch_line watch_view
 TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all \
