@@ -307,7 +307,12 @@ metrics_render(char *buf, size_t len, const char *version)
 				unsigned long long v =
 				    get(&requests[p][r][rep]);
 
-				if (v == 0)
+				/* Denials start at 0: rate() and increase()
+				 * see the first one only when the series was
+				 * there before it (a single denial must
+				 * fire EgressdRequestDenied). */
+				if (v == 0 &&
+				    (rep || !reason_is_denial((enum reason)r)))
 					continue;
 				put(&o,
 				    "egressd_requests_total{decision=\"%s\","
