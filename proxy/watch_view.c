@@ -320,6 +320,20 @@ row(struct out *o, const char *fmt, ...)
 	o->buf[o->n] = '\0';
 }
 
+/* Is a more recent than b?  By the log's times (RFC 3339 sorts as text),
+ * else by when watch saw them. */
+static int
+newer(const struct watch_group *a, const struct watch_group *b)
+{
+	if (watch_ts_valid(a->last_ts) && watch_ts_valid(b->last_ts)) {
+		int c = strcmp(a->last_ts, b->last_ts);
+
+		if (c != 0)
+			return c > 0;
+	}
+	return a->last > b->last;
+}
+
 /* Groups by last time, most recent first (insertion order breaks ties). */
 static size_t
 order(const struct watch_view *v, const struct watch_group **out)
@@ -329,8 +343,7 @@ order(const struct watch_view *v, const struct watch_group **out)
 	for (size_t i = 0; i < n; i++)
 		out[i] = &v->groups[i];
 	for (size_t i = 1; i < n; i++)
-		for (size_t j = i; j > 0 && out[j]->last > out[j - 1]->last;
-		     j--) {
+		for (size_t j = i; j > 0 && newer(out[j], out[j - 1]); j--) {
 			const struct watch_group *t = out[j];
 
 			out[j] = out[j - 1];
