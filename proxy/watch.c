@@ -466,7 +466,9 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 		w->done_at = now_s();
 	for (size_t i = 0; i < w->view.ngroups; i++)
 		pending |= w->view.groups[i].changed;
-	if (!pending || now_s() - w->done_at > 10)
+	/* A failing Alertmanager gets 2 s more, a slow one 10. */
+	if (!pending || now_s() - w->done_at > 10 ||
+	    (w->am.last_error[0] && now_s() - w->done_at >= 2))
 		event_base_loopexit(w->base, NULL);
 }
 
@@ -610,6 +612,18 @@ watch_main(int argc, char **argv)
 
 		watch_view_summary(&w.view, summary, sizeof(summary));
 		fputs(summary, w.once ? stdout : stderr);
+	}
+	if (w.use_am) {
+		size_t undelivered = 0;
+
+		for (size_t i = 0; i < w.view.ngroups; i++)
+			undelivered += w.view.groups[i].changed != 0;
+		if (undelivered)
+			fprintf(stderr,
+			        "egressd watch: %zu alerts not delivered to %s "
+			        "(%s)\n",
+			        undelivered, w.am.url,
+			        w.am.last_error[0] ? w.am.last_error : "no answer");
 	}
 	if (w.once)
 		rc = w.view.deny > 0;
