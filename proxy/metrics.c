@@ -48,6 +48,10 @@ names_slot(struct names *t, const char *name)
 {
 	int n, slot = METRICS_MAX_POLICIES - 1;
 
+	/* A name "other" is the last slot's: one series, never two with
+	 * the same labels. */
+	if (strcmp(name, "other") == 0)
+		return slot;
 	pthread_mutex_lock(&t->lock);
 	n = atomic_load(&t->n);
 	for (int i = 0; i < n; i++)

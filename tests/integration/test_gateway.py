@@ -510,14 +510,15 @@ def _git(args, cwd, env):
                           timeout=60)
 
 
-def test_git_clone_and_push_through_insteadof_without_a_token(gw):
+def git_agent(gw):
+    """An agent's home and a clone of probe: its git knows the gateway by
+    insteadOf and gives the phantom token as its password (after the
+    gateway's 401), nothing else.  (home, env, work tree)"""
     home = os.path.join(gw.tmp, "agent-home-%d" % time.monotonic_ns())
     os.makedirs(home)
     env = H.client_env(home, GIT_AUTHOR_NAME="agent", GIT_AUTHOR_EMAIL="a@example.invalid",
                        GIT_COMMITTER_NAME="agent", GIT_COMMITTER_EMAIL="a@example.invalid")
     base = "http://127.0.0.1:%d/git/" % gw.port
-    # The agent's whole git setup: insteadOf and its phantom token as the
-    # password git sends after the gateway's 401.
     for args in (["config", "--global", "url.%s.insteadOf" % base, "https://git.corp.example/"],
                  ["config", "--global", "credential.helper",
                   "!f() { echo username=agent; echo password=%s; }; f" % PHANTOM]):
@@ -525,7 +526,11 @@ def test_git_clone_and_push_through_insteadof_without_a_token(gw):
         assert p.returncode == 0, p.stderr
     p = _git(["clone", "-q", "https://git.corp.example/probe.git", "work"], home, env)
     assert p.returncode == 0, p.stderr
-    work = os.path.join(home, "work")
+    return home, env, os.path.join(home, "work")
+
+
+def test_git_clone_and_push_through_insteadof_without_a_token(gw):
+    home, env, work = git_agent(gw)
     with open(os.path.join(work, "agent.txt"), "w") as f:
         f.write("from the agent\n")
     for args in (["add", "agent.txt"], ["commit", "-q", "-m", "agent"],

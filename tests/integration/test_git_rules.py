@@ -15,32 +15,13 @@ receive-pack bodies for what git itself never sends.
 import http.client
 import os
 import socket
-import subprocess
 import time
 
 import harness as H
-from test_gateway import PHANTOM, REAL_GIT_TOKEN, _git, gw  # noqa: F401 (fixture)
+from test_gateway import PHANTOM, REAL_GIT_TOKEN, _git, git_agent as _agent, gw  # noqa: F401 (fixture)
 
 ZERO = "0" * 40
 MAY_PUSH = "egress policy: this agent may push only refs/heads/agent/*"
-
-
-def _agent(gw):
-    """An agent's home and a clone of probe: its git knows the gateway by
-    insteadOf and gives the phantom token as its password, nothing else."""
-    home = os.path.join(gw.tmp, "git-rules-%d" % time.monotonic_ns())
-    os.makedirs(home)
-    env = H.client_env(home, GIT_AUTHOR_NAME="agent", GIT_AUTHOR_EMAIL="a@example.invalid",
-                       GIT_COMMITTER_NAME="agent", GIT_COMMITTER_EMAIL="a@example.invalid")
-    base = "http://127.0.0.1:%d/git/" % gw.port
-    for args in (["config", "--global", "url.%s.insteadOf" % base, "https://git.corp.example/"],
-                 ["config", "--global", "credential.helper",
-                  "!f() { echo username=agent; echo password=%s; }; f" % PHANTOM]):
-        p = _git(args, home, env)
-        assert p.returncode == 0, p.stderr
-    p = _git(["clone", "-q", "https://git.corp.example/probe.git", "work"], home, env)
-    assert p.returncode == 0, p.stderr
-    return home, env, os.path.join(home, "work")
 
 
 def _commit(work, env, name="agent.txt", data="from the agent\n"):
