@@ -172,6 +172,33 @@ explain_gateway(const struct config *c, const char *path, const char *method,
 	return 0;
 }
 
+/* "http://ADDRESS:PORT/path" of a gateway listener: its path; anything
+ * else as it is. */
+static const char *
+gateway_path_of(const struct config *c, const char *url)
+{
+	const char *auth, *slash;
+	struct host h;
+	uint16_t port;
+
+	if (strncasecmp(url, "http://", 7) != 0)
+		return url;
+	auth = url + 7;
+	slash = strchr(auth, '/');
+	if (!slash || host_parse_authority(auth, (size_t)(slash - auth), 80,
+	                                   &h, &port) < 0 ||
+	    h.kind == HOST_NAME)
+		return url;
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		const struct config_listener *l = &c->listeners[i];
+
+		if (l->gateway && l->port == port &&
+		    strcmp(l->address, h.name) == 0)
+			return slash;
+	}
+	return url;
+}
+
 /* --service: the repository's info/refs request for the service, from a
  * gateway path or URL that names the repository; NULL when malformed. */
 static char *
@@ -237,6 +264,10 @@ explain(const struct config *c, const struct explain_args *a)
 		free(git);
 		return rc;
 	}
+	/* A URL of a gateway listener (what the agent's base URL names) is
+	 * that listener's path. */
+	if (target[0] != '/')
+		target = gateway_path_of(c, target);
 	if (target[0] == '/')
 		return explain_gateway(
 		    c, target, strcmp(method, "CONNECT") == 0 ? "GET" : method,

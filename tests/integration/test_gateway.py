@@ -618,6 +618,9 @@ def test_explain_a_gateway_path(gw):
     assert "credential: x-api-key" in out and REAL_LLM_KEY not in out
     rc, out = explain("/anthropic/v1/files", "GET")
     assert rc == 1 and "reason: path_not_allowed" in out, out
+    # The agent's base URL names the gateway listener: its path is explained.
+    rc, out = explain("http://127.0.0.1:%d/anthropic/v1/messages" % gw.port, "POST")
+    assert rc == 0 and "route: anthropic" in out and "verdict: allow" in out, out
     rc, out = explain("/anthropic/v1/%2e%2e/x", "GET")
     assert rc == 1 and "reason: bad_path" in out, out
     rc, out = explain("/badcert/x", "GET")
