@@ -561,8 +561,17 @@ const confString = (group, key) => new RegExp(`(?:^|[;\\s{])${key}\\s*=\\s*"([^"
 function confRoutes(conf) {
 	return confGroups(confListText(conf, "routes")).map((g) => {
 		const inj = /inject\s*=\s*\{([^}]*)\}/.exec(g)?.[1];
+		const git = /git\s*=\s*\{([^}]*)\}/.exec(g)?.[1];
+		const list = (text, key) => {
+			const m = new RegExp(`(?:^|[;\\s{])${key}\\s*=\\s*\\[([^\\]]*)\\]`).exec(text ?? "");
+			return m ? [...m[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]) : [];
+		};
 		const origin = confString(g, "origin");
 		return {
+			git: git === undefined ? null : {
+				fetch: list(git, "fetch"), push: list(git, "push"), refs: list(git, "refs"),
+				delete: /(?:^|[;\s])delete\s*=\s*true/.test(git), tags: /(?:^|[;\s])tags\s*=\s*true/.test(git),
+			},
 			name: confString(g, "name"), prefix: confString(g, "prefix"), origin,
 			host: /^https:\/\/([^/:]+)/.exec(origin ?? "")?.[1],
 			inject: inj === undefined ? null : {
@@ -1057,6 +1066,17 @@ function gatewayChecks(objs, E) {
 			for (const r of G.routes) {
 				if (!names.has(r.name)) gside.push(`${where}: route ${r.name} is in no policy's routes`);
 				if (!r.inject?.secret) gside.push(`${where}: route ${r.name} injects no credential: the agent would need one of its own`);
+				// A git server's route narrows the token: the repository
+				// the job clones, pushes to agent/* branches only, no
+				// deletes, no tags (issue 13).
+				if (LLM_CLIENTS.some((w) => w.origin === r.origin)) continue;
+				if (!r.git) gside.push(`${where}: route ${r.name} has no git rules: the token's whole reach is the agent's`);
+				else {
+					if (!r.git.fetch.length) gside.push(`${where}: route ${r.name}: git rules name no repository to fetch`);
+					if (r.git.refs.join() !== "refs/heads/agent/*") gside.push(`${where}: route ${r.name}: a push may change ${r.git.refs.join(", ") || "nothing"}, not refs/heads/agent/* only`);
+					if (r.git.delete || r.git.tags) gside.push(`${where}: route ${r.name}: pushes may delete refs or create tags`);
+					if (r.git.fetch.concat(r.git.push).some((x) => x.includes("*"))) gside.push(`${where}: route ${r.name}: a repository pattern with '*' reaches more than the job's repository`);
+				}
 			}
 			const hosts = new Set(confRuleHosts(G.conf).map((h) => h.toLowerCase()));
 			for (const r of G.routes)
@@ -1149,7 +1169,7 @@ function gatewayChecks(objs, E) {
 		}
 	}
 	return [
-		["gateway: a gateway listener the agent reaches, routes to api.anthropic.com, api.openai.com and a git server, each in a policy and injecting a credential, no proxy rule to a route's origin, a bearer line for the phantom token (shared service)", gside],
+		["gateway: a gateway listener the agent reaches, routes to api.anthropic.com, api.openai.com and a git server, each in a policy and injecting a credential, the git route's rules (the job's repository, pushes to refs/heads/agent/* only), no proxy rule to a route's origin, a bearer line for the phantom token (shared service)", gside],
 		["gateway: egressd's container mounts every route's secret from a Secret volume, whole (no subPath) and read-only", gsec],
 		["the agent holds no secret of value: no container of the agent's pods but egressd (init containers included) has a Secret env variable, envFrom or volume, but the phantom token's (shared service)", held],
 		["agent containers: ANTHROPIC_BASE_URL, ANTHROPIC_API_BASE, OPENAI_BASE_URL, OPENAI_API_BASE name the gateway's routes; the API key variables a placeholder (sidecar) or the phantom token (shared service); NO_PROXY holds the gateway's address", envp],
@@ -1621,6 +1641,14 @@ async function selfTest(sharedFile, lockFile, monFile, repo) {
 			const sec = o.find((x) => x.kind === "Secret" && x.data?.credentials);
 			const text = Buffer.from(sec.data.credentials, "base64").toString("utf8").replace(/^aider bearer .*\n/m, "");
 			sec.data.credentials = Buffer.from(text).toString("base64");
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["a git route without git rules is caught", sharedFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.["egressd.conf"]);
+			cm.data["egressd.conf"] = cm.data["egressd.conf"].replace(/git = \{[^}]*\};/, "");
+		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
+		["git rules that let a push change main are caught", lockFile, (o) => {
+			const cm = o.find((x) => x.kind === "ConfigMap" && x.data?.["egressd.conf"]);
+			cm.data["egressd.conf"] = cm.data["egressd.conf"].replace('"refs/heads/agent/*"', '"refs/heads/*"');
 		}, (o) => gatewayChecks(o, findEgressd(o)).flatMap(([, p]) => p)],
 		["the Service without its gateway port is caught", sharedFile, (o) => {
 			const svc = pick(o, "Service", "egressd");
