@@ -68,6 +68,7 @@ def ew(world, egressd_factory):
         return S.render(port, log, world.policy, admin_port=admin_port)
     e = egressd_factory("watch", config)
     e.admin_port = admin_port
+    S.Admin(admin_port).wait_up(timeout=10 * H.SLOW)
 
     def deny(host="denied.test"):
         rc, _, code, _ = H.curl(e.port, "https://%s/" % host)
@@ -124,7 +125,7 @@ def test_follows_the_log_through_rotation_and_truncation(ew):
     assert "3 denied in 3 groups" in err, err
 
 
-def test_garbage_and_huge_lines_are_counted_and_skipped(ew):
+def test_garbage_and_huge_lines_are_counted_and_skipped():
     stream = "\n".join([
         "not json at all",
         '{"event":"deny","host":5}',
@@ -142,7 +143,7 @@ def test_garbage_and_huge_lines_are_counted_and_skipped(ew):
     assert "evil?]0;owned?.test:443" in p.stdout, p.stdout
 
 
-def test_a_dead_alertmanager_neither_blocks_nor_loses_the_log(ew):
+def test_a_dead_alertmanager_neither_blocks_nor_loses_the_log():
     dead = H.free_port()
     stream = "\n".join(_deny_line("h%d.test" % i) for i in range(50)) + "\n"
     t0 = time.monotonic()
