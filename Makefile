@@ -49,7 +49,7 @@ CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(BUILD)/proxy/%.o)
 
 .PHONY: all deps test-deps run test unit integration k8s-test alerts-test check-config \
-        clean format fuzz fuzz-smoke bench bench-smoke valgrind
+        clean format fuzz fuzz-smoke bench bench-gateway bench-smoke valgrind
 
 all: deps $(BUILD)/egressd
 
@@ -117,6 +117,11 @@ $(BUILD)/bench/%: tests/bench/%.c tests/bench/bench.h
 bench: all $(BENCH_TOOLS)
 	EGRESSD=$(abspath $(BUILD)/egressd) BENCH_BIN=$(abspath $(BUILD)/bench) \
 		bash tests/bench/run.sh
+	EGRESSD=$(abspath $(BUILD)/egressd) bash tests/bench/gateway.sh
+
+# The gateway against nginx and a direct HTTPS client (tests/bench/gateway.sh).
+bench-gateway: all
+	EGRESSD=$(abspath $(BUILD)/egressd) bash tests/bench/gateway.sh
 
 bench-smoke: all $(BENCH_TOOLS)
 	EGRESSD=$(abspath $(BUILD)/egressd) BENCH_BIN=$(abspath $(BUILD)/bench) \
