@@ -49,7 +49,7 @@ CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(BUILD)/proxy/%.o)
 
 .PHONY: all deps test-deps run test unit integration k8s-test alerts-test check-config \
-        clean format fuzz fuzz-smoke bench bench-gateway bench-smoke valgrind
+        clean format fuzz fuzz-smoke bench bench-gateway bench-smoke valgrind images
 
 all: deps $(BUILD)/egressd
 
@@ -97,6 +97,11 @@ unit: deps test-deps $(UNITS:%=$(BUILD)/tests/unit/%)
 
 integration: all test-deps
 	EGRESSD=$(abspath $(BUILD)/egressd) sh tests/integration/run.sh
+
+# The container images of k8s/images, built with podman (tests/containers).
+images: deps
+	sh scripts/deps.sh containers
+	bash tests/containers/images.sh
 
 # The alert rules, unit-tested with promtool (tests/alerts).
 alerts-test: test-deps

@@ -2,6 +2,7 @@
 # Install what egressd needs on Debian 12 when it is missing.
 #   deps.sh build   compiler, pkg-config and the four libraries
 #   deps.sh test    what `make test` needs on top: cmocka, dnsmasq, pytest, ...
+#   deps.sh containers  podman, runc and mmdebstrap (make images)
 set -eu
 
 missing=""
@@ -55,6 +56,12 @@ test)
 	need_cmd promtool prometheus
 	need_cmd prometheus prometheus
 	need_cmd prometheus-alertmanager prometheus-alertmanager
+	;;
+containers)
+	# make images and the container test (tests/containers).
+	need_cmd podman podman
+	need_cmd runc runc
+	need_cmd mmdebstrap mmdebstrap
 	;;
 esac
 
