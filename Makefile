@@ -48,7 +48,7 @@ UNITS    := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 CORE_OBJ   := $(CORE:%=$(BUILD)/proxy/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(BUILD)/proxy/%.o)
 
-.PHONY: all deps test-deps run test unit integration k8s-test alerts-test check-config \
+.PHONY: all deps test-deps run test unit integration k8s-test alerts-test container-test check-config \
         clean format fuzz fuzz-smoke bench bench-gateway bench-smoke valgrind images
 
 all: deps $(BUILD)/egressd
@@ -103,6 +103,12 @@ images: deps
 	sh scripts/deps.sh containers
 	bash tests/containers/images.sh
 
+# The images, and the sidecar-lockdown overlay played as a real pod with
+# podman (tests/containers).
+container-test: deps
+	sh scripts/deps.sh containers
+	bash tests/containers/run.sh
+
 # The alert rules, unit-tested with promtool (tests/alerts).
 alerts-test: test-deps
 	sh tests/alerts/run.sh
@@ -143,7 +149,7 @@ fuzz: test-deps
 fuzz-smoke: test-deps
 	sh tests/fuzz/run.sh smoke
 
-test: unit integration k8s-test alerts-test fuzz-smoke
+test: unit integration k8s-test alerts-test container-test fuzz-smoke
 
 # Valgrind (memcheck): the unit tests, then the integration suite with every
 # egressd it starts under valgrind (tests/integration/README.md). A -O1 build

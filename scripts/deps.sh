@@ -62,6 +62,7 @@ containers)
 	need_cmd podman podman
 	need_cmd runc runc
 	need_cmd mmdebstrap mmdebstrap
+	need_cmd catatonit catatonit   # the pause process of `podman kube play`
 	;;
 esac
 

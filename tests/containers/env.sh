@@ -13,6 +13,9 @@ ct_nofile=$(ulimit -Hn)
 [ "$ct_nofile" -gt 65536 ] && ct_nofile=65536
 cat >"$ct_conf_dir/containers.conf" <<EOC
 [containers]
+# The pods' resolver: an address of the test's own network where nothing
+# listens (podman would copy the machine's, which is outside the test).
+dns_servers = ["${CT_DNS:-198.51.100.53}"]
 default_ulimits = ["nofile=$ct_nofile:$ct_nofile"]
 log_driver = "k8s-file"
 
