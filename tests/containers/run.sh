@@ -31,6 +31,7 @@ check() { # check DESCRIPTION COMMAND...: ok when the command succeeds
 
 cleanup() {
 	[ -f "$pod_yaml" ] && podman kube down "$pod_yaml" >/dev/null 2>&1 || true
+	[ -f "$work/shared.yaml" ] && podman kube down "$work/shared.yaml" >/dev/null 2>&1 || true
 	[ -n "$started_up" ] && podman rm -f -t 0 "$started_up" >/dev/null 2>&1 || true
 	podman network rm -f "$net" >/dev/null 2>&1 || true
 	[ -n "${CT_KEEP:-}" ] || rm -rf "$work"
@@ -118,5 +119,34 @@ rc=$(podman inspect "$egressd" --format '{{.State.ExitCode}}')
 check "egressd logged its stop" sh -c "podman logs $egressd 2>&1 | grep -q '\"event\":\"stop\"'"
 
 podman kube down "$pod_yaml" >/dev/null
+
+# --- the shared service ---------------------------------------------------------------
+# The shared-service overlay's egressd Deployment as a pod on the same
+# network, reached from a client container with the example proxy token of
+# k8s/README.md (its credentials file holds that token's hashes).
+ss_yaml=$work/shared.yaml
+kubectl kustomize "$ct_root/k8s/overlays/shared-service" |
+	/usr/bin/python3 "$ct_here/transform.py" shared-service "localhost/egressd:$ct_version" >"$ss_yaml"
+podman kube play --network "$net" --ip 198.51.100.20 "$ss_yaml" >/dev/null
+token=EXAMPLE-token-0123456789abcdef-replace-me
+client() { # client PROXY-URL: curl to a denied destination through it, the CONNECT status
+	podman run --rm --network "$net" -e HTTPS_PROXY="$1" "$agent_img" \
+		curl -sS -o /dev/null -w '%{http_connect}' https://pypi.org/simple/ 2>/dev/null || true
+}
+for _ in $(seq 1 50); do
+	[ "$(client http://198.51.100.20:3128)" = 407 ] && break
+	sleep 0.2
+done
+code=$(client http://198.51.100.20:3128)
+[ "$code" = 407 ] && ok "shared service: a client without the proxy token gets 407" ||
+	not_ok "shared service without a token: $code"
+code=$(client "http://aider:$token@198.51.100.20:3128")
+[ "$code" = 403 ] && ok "shared service: with the token, identified and refused by the policy (403)" ||
+	not_ok "shared service with the token: $code"
+check "shared service: its log names the identity aider" \
+	sh -c "podman logs egressd-ss-egressd 2>&1 | grep -q '\"identity\":\"aider\".*\"reason\":\"host_not_allowed\"'"
+check "shared service: its log never holds the token" \
+	sh -c "! podman logs egressd-ss-egressd 2>&1 | grep -q '$token'"
+podman kube down "$ss_yaml" >/dev/null
 echo "containers: $pass passed, $fail failed ($(($(date +%s) - t0)) s)"
 [ "$fail" = 0 ]

@@ -20,8 +20,16 @@ What changes, and nothing else:
     set in tests/containers/env.sh).
 
 usage: transform.py AGENT_IMAGE EGRESSD_IMAGE LOCKDOWN_IMAGE UPSTREAM_IP
+
+transform.py shared-service EGRESSD_IMAGE: the shared-service overlay's
+egressd Deployment as a Pod (podman restarts a Deployment's pod badly), its
+projected volume (which podman refuses) as one ConfigMap holding both
+egressd.conf and the credentials file (the example credentials: not
+secret), its Secret volumes as ConfigMaps with test values, without the
+kubelet's probes and the preStop sleep (podman ignores it).
 """
 
+import base64
 import re
 import sys
 
@@ -66,15 +74,7 @@ def main(agent, egressd, lockdown, upstream_ip):
     expand(main_c.get("env", []))
     spec["initContainers"] = [lock]
     spec["containers"] = [sidecar, main_c]
-    for v in spec["volumes"]:
-        if "secret" in v:
-            name = "ct-" + v["secret"]["secretName"]
-            keys = [i["key"] for i in v["secret"].get("items", [])]
-            out.append({"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": name, "namespace": job["metadata"]["namespace"]},
-                        "data": {k: "ct-test-value-%s\n" % k for k in keys}})
-            v["configMap"] = {"name": name, "items": v["secret"].get("items", [])}
-            del v["secret"]
+    secret_volumes_to_configmaps(spec, job["metadata"]["namespace"], out)
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": "egressd-ct", "namespace": job["metadata"]["namespace"],
                         "labels": job["spec"]["template"]["metadata"].get("labels", {})},
@@ -83,7 +83,62 @@ def main(agent, egressd, lockdown, upstream_ip):
     yaml.safe_dump_all(out, sys.stdout, sort_keys=False)
 
 
+def secret_volumes_to_configmaps(spec, ns, out):
+    for v in spec["volumes"]:
+        if "secret" in v:
+            name = "ct-" + v["secret"]["secretName"]
+            keys = [i["key"] for i in v["secret"].get("items", [])]
+            out.append({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": name, "namespace": ns},
+                        "data": {k: "ct-test-value-%s\n" % k for k in keys}})
+            v["configMap"] = {"name": name, "items": v["secret"].get("items", [])}
+            del v["secret"]
+
+
+def shared_service(egressd):
+    docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
+    dep = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "egressd")
+    ns = dep["metadata"]["namespace"]
+    spec = dep["spec"]["template"]["spec"]
+    out = []
+    c = spec["containers"][0]
+    c["image"] = egressd
+    for k in ("livenessProbe", "readinessProbe", "startupProbe", "lifecycle"):
+        c.pop(k, None)
+    for v in spec["volumes"]:
+        if "projected" in v:
+            data = {}
+            for src in v["projected"]["sources"]:
+                if "configMap" in src:
+                    cm = next(d for d in docs if d["kind"] == "ConfigMap"
+                              and d["metadata"]["name"] == src["configMap"]["name"])
+                    data.update(cm["data"])
+                else:
+                    sec = next(d for d in docs if d["kind"] == "Secret"
+                               and d["metadata"]["name"] == src["secret"]["name"])
+                    data.update({k: base64.b64decode(x).decode()
+                                 for k, x in sec.get("data", {}).items()})
+                    data.update(sec.get("stringData", {}))
+            out.append({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "ct-egressd-config", "namespace": ns},
+                        "data": data})
+            v["configMap"] = {"name": "ct-egressd-config"}
+            del v["projected"]
+    secret_volumes_to_configmaps(spec, ns, out)
+    spec["restartPolicy"] = "OnFailure"
+    spec.pop("affinity", None)
+    spec.pop("topologySpreadConstraints", None)
+    out.append({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "egressd-ss", "namespace": ns,
+                             "labels": dep["spec"]["template"]["metadata"].get("labels", {})},
+                "spec": spec})
+    yaml.safe_dump_all(out, sys.stdout, sort_keys=False)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 5:
+    if len(sys.argv) == 3 and sys.argv[1] == "shared-service":
+        shared_service(sys.argv[2])
+    elif len(sys.argv) == 5:
+        main(*sys.argv[1:])
+    else:
         sys.exit(__doc__)
-    main(*sys.argv[1:])
