@@ -4,7 +4,8 @@
 # `podman kube play`, on a podman network with no route out (--internal).
 # What the agent sees and what egressd's container is are checked from
 # inside the pod and from /proc.  Everything it starts is removed at the
-# end; the images are kept (the next run builds only what changed).
+# end, its test agent image too; the egressd images (make images) and the
+# Debian base image stay.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -34,6 +35,9 @@ cleanup() {
 	[ -f "$work/shared.yaml" ] && podman kube down "$work/shared.yaml" >/dev/null 2>&1 || true
 	[ -n "$started_up" ] && podman rm -f -t 0 "$started_up" >/dev/null 2>&1 || true
 	podman network rm -f "$net" >/dev/null 2>&1 || true
+	# The test's own image goes; make images' egressd images and the
+	# Debian base stay (what a user builds, and the cache).
+	podman rmi -f "$agent_img" >/dev/null 2>&1 || true
 	[ -n "${CT_KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
